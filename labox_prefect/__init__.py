@@ -1,0 +1,1 @@
+"""labox-prefect: every Prefect task output as a typed, tagged, queryable Labox record."""

@@ -1,0 +1,215 @@
+"""The registry: which storables, unpackers, serializers and storages exist, by name.
+
+Loading resolves every component through the registry by the name a record stores, and
+every storable class by its class id, so nothing is ever imported because stored data said
+so. Precedence (lowest to highest): components found in ``modules``, then those of
+``registries`` (in order), then the ones passed explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from labox_prefect.core.errors import NotRegisteredError
+from labox_prefect.core.serializer import Serializer, StreamSerializer
+from labox_prefect.core.storable import Storable
+from labox_prefect.core.storage import Storage
+from labox_prefect.core.unpacker import Unpacker
+
+
+@dataclass
+class _Tables:
+    storables: dict[uuid.UUID, type[Storable]] = field(default_factory=dict)
+    unpackers: dict[str, Unpacker[Any]] = field(default_factory=dict)
+    serializers: dict[str, Serializer[Any]] = field(default_factory=dict)
+    stream_serializers: dict[str, StreamSerializer[Any]] = field(default_factory=dict)
+    serializer_by_type: dict[type[Any], Serializer[Any]] = field(default_factory=dict)
+    stream_serializer_by_type: dict[type[Any], StreamSerializer[Any]] = field(
+        default_factory=dict
+    )
+    storages: dict[str, Storage] = field(default_factory=dict)
+    default_storage: Storage | None = None
+
+    def merge(self, other: _Tables) -> None:
+        """Add ``other``'s entries, letting them win over ours."""
+        self.storables.update(other.storables)
+        self.unpackers.update(other.unpackers)
+        self.serializers.update(other.serializers)
+        self.stream_serializers.update(other.stream_serializers)
+        self.serializer_by_type.update(other.serializer_by_type)
+        self.stream_serializer_by_type.update(other.stream_serializer_by_type)
+        self.storages.update(other.storages)
+        if other.default_storage is not None:
+            self.default_storage = other.default_storage
+
+
+class Registry:
+    """Everything a save or load may use, looked up by name, class id or type.
+
+    With no ``default_storage``, saves go to a FileStorage under ``$LABOX_HOME`` so that
+    saved data outlives the process.
+    """
+
+    def __init__(
+        self,
+        *,
+        modules: Sequence[str | ModuleType] = (),
+        registries: Sequence[Registry] = (),
+        storables: Sequence[type[Storable]] = (),
+        unpackers: Sequence[Unpacker[Any]] = (),
+        serializers: Sequence[Serializer[Any] | StreamSerializer[Any]] = (),
+        storages: Sequence[Storage] = (),
+        default_storage: Storage | None = None,
+    ) -> None:
+        tables = _Tables()
+        tables.merge(_tables_from(_module_exports(modules)))
+        for registry in registries:
+            tables.merge(registry._tables)
+        tables.merge(
+            _tables_from([*storables, *unpackers, *serializers, *storages], explicit=True)
+        )
+        if default_storage is not None:
+            tables.storages[default_storage.name] = default_storage
+            tables.default_storage = default_storage
+        if tables.default_storage is None:
+            from labox_prefect.core.builtin.storages import default_file_storage
+
+            fallback = default_file_storage()
+            tables.storages.setdefault(fallback.name, fallback)
+            tables.default_storage = tables.storages[fallback.name]
+        self._tables = tables
+
+    # --- lookups by what a record stores -------------------------------------------------
+
+    @property
+    def default_storage(self) -> Storage:
+        assert self._tables.default_storage is not None
+        return self._tables.default_storage
+
+    def get_storable(self, class_id: uuid.UUID) -> type[Storable]:
+        try:
+            return self._tables.storables[class_id]
+        except KeyError:
+            raise NotRegisteredError(
+                f"No storable class with class_id {class_id} is registered "
+                f"({_listing(c.__qualname__ for c in self._tables.storables.values())}). "
+                f"Add its module to Registry(modules=[...]) or pass storables=[...]."
+            ) from None
+
+    def get_unpacker(self, name: str) -> Unpacker[Any]:
+        return _lookup(self._tables.unpackers, name, "unpacker", "unpackers")
+
+    def get_serializer(self, name: str) -> Serializer[Any]:
+        return _lookup(self._tables.serializers, name, "serializer", "serializers")
+
+    def get_stream_serializer(self, name: str) -> StreamSerializer[Any]:
+        return _lookup(
+            self._tables.stream_serializers, name, "stream serializer", "serializers"
+        )
+
+    def get_storage(self, name: str) -> Storage:
+        return _lookup(self._tables.storages, name, "storage", "storages")
+
+    # --- inference from Python types ----------------------------------------------------
+
+    def infer_serializer(self, cls: type[Any]) -> Serializer[Any]:
+        """The serializer registered for the nearest class in ``cls``'s MRO."""
+        found = _by_mro(self._tables.serializer_by_type, cls)
+        if found is None:
+            raise NotRegisteredError(
+                f"No serializer is registered for {_type_name(cls)} (serializers handle: "
+                f"{_listing(_type_name(t) for t in self._tables.serializer_by_type)}). "
+                f"Register one with Registry(serializers=[...]) or wrap the value in a "
+                f"storable with an explicit serializer."
+            )
+        return found
+
+    def infer_stream_serializer(self, cls: type[Any]) -> StreamSerializer[Any]:
+        """The stream serializer registered for the nearest class in ``cls``'s MRO."""
+        found = _by_mro(self._tables.stream_serializer_by_type, cls)
+        if found is None:
+            raise NotRegisteredError(
+                f"No stream serializer is registered for items of type {_type_name(cls)} "
+                f"(stream serializers handle: "
+                f"{_listing(_type_name(t) for t in self._tables.stream_serializer_by_type)}). "
+                f"Register one with Registry(serializers=[...]) or name it in a ContentSpec."
+            )
+        return found
+
+    def infer_unpacker(self, cls: type[Storable]) -> Unpacker[Any]:
+        return cls.storable_unpacker()
+
+    # --- what is known (for error messages, the CLI and plugins) ---------------------------
+
+    @property
+    def storables(self) -> dict[uuid.UUID, type[Storable]]:
+        return dict(self._tables.storables)
+
+    @property
+    def storages(self) -> dict[str, Storage]:
+        return dict(self._tables.storages)
+
+
+def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
+    tables = _Tables()
+    for item in components:
+        if isinstance(item, type) and issubclass(item, Storable):
+            if not explicit and not item.has_explicit_class_id():
+                continue  # bases like StorableModel, or classes not meant to be found
+            tables.storables[item.storable_class_id()] = item
+            unpacker = item.storable_unpacker()
+            tables.unpackers[unpacker.name] = unpacker
+        elif isinstance(item, Unpacker):
+            tables.unpackers[item.name] = item
+        elif isinstance(item, Serializer):
+            tables.serializers[item.name] = item
+            tables.serializer_by_type.update(dict.fromkeys(item.types, item))
+        elif isinstance(item, StreamSerializer):
+            tables.stream_serializers[item.name] = item
+            tables.stream_serializer_by_type.update(dict.fromkeys(item.types, item))
+        elif isinstance(item, Storage):
+            tables.storages[item.name] = item
+        elif explicit:
+            raise TypeError(
+                f"{item!r} is not a storable class, unpacker, serializer or storage."
+            )
+    return tables
+
+
+def _module_exports(modules: Iterable[str | ModuleType]) -> Iterator[Any]:
+    for module in modules:
+        mod = importlib.import_module(module) if isinstance(module, str) else module
+        names = getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]
+        for name in names:
+            yield getattr(mod, name)
+
+
+def _by_mro(table: dict[type[Any], Any], cls: type[Any]) -> Any:
+    for base in cls.__mro__:
+        if base in table:
+            return table[base]
+    return None
+
+
+def _lookup(table: dict[str, Any], name: str, what: str, kwarg: str) -> Any:
+    try:
+        return table[name]
+    except KeyError:
+        raise NotRegisteredError(
+            f"No {what} named {name!r} is registered ({_listing(table)}). "
+            f"Pass it with Registry({kwarg}=[...]) or add its module to Registry(modules=[...])."
+        ) from None
+
+
+def _listing(names: Iterable[str]) -> str:
+    items = sorted(set(names))
+    return "registered: " + ", ".join(items) if items else "none are registered"
+
+
+def _type_name(cls: type[Any]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__name__
