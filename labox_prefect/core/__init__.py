@@ -18,7 +18,10 @@ from labox_prefect.core.errors import (
     StorableTypeError,
     StorageKeyError,
 )
+from labox_prefect.core.future import Future
+from labox_prefect.core.loader import Loader, ManifestNotFoundError, load_one, new_loader
 from labox_prefect.core.registry import Registry
+from labox_prefect.core.saver import Saver, new_saver, save_one
 from labox_prefect.core.serializer import (
     SerializedData,
     SerializedDataStream,
@@ -27,6 +30,7 @@ from labox_prefect.core.serializer import (
 )
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage, StorageConfig
+from labox_prefect.core.tags import InvalidTagsError, Tags
 from labox_prefect.core.unpacker import UnpackedStream, UnpackedValue, Unpacker
 
 __all__ = [
@@ -36,22 +40,32 @@ __all__ = [
     "ContentMissingError",
     "ContentRecord",
     "Digest",
+    "Future",
+    "InvalidTagsError",
     "LaboxError",
+    "Loader",
+    "ManifestNotFoundError",
     "ManifestRecord",
     "NotRegisteredError",
     "Registry",
     "SaveNotCompleteError",
+    "Saver",
     "SerializationError",
     "SerializedData",
     "SerializedDataStream",
     "Serializer",
     "Storable",
+    "StorableTypeError",
     "Storage",
     "StorageConfig",
-    "StorableTypeError",
     "StorageKeyError",
     "StreamSerializer",
+    "Tags",
     "UnpackedStream",
     "UnpackedValue",
     "Unpacker",
+    "load_one",
+    "new_loader",
+    "new_saver",
+    "save_one",
 ]

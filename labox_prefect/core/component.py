@@ -8,6 +8,7 @@ never make us import code.
 from __future__ import annotations
 
 import re
+
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]+@v\d+$")
 
 

@@ -147,4 +147,3 @@ class ContentRecord(BaseRecord):
 
 
 __all__ = ["BaseRecord", "ContentRecord", "ManifestRecord", "SchemaTask", "UTCDateTime", "utcnow"]
-

@@ -7,7 +7,7 @@ and no extra memory, whatever the size of a stream.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from labox_prefect.core.errors import ContentCorruptedError
@@ -97,7 +97,7 @@ def verify_bytes(data: bytes, expected_hash: str, algorithm: str, where: str) ->
 
 async def verify_stream(
     stream: AsyncIterable[bytes], expected_hash: str, algorithm: str, where: str
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Pass a byte stream through, raising ContentCorruptedError at its end on a mismatch.
 
     A stream cannot be checked before it is read, so the last chunk is held back until the

@@ -13,13 +13,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from labox_prefect.core.errors import NotRegisteredError
 from labox_prefect.core.serializer import Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.unpacker import Unpacker
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -29,9 +31,7 @@ class _Tables:
     serializers: dict[str, Serializer[Any]] = field(default_factory=dict)
     stream_serializers: dict[str, StreamSerializer[Any]] = field(default_factory=dict)
     serializer_by_type: dict[type[Any], Serializer[Any]] = field(default_factory=dict)
-    stream_serializer_by_type: dict[type[Any], StreamSerializer[Any]] = field(
-        default_factory=dict
-    )
+    stream_serializer_by_type: dict[type[Any], StreamSerializer[Any]] = field(default_factory=dict)
     storages: dict[str, Storage] = field(default_factory=dict)
     default_storage: Storage | None = None
 
@@ -70,9 +70,7 @@ class Registry:
         tables.merge(_tables_from(_module_exports(modules)))
         for registry in registries:
             tables.merge(registry._tables)
-        tables.merge(
-            _tables_from([*storables, *unpackers, *serializers, *storages], explicit=True)
-        )
+        tables.merge(_tables_from([*storables, *unpackers, *serializers, *storages], explicit=True))
         if default_storage is not None:
             tables.storages[default_storage.name] = default_storage
             tables.default_storage = default_storage
@@ -82,7 +80,7 @@ class Registry:
             fallback = default_file_storage()
             tables.storages.setdefault(fallback.name, fallback)
             tables.default_storage = tables.storages[fallback.name]
-        self._tables = tables
+        self._tables: _Tables = tables
 
     # --- lookups by what a record stores -------------------------------------------------
 
@@ -108,9 +106,7 @@ class Registry:
         return _lookup(self._tables.serializers, name, "serializer", "serializers")
 
     def get_stream_serializer(self, name: str) -> StreamSerializer[Any]:
-        return _lookup(
-            self._tables.stream_serializers, name, "stream serializer", "serializers"
-        )
+        return _lookup(self._tables.stream_serializers, name, "stream serializer", "serializers")
 
     def get_storage(self, name: str) -> Storage:
         return _lookup(self._tables.storages, name, "storage", "storages")
@@ -122,8 +118,8 @@ class Registry:
         found = _by_mro(self._tables.serializer_by_type, cls)
         if found is None:
             raise NotRegisteredError(
-                f"No serializer is registered for {_type_name(cls)} (serializers handle: "
-                f"{_listing(_type_name(t) for t in self._tables.serializer_by_type)}). "
+                f"No serializer is registered for {_type_name(cls)} (types with one: "
+                f"{_names(_type_name(t) for t in self._tables.serializer_by_type)}). "
                 f"Register one with Registry(serializers=[...]) or wrap the value in a "
                 f"storable with an explicit serializer."
             )
@@ -135,8 +131,8 @@ class Registry:
         if found is None:
             raise NotRegisteredError(
                 f"No stream serializer is registered for items of type {_type_name(cls)} "
-                f"(stream serializers handle: "
-                f"{_listing(_type_name(t) for t in self._tables.stream_serializer_by_type)}). "
+                f"(item types with one: "
+                f"{_names(_type_name(t) for t in self._tables.stream_serializer_by_type)}). "
                 f"Register one with Registry(serializers=[...]) or name it in a ContentSpec."
             )
         return found
@@ -175,9 +171,7 @@ def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
         elif isinstance(item, Storage):
             tables.storages[item.name] = item
         elif explicit:
-            raise TypeError(
-                f"{item!r} is not a storable class, unpacker, serializer or storage."
-            )
+            raise TypeError(f"{item!r} is not a storable class, unpacker, serializer or storage.")
     return tables
 
 
@@ -189,14 +183,14 @@ def _module_exports(modules: Iterable[str | ModuleType]) -> Iterator[Any]:
             yield getattr(mod, name)
 
 
-def _by_mro(table: dict[type[Any], Any], cls: type[Any]) -> Any:
+def _by_mro(table: dict[type[Any], C], cls: type[Any]) -> C | None:
     for base in cls.__mro__:
         if base in table:
             return table[base]
     return None
 
 
-def _lookup(table: dict[str, Any], name: str, what: str, kwarg: str) -> Any:
+def _lookup(table: dict[str, C], name: str, what: str, kwarg: str) -> C:
     try:
         return table[name]
     except KeyError:
@@ -206,9 +200,13 @@ def _lookup(table: dict[str, Any], name: str, what: str, kwarg: str) -> Any:
         ) from None
 
 
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(sorted(set(names))) or "none"
+
+
 def _listing(names: Iterable[str]) -> str:
-    items = sorted(set(names))
-    return "registered: " + ", ".join(items) if items else "none are registered"
+    items = _names(names)
+    return "none are registered" if items == "none" else f"registered: {items}"
 
 
 def _type_name(cls: type[Any]) -> str:

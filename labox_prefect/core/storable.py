@@ -10,12 +10,10 @@ from __future__ import annotations
 import re
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from labox_prefect.core.errors import StorableTypeError
-
-if TYPE_CHECKING:
-    from labox_prefect.core.unpacker import Unpacker
+from labox_prefect.core.unpacker import Unpacker
 
 _CLASS_ID_NAMESPACE = uuid.UUID("6f1d3c1e-6b0a-4c35-9a37-3c8f3e0b7a51")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,32}$")

@@ -49,7 +49,5 @@ class Unpacker(Component, Generic[S]):
     def unpack_object(self, obj: S, registry: Registry, /) -> Mapping[str, Unpacked]:
         raise NotImplementedError
 
-    def repack_object(
-        self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /
-    ) -> S:
+    def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:
         raise NotImplementedError

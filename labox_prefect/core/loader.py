@@ -1,0 +1,291 @@
+"""Loading storables: read every content, check its hash, deserialize, repack.
+
+Classes and components are found through the registry only (by class id and by name), so
+loading never imports what stored data names. Every blob is verified against the sha256
+recorded on save; streams are verified as they are read and fail at their end if corrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from sqlalchemy import inspect, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from labox_prefect.core.database import ContentRecord, ManifestRecord
+from labox_prefect.core.digest import verify_bytes, verify_stream
+from labox_prefect.core.errors import LaboxError, StorableTypeError
+from labox_prefect.core.future import Future
+from labox_prefect.core.registry import Registry
+from labox_prefect.core.serializer import SerializedData, SerializedDataStream, StreamSerializer
+from labox_prefect.core.storable import Storable
+from labox_prefect.core.storage import Storage
+
+S = TypeVar("S", bound=Storable)
+
+DEFAULT_MAX_CONCURRENCY = 16
+_INLINE_DESERIALIZE_LIMIT = 64 * 1024
+"""Blobs up to this size are decoded on the loop; a thread hop costs more than they do."""
+_IDS_PER_QUERY = 1_000
+
+
+class ManifestNotFoundError(LaboxError, LookupError):
+    """No manifest record has the requested id."""
+
+
+@dataclass(slots=True)
+class _Request:
+    manifest_id: uuid.UUID
+    cls: type[Storable] | None
+    future: Future[Any]
+
+
+class Loader:
+    """Collects records with ``load_soon``; they are loaded when the context exits."""
+
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        registry: Registry,
+        stack: AsyncExitStack | None,
+        max_concurrency: int,
+    ) -> None:
+        self._session = session
+        self._registry = registry
+        self._stack = stack
+        self._max_concurrency = max_concurrency
+        self._requests: list[_Request] = []
+
+    @overload
+    def load_soon(self, record: ManifestRecord | uuid.UUID, cls: type[S]) -> Future[S]: ...
+    @overload
+    def load_soon(self, record: ManifestRecord | uuid.UUID, cls: None = None) -> Future[Any]: ...
+    def load_soon(
+        self, record: ManifestRecord | uuid.UUID, cls: type[S] | None = None
+    ) -> Future[Any]:
+        """Queue a record (or manifest id); with no ``cls`` the registry names the class."""
+        future: Future[Any] = Future()
+        self._requests.append(_Request(_manifest_id(record), cls, future))
+        return future
+
+    async def _load_all(self) -> None:
+        requests, self._requests = self._requests, []
+        if not requests:
+            return
+        ids = list({r.manifest_id for r in requests})
+        manifests, contents = await self._fetch(ids)
+        limit = asyncio.Semaphore(self._max_concurrency)
+
+        async def load(request: _Request) -> Any:
+            async with limit:
+                return await self._load(request, manifests, contents)
+
+        outcomes = await asyncio.gather(*map(load, requests), return_exceptions=True)
+        failures = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                request.future.set_exception(outcome)
+                failures.append(outcome)
+            else:
+                request.future.set_value(outcome)
+        if failures:
+            first = failures[0]
+            if len(failures) > 1:
+                first.add_note(
+                    f"{len(failures) - 1} more record(s) failed to load; read each future's "
+                    f".value for its own error."
+                )
+            raise first
+
+    async def _fetch(
+        self, ids: list[uuid.UUID]
+    ) -> tuple[dict[uuid.UUID, Mapping[str, Any]], dict[uuid.UUID, list[Mapping[str, Any]]]]:
+        manifests: dict[uuid.UUID, Mapping[str, Any]] = {}
+        contents: dict[uuid.UUID, list[Mapping[str, Any]]] = {mid: [] for mid in ids}
+        manifest_table = ManifestRecord.__table__
+        content_table = ContentRecord.__table__
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            result = await self._session.execute(
+                select(manifest_table).where(manifest_table.c.id.in_(chunk))
+            )
+            manifests.update((row["id"], dict(row)) for row in result.mappings())
+            result = await self._session.execute(
+                select(content_table).where(content_table.c.manifest_id.in_(chunk))
+            )
+            for row in result.mappings():
+                contents[row["manifest_id"]].append(dict(row))
+        return manifests, contents
+
+    async def _load(
+        self,
+        request: _Request,
+        manifests: Mapping[uuid.UUID, Mapping[str, Any]],
+        contents: Mapping[uuid.UUID, Sequence[Mapping[str, Any]]],
+    ) -> Any:
+        manifest = manifests.get(request.manifest_id)
+        if manifest is None:
+            raise ManifestNotFoundError(
+                f"No manifest with id {request.manifest_id} exists in this database; check "
+                f"the database URL, or whether the record was deleted."
+            )
+        cls = self._storable_class(request.cls, manifest["class_id"])
+        unpacker = self._registry.get_unpacker(manifest["unpacker_name"])
+        values: dict[str, Any] = {}
+        for row in contents[request.manifest_id]:
+            try:
+                if row["serializer_type"] == "stream":
+                    values[row["content_key"]] = self._open_stream(row)
+                else:
+                    values[row["content_key"]] = await self._read_value(row)
+            except Exception as error:
+                error.add_note(
+                    f"(while loading content {row['content_key']!r} of manifest "
+                    f"{request.manifest_id})"
+                )
+                raise
+        return unpacker.repack_object(cls, values, self._registry)
+
+    def _storable_class(self, cls: type[Storable] | None, class_id: uuid.UUID) -> type[Storable]:
+        if cls is None:
+            return self._registry.get_storable(class_id)
+        if cls.storable_class_id() != class_id:
+            raise StorableTypeError(
+                f"The record holds class_id {class_id}, but {cls.__qualname__} has class_id "
+                f"{cls.storable_class_id()}; pass the class it was saved as, or no class to let "
+                f"the registry find it."
+            )
+        return cls
+
+    async def _read_value(self, row: Mapping[str, Any]) -> Any:
+        serializer = self._registry.get_serializer(row["serializer_name"])
+        storage = self._registry.get_storage(row["storage_name"])
+        data = await storage.read_data(row["storage_config"])
+        where = f"{storage.name} {row['storage_config']}"
+        content = SerializedData(
+            data=data,
+            content_type=row["content_type"],
+            content_encoding=row["content_encoding"],
+            config=row["serializer_config"] or {},
+        )
+        if len(data) <= _INLINE_DESERIALIZE_LIMIT:
+            verify_bytes(data, row["content_hash"], row["content_hash_algorithm"], where)
+            return serializer.deserialize_data(content)
+
+        def verify_and_decode() -> Any:
+            verify_bytes(data, row["content_hash"], row["content_hash_algorithm"], where)
+            return serializer.deserialize_data(content)
+
+        return await asyncio.to_thread(verify_and_decode)
+
+    def _open_stream(self, row: Mapping[str, Any]) -> AsyncGenerator[Any, None]:
+        serializer = self._registry.get_stream_serializer(row["serializer_name"])
+        storage = self._registry.get_storage(row["storage_name"])
+        stream = _verified_items(serializer, storage, row)
+        if self._stack is not None:
+            self._stack.push_async_callback(stream.aclose)
+        return stream
+
+
+async def _verified_items(
+    serializer: StreamSerializer[Any], storage: Storage, row: Mapping[str, Any]
+) -> AsyncGenerator[Any, None]:
+    """Items of a stored stream; bytes are hash-checked on the way, nothing is read early."""
+    raw = verify_stream(
+        storage.read_data_stream(row["storage_config"]),
+        row["content_hash"],
+        row["content_hash_algorithm"],
+        f"{storage.name} {row['storage_config']}",
+    )
+    items = serializer.deserialize_data_stream(
+        SerializedDataStream(
+            data_stream=raw,
+            content_type=row["content_type"],
+            content_encoding=row["content_encoding"],
+            config=row["serializer_config"] or {},
+        )
+    )
+    try:
+        async for item in items:
+            yield item
+    finally:
+        if isinstance(items, AsyncGenerator):
+            await items.aclose()
+        await raw.aclose()
+
+
+@asynccontextmanager
+async def new_loader(
+    *,
+    session: AsyncSession,
+    registry: Registry,
+    stack: AsyncExitStack | None = None,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+) -> AsyncIterator[Loader]:
+    """Load many records concurrently; futures resolve, in request order, at block exit.
+
+    Streams inside loaded objects are closed by ``stack`` when given, otherwise when they
+    are garbage collected.
+    """
+    if max_concurrency < 1:
+        raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}.")
+    loader = Loader(
+        session=session, registry=registry, stack=stack, max_concurrency=max_concurrency
+    )
+    yield loader
+    await loader._load_all()
+
+
+@overload
+async def load_one(
+    record: ManifestRecord | uuid.UUID,
+    cls: type[S],
+    *,
+    session: AsyncSession,
+    registry: Registry,
+    stack: AsyncExitStack | None = None,
+) -> S: ...
+@overload
+async def load_one(
+    record: ManifestRecord | uuid.UUID,
+    cls: None = None,
+    *,
+    session: AsyncSession,
+    registry: Registry,
+    stack: AsyncExitStack | None = None,
+) -> Any: ...
+async def load_one(
+    record: ManifestRecord | uuid.UUID,
+    cls: type[S] | None = None,
+    *,
+    session: AsyncSession,
+    registry: Registry,
+    stack: AsyncExitStack | None = None,
+) -> Any:
+    """Load one record (or manifest id) back into its storable object."""
+    async with new_loader(session=session, registry=registry, stack=stack) as loader:
+        future = loader.load_soon(record, cls)
+    return future.value
+
+
+def _manifest_id(record: ManifestRecord | uuid.UUID) -> uuid.UUID:
+    if isinstance(record, uuid.UUID):
+        return record
+    if not isinstance(record, ManifestRecord):
+        raise TypeError(
+            f"load_soon/load_one take a ManifestRecord or its id, not {type(record).__name__}."
+        )
+    # The identity survives expiry, so a record from a committed session still names its id
+    # without a lazy load (which async sessions cannot do).
+    state = inspect(record)
+    if state.identity is not None:
+        return uuid.UUID(str(state.identity[0]))
+    return record.id
