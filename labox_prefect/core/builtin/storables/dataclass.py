@@ -12,7 +12,7 @@ import dataclasses
 import typing
 from typing import Any, TypeVar
 
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
 from labox_prefect.core.builtin.storables.fields import FieldInfo, FieldsUnpacker, content_spec_of
 from labox_prefect.core.errors import StorableTypeError
@@ -80,12 +80,11 @@ def _adapters(cls: type[Any]) -> dict[str, TypeAdapter[Any]]:
 
 
 def _adapter(annotation: Any) -> TypeAdapter[Any]:
-    # Models, dataclasses and TypedDicts carry their own config and refuse ours.
-    if isinstance(annotation, type) and (
-        dataclasses.is_dataclass(annotation) or hasattr(annotation, "model_config")
-    ):
+    try:
+        return TypeAdapter(annotation, config=_ADAPTER_CONFIG)
+    except PydanticUserError:
+        # Models, dataclasses and TypedDicts carry their own config and refuse ours.
         return TypeAdapter(annotation)
-    return TypeAdapter(annotation, config=_ADAPTER_CONFIG)
 
 
 def _is_annotated(annotation: Any) -> bool:
