@@ -1,0 +1,251 @@
+"""One content-addressed storage over any fsspec filesystem: local files, memory, S3.
+
+Every blob lives at ``<root>/<h[:2]>/<h>`` where ``h`` is the sha256 of its bytes, so the
+key alone proves nothing about the bytes (the loader verifies the hash) but the *shape* of a
+key is checked strictly before any path is built: a stored config can never point outside
+the root, whatever a database row says.
+
+Writes never leave a partial blob under a final key. Filesystems write a temporary file
+and rename it; object stores put a value in one request, and upload a stream to a temporary
+key that is copied to the final key server-side once complete. fsspec's calls are blocking
+(s3fs runs them on fsspec's own IO loop), so each one runs in a worker thread: the storage
+can be used from any event loop or thread over its life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import posixpath
+import re
+import reprlib
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import IO, Any
+
+from fsspec import AbstractFileSystem
+
+from labox_prefect.core.component import check_component_name
+from labox_prefect.core.digest import HASH_ALGORITHM, Digest
+from labox_prefect.core.errors import ContentMissingError, StorageKeyError
+from labox_prefect.core.storage import Storage, StorageConfig, TagMap
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK_SIZE = 4 * 1024 * 1024
+"""Bytes per chunk of a stream read: few thread hops per GiB, little memory per stream."""
+
+WRITE_BUFFER_SIZE = 4 * 1024 * 1024
+"""Small stream chunks are gathered up to this size before one write in a worker thread."""
+
+WRITE_BLOCK_SIZE = 8 * 1024 * 1024
+"""Part size of streamed uploads to object stores (S3 needs at least 5 MiB per part)."""
+
+TEMP_DIR = ".tmp"
+"""Folder under the root for writes in progress; never a valid key, so never listed."""
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+_KEY = re.compile(r"(?P<folder>[0-9a-f]{2})/(?P<hash>[0-9a-f]{64})")
+_FOLDER = re.compile(r"[0-9a-f]{2}")
+
+
+def key_for_hash(content_hash: str) -> str:
+    """The key of a blob: its sha256 under a folder named by the hash's first two digits."""
+    if not _HASH.fullmatch(content_hash):
+        msg = (
+            f"{content_hash!r} is not a lowercase hex {HASH_ALGORITHM} digest; content-addressed "
+            f"storages key blobs by the digest that labox_prefect.core.digest computes."
+        )
+        raise ValueError(msg)
+    return f"{content_hash[:2]}/{content_hash}"
+
+
+class FsspecStorage(Storage):
+    """A content-addressed storage under ``root`` of an fsspec filesystem.
+
+    ``object_store`` says how writes stay atomic: True for stores where one put is atomic
+    and there are no folders to create (S3); False for filesystems, where a temporary file
+    is renamed into place.
+    """
+
+    def __init__(
+        self,
+        fs: AbstractFileSystem,
+        root: str,
+        *,
+        name: str,
+        object_store: bool,
+    ) -> None:
+        self.name = check_component_name(name, self)
+        self._fs = fs
+        self._root = root.rstrip("/")
+        self._object_store = object_store
+
+    @property
+    def root(self) -> str:
+        """Where this storage keeps its blobs, as its filesystem spells the path."""
+        return self._root
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} at {self._root!r}>"
+
+    # --- the storage contract -------------------------------------------------------------
+
+    async def write_data(self, data: bytes, digest: Digest, tags: TagMap, /) -> StorageConfig:
+        key = key_for_hash(digest.content_hash)
+        await asyncio.to_thread(self._write_bytes, data, self._path(key))
+        return {"key": key}
+
+    async def read_data(self, config: StorageConfig, /) -> bytes:
+        key = self.key_of(config)
+        try:
+            data: bytes = await asyncio.to_thread(self._fs.cat_file, self._path(key))
+        except FileNotFoundError:
+            raise self._missing(key) from None
+        return data
+
+    async def write_data_stream(
+        self,
+        data_stream: AsyncIterable[bytes],
+        get_digest: Callable[[], Digest],
+        tags: TagMap,
+        /,
+    ) -> StorageConfig:
+        temp = f"{self._root}/{TEMP_DIR}/{uuid.uuid4().hex}"
+        file: IO[bytes] = await asyncio.to_thread(
+            self._fs.open, temp, "wb", block_size=WRITE_BLOCK_SIZE
+        )
+        try:
+            try:
+                await _copy_stream(data_stream, file)
+            finally:
+                await asyncio.to_thread(file.close)
+            key = key_for_hash(get_digest().content_hash)
+            await asyncio.to_thread(self._move_into_place, temp, self._path(key))
+        except BaseException:
+            await asyncio.to_thread(self._discard_temp, temp)
+            raise
+        return {"key": key}
+
+    async def read_data_stream(self, config: StorageConfig, /) -> AsyncIterator[bytes]:
+        key = self.key_of(config)
+        try:
+            file: IO[bytes] = await asyncio.to_thread(
+                self._fs.open, self._path(key), "rb", block_size=READ_CHUNK_SIZE
+            )
+        except FileNotFoundError:
+            raise self._missing(key) from None
+        try:
+            while chunk := await asyncio.to_thread(file.read, READ_CHUNK_SIZE):
+                yield chunk
+        finally:
+            await asyncio.to_thread(file.close)
+
+    async def delete_data(self, config: StorageConfig, /) -> None:
+        key = self.key_of(config)
+        await asyncio.to_thread(self._remove_quietly, self._path(key))
+
+    async def iter_stored(self) -> AsyncIterator[StorageConfig]:
+        # One folder at a time: memory stays bounded by the largest folder, not the store.
+        for folder in await asyncio.to_thread(self._list_names, self._root):
+            if not _FOLDER.fullmatch(folder):
+                continue  # the temporary folder, or files someone else put under the root
+            for name in await asyncio.to_thread(self._list_names, f"{self._root}/{folder}"):
+                key = f"{folder}/{name}"
+                if _is_key(key):
+                    yield {"key": key}
+
+    # --- keys and paths -------------------------------------------------------------------
+
+    def key_of(self, config: StorageConfig) -> str:
+        """The key in a stored config, if the config is exactly one this storage writes.
+
+        Anything else (another shape, extra fields such as a bucket, a path with ``..``, an
+        absolute path or a URL) raises StorageKeyError before a path is ever built.
+        """
+        key = config.get("key") if isinstance(config, dict) and set(config) == {"key"} else None
+        if not isinstance(key, str) or not _is_key(key):
+            msg = (
+                f"{self.name}: refusing the storage config {reprlib.repr(config)}; this "
+                f"storage only reads configs like {{'key': 'ab/ab…'}} (a {HASH_ALGORITHM} "
+                f"digest under its first two digits) inside {self._root!r}. The record was "
+                f"not written by this storage, or was altered."
+            )
+            raise StorageKeyError(msg)
+        return key
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key}"
+
+    def _missing(self, key: str) -> ContentMissingError:
+        return ContentMissingError(
+            f"{self.name}: no blob at key {key!r} under {self._root!r}. It was deleted, or "
+            f"the storage now points at another root; restore it or delete the record."
+        )
+
+    # --- blocking filesystem work (always run in a worker thread) --------------------------
+
+    def _write_bytes(self, data: bytes, path: str) -> None:
+        if self._fs.exists(path):
+            return  # same hash, same bytes: already stored
+        if self._object_store:
+            self._fs.pipe_file(path, data)  # one put: the object appears whole or not at all
+            return
+        temp = f"{self._root}/{TEMP_DIR}/{uuid.uuid4().hex}"
+        try:
+            self._fs.pipe_file(temp, data)
+            self._move_into_place(temp, path)
+        except BaseException:
+            self._discard_temp(temp)
+            raise
+
+    def _move_into_place(self, temp: str, path: str) -> None:
+        if self._fs.exists(path):
+            self._fs.rm_file(temp)  # identical content got there first
+            return
+        if not self._object_store:
+            self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self._fs.mv(temp, path)
+
+    def _remove_quietly(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._fs.rm_file(path)
+
+    def _discard_temp(self, temp: str) -> None:
+        """Remove a failed write's temporary blob without hiding the failure that caused it."""
+        try:
+            self._remove_quietly(temp)
+        except Exception:
+            logger.warning("%s: could not remove the temporary blob %r", self.name, temp)
+
+    def _list_names(self, path: str) -> list[str]:
+        try:
+            entries: Iterable[Any] = self._fs.ls(path, detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return [posixpath.basename(str(entry).rstrip("/")) for entry in entries]
+
+
+def _is_key(key: str) -> bool:
+    match = _KEY.fullmatch(key)
+    return match is not None and match["hash"].startswith(match["folder"])
+
+
+async def _copy_stream(stream: AsyncIterable[bytes], file: IO[bytes]) -> None:
+    """Write a stream to a blocking file, in worker threads, a few MiB at a time."""
+    pending: list[bytes] = []
+    pending_size = 0
+    async for chunk in stream:
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= WRITE_BUFFER_SIZE:
+            await asyncio.to_thread(_write_all, file, pending)
+            pending, pending_size = [], 0
+    if pending:
+        await asyncio.to_thread(_write_all, file, pending)
+
+
+def _write_all(file: IO[bytes], chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        file.write(chunk)
