@@ -87,6 +87,11 @@ class FsspecStorage(Storage):
         """Where this storage keeps its blobs, as its filesystem spells the path."""
         return self._root
 
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The fsspec filesystem underneath (for maintenance tools and tests)."""
+        return self._fs
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self._root!r}>"
 
