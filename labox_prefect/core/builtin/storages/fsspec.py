@@ -67,6 +67,9 @@ class FsspecStorage(Storage):
     ``object_store`` says how writes stay atomic: True for stores where one put is atomic
     and there are no folders to create (S3); False for filesystems, where a temporary file
     is renamed into place.
+
+    Tags are not attached to blobs: one blob serves every record whose content has the same
+    bytes, so tags belong to the records that point at it.
     """
 
     def __init__(
@@ -209,9 +212,12 @@ class FsspecStorage(Storage):
         if self._fs.exists(path):
             self._fs.rm_file(temp)  # identical content got there first
             return
-        if not self._object_store:
+        if self._object_store:
+            self._fs.cp_file(temp, path)  # a server-side copy: the object appears whole
+            self._fs.rm_file(temp)
+        else:
             self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
-        self._fs.mv(temp, path)
+            self._fs.mv(temp, path)  # a rename within one filesystem: atomic
 
     def _remove_quietly(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
