@@ -155,11 +155,13 @@ def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
     tables = _Tables()
     for item in components:
         if isinstance(item, type) and issubclass(item, Storable):
-            if not explicit and not item.has_explicit_class_id():
-                continue  # bases like StorableModel, or classes not meant to be found
-            tables.storables[item.storable_class_id()] = item
-            unpacker = item.storable_unpacker()
-            tables.unpackers[unpacker.name] = unpacker
+            # A base like StorableModel brings its family's unpacker; a class is found by
+            # id only when it pinned one (or was passed explicitly).
+            if item._storable_unpacker is not None:
+                unpacker = item.storable_unpacker()
+                tables.unpackers[unpacker.name] = unpacker
+            if explicit or item.has_explicit_class_id():
+                tables.storables[item.storable_class_id()] = item
         elif isinstance(item, Unpacker):
             tables.unpackers[item.name] = item
         elif isinstance(item, Serializer):
