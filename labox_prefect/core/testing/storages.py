@@ -153,9 +153,14 @@ async def check_missing(storage: Storage, *, tamper: Tamper | None = None) -> No
     data = _json_content(50)
     config = await storage.write_data(data, digest_bytes(data, JSON_TYPE), {})
     await storage.delete_data(config)
-    reads = {"read_data": storage.read_data(config), "read_data_stream": _read_all(storage, config)}
+    reads: dict[str, Callable[[StorageConfig], Awaitable[bytes]]] = {
+        "read_data": storage.read_data,
+        "read_data_stream": lambda config: _read_all(storage, config),
+    }
     for method, read in reads.items():
-        error = await _raises(ContentMissingError, read, f"{storage!r} {method} of a deleted blob")
+        error = await _raises(
+            ContentMissingError, read(config), f"{storage!r} {method} of a deleted blob"
+        )
         message = str(error)
         _require(
             storage.name in message and all(str(v) in message for v in config.values()),
