@@ -1,0 +1,171 @@
+"""Schema migrations of the Labox tables, shipped with the package: no alembic.ini needed.
+
+``upgrade(url)`` brings a database to the newest schema; ``current(url)`` says where it is.
+The revision lives in the ``labox_alembic_version`` table, so a project that manages its
+own tables with Alembic in the same database keeps its own ``alembic_version`` untouched.
+
+Tables made earlier by ``BaseRecord.create_all`` are adopted: when they exist without a
+recorded revision and match the schema of this package version exactly, they are stamped
+instead of created again; when they differ, upgrading stops and lists the differences.
+
+``upgrade`` and ``current`` are synchronous. For an async URL (``sqlite+aiosqlite``,
+``postgresql+asyncpg``) they run the work on a private event loop in a private thread, so
+they work from any thread, but called on a thread whose event loop is running they block
+that loop until the migration ends: from async code, ``await aupgrade(...)`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import URL, create_engine, inspect, make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
+from labox_prefect.core.errors import LaboxError
+
+VERSION_TABLE = "labox_alembic_version"
+"""Where the Labox schema revision is kept (not Alembic's default ``alembic_version``)."""
+
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_labox_manifests_tags"})
+"""Indexes the models declare for PostgreSQL only (the GIN index on JSONB tags)."""
+
+SCRIPT_LOCATION = Path(__file__).parent
+
+T = TypeVar("T")
+
+
+class SchemaMismatchError(LaboxError, RuntimeError):
+    """Existing Labox tables have no recorded revision and differ from the known schema."""
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision`` (the newest by default).
+
+    Idempotent: an up-to-date database is left as it is. Synchronous; see the module
+    docstring for async URLs and running event loops.
+    """
+    _run_sync(url, lambda connection: _upgrade_on(connection, revision))
+
+
+async def aupgrade(url_or_engine: str | URL | AsyncEngine, revision: str = "head") -> None:
+    """``upgrade`` for async code: takes an async URL or an AsyncEngine (left open)."""
+    await _run_async(url_or_engine, lambda connection: _upgrade_on(connection, revision))
+
+
+def current(url: str | URL) -> str | None:
+    """The revision the database at ``url`` is at, or None if Labox never migrated it."""
+    return _run_sync(url, _current_on)
+
+
+async def acurrent(url_or_engine: str | URL | AsyncEngine) -> str | None:
+    """``current`` for async code: takes an async URL or an AsyncEngine (left open)."""
+    return await _run_async(url_or_engine, _current_on)
+
+
+def context_options(dialect_name: str) -> dict[str, Any]:
+    """Options of every Alembic context over Labox tables: migrations and comparisons.
+
+    They name our version table (so comparisons do not see it as an extra table) and leave
+    out of comparisons the tags GIN index on databases other than PostgreSQL: Alembic does
+    not know that the models declare it for PostgreSQL only.
+    """
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        return not (
+            type_ == "index" and name in POSTGRESQL_ONLY_INDEXES and dialect_name != "postgresql"
+        )
+
+    return {"version_table": VERSION_TABLE, "include_object": include_object, "compare_type": True}
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic config for the shipped scripts, bound to an open connection."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_on(connection: Connection, revision: str) -> None:
+    config = alembic_config(connection)
+    if _current_on(connection) is None and _has_labox_tables(connection):
+        _adopt(connection, config)
+    command.upgrade(config, revision)
+
+
+def _adopt(connection: Connection, config: Config) -> None:
+    """Stamp tables made by ``create_all`` as the newest revision, if they match it."""
+    context = MigrationContext.configure(connection, opts=context_options(connection.dialect.name))
+    differences = compare_metadata(context, BaseRecord.metadata)
+    if differences:
+        listing = "\n".join(f"  {difference}" for difference in differences)
+        raise SchemaMismatchError(
+            f"The Labox tables exist but have no recorded migration, and differ from the schema "
+            f"of this version:\n{listing}\nThey were made by another version's "
+            f"BaseRecord.create_all; migrate them by hand, or export the data and start from "
+            f"an empty database."
+        )
+    command.stamp(config, "head")
+
+
+def _has_labox_tables(connection: Connection) -> bool:
+    inspector = inspect(connection)
+    return any(
+        inspector.has_table(record.__tablename__) for record in (ManifestRecord, ContentRecord)
+    )
+
+
+def _current_on(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _run_sync(url: str | URL, work: Callable[[Connection], T]) -> T:
+    if not make_url(url).get_dialect().is_async:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        finally:
+            engine.dispose()
+    # A private thread: asyncio.run would fail under a running loop, and would clear the
+    # calling thread's event loop otherwise.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labox-migrations") as thread:
+        return thread.submit(asyncio.run, _run_async(url, work)).result()
+
+
+async def _run_async(url_or_engine: str | URL | AsyncEngine, work: Callable[[Connection], T]) -> T:
+    if isinstance(url_or_engine, AsyncEngine):
+        async with url_or_engine.begin() as connection:
+            return await connection.run_sync(work)
+    engine = create_async_engine(url_or_engine)
+    try:
+        async with engine.begin() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+__all__ = [
+    "POSTGRESQL_ONLY_INDEXES",
+    "VERSION_TABLE",
+    "SchemaMismatchError",
+    "acurrent",
+    "alembic_config",
+    "aupgrade",
+    "context_options",
+    "current",
+    "upgrade",
+]

@@ -1,0 +1,164 @@
+"""Finding saved objects: manifests by tag, class and time, and the contents of one manifest.
+
+Every record returned here is *detached*: built from the selected row and attached to no
+session. It stays readable after the caller's session commits (``expire_on_commit=True``)
+or closes, and querying never disturbs objects the caller already holds in its session.
+
+Tag filters mean containment: a manifest matches when it carries every given pair, and
+may carry more. On PostgreSQL that is JSONB ``tags @> '{...}'``, which the GIN index
+``ix_labox_manifests_tags`` answers. On SQLite each pair is an ``EXISTS`` over
+``json_each(tags)``: JSON paths (``json_extract(tags, '$."k"')``) cannot name a key that
+holds a double quote, or a non-ASCII key stored escaped, while ``json_each`` compares the
+decoded key itself, so any key works.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
+
+from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
+from labox_prefect.core.errors import LaboxError
+from labox_prefect.core.loader import ManifestNotFoundError
+from labox_prefect.core.storable import Storable
+from labox_prefect.core.tags import Tags, check_tags
+
+R = TypeVar("R", bound=BaseRecord)
+
+
+class UnsupportedDatabaseError(LaboxError, NotImplementedError):
+    """A query needs a database feature that only PostgreSQL and SQLite are known to have."""
+
+
+async def find_manifests(
+    session: AsyncSession,
+    *,
+    tags: Tags | None = None,
+    class_id: uuid.UUID | None = None,
+    storable: type[Storable] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> list[ManifestRecord]:
+    """Manifests matching every given filter, newest first.
+
+    ``tags``: every pair must be present (others may be too). ``class_id`` or ``storable``
+    (a Storable class, whose class id is used): only objects of that class. ``since`` is
+    inclusive and ``until`` exclusive, both timezone-aware. ``limit``: at most that many.
+    Ties in ``created_at`` are broken by id so that paging is stable.
+    """
+    wanted_class = _class_id_filter(class_id, storable)
+    statement = select(*ManifestRecord.__table__.columns)
+    if tags:
+        statement = statement.where(_tags_contain(session, check_tags(tags)))
+    if wanted_class is not None:
+        statement = statement.where(ManifestRecord.class_id == wanted_class)
+    if since is not None:
+        statement = statement.where(ManifestRecord.created_at >= _aware(since, "since"))
+    if until is not None:
+        statement = statement.where(ManifestRecord.created_at < _aware(until, "until"))
+    statement = statement.order_by(ManifestRecord.created_at.desc(), ManifestRecord.id.desc())
+    if limit is not None:
+        statement = statement.limit(_positive(limit))
+    return await _detached(session, ManifestRecord, statement)
+
+
+async def get_manifest(session: AsyncSession, manifest_id: uuid.UUID) -> ManifestRecord:
+    """The manifest with this id; ManifestNotFoundError if there is none."""
+    statement = select(*ManifestRecord.__table__.columns).where(ManifestRecord.id == manifest_id)
+    found = await _detached(session, ManifestRecord, statement)
+    if not found:
+        raise ManifestNotFoundError(
+            f"No manifest with id {manifest_id} exists in this database; check the database "
+            f"URL, or whether the record was deleted."
+        )
+    return found[0]
+
+
+async def get_contents(session: AsyncSession, manifest_id: uuid.UUID) -> list[ContentRecord]:
+    """The content records of a manifest, ordered by content key (empty if there are none)."""
+    statement = (
+        select(*ContentRecord.__table__.columns)
+        .where(ContentRecord.manifest_id == manifest_id)
+        .order_by(ContentRecord.content_key)
+    )
+    return await _detached(session, ContentRecord, statement)
+
+
+def _tags_contain(session: AsyncSession, tags: dict[str, str]) -> ColumnElement[bool]:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return type_coerce(ManifestRecord.tags, JSONB).contains(tags)
+    if dialect == "sqlite":
+        return and_(*(_sqlite_has_tag(key, value) for key, value in tags.items()))
+    raise UnsupportedDatabaseError(
+        f"Filtering by tags is implemented for PostgreSQL and SQLite, not {dialect!r}; use "
+        f"one of those databases for Labox records."
+    )
+
+
+def _sqlite_has_tag(key: str, value: str) -> ColumnElement[bool]:
+    pairs = func.json_each(ManifestRecord.tags).table_valued("key", "value", "type").alias("tag")
+    return (
+        select(1)
+        .select_from(pairs)
+        .where(pairs.c.key == key, pairs.c.type == "text", pairs.c.value == value)
+        .exists()
+    )
+
+
+async def _detached(session: AsyncSession, record: type[R], statement: Select[Any]) -> list[R]:
+    """Build records from plain rows and mark them detached (persistent, in no session)."""
+    records = []
+    for row in (await session.execute(statement)).mappings():
+        instance = record(**row)
+        make_transient_to_detached(instance)
+        records.append(instance)
+    return records
+
+
+def _class_id_filter(
+    class_id: uuid.UUID | None, storable: type[Storable] | None
+) -> uuid.UUID | None:
+    if storable is None:
+        return class_id
+    if not (isinstance(storable, type) and issubclass(storable, Storable)):
+        raise TypeError(f"storable= takes a Storable class, not {storable!r}.")
+    from_class = storable.storable_class_id()
+    if class_id is not None and class_id != from_class:
+        raise ValueError(
+            f"class_id={class_id} and storable={storable.__qualname__} (class id {from_class}) "
+            f"disagree; pass only one of them."
+        )
+    return from_class
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise TypeError(f"{name} must be a datetime, not {type(moment).__name__}.")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(
+            f"{name}={moment!r} has no timezone; records are stamped in UTC, so pass an aware "
+            f"datetime, e.g. datetime.now(UTC) or {name}.replace(tzinfo=UTC)."
+        )
+    return moment
+
+
+def _positive(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be a positive int (or None for no limit), not {limit!r}.")
+    return limit
+
+
+__all__ = [
+    "UnsupportedDatabaseError",
+    "find_manifests",
+    "get_contents",
+    "get_manifest",
+]

@@ -1,0 +1,176 @@
+"""Shipped migrations: the schema they build equals the models', on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from labox_prefect.core import BaseRecord, Registry
+from labox_prefect.core.builtin import StorableValue
+from labox_prefect.core.migrations import (
+    VERSION_TABLE,
+    SchemaMismatchError,
+    acurrent,
+    aupgrade,
+    context_options,
+    current,
+    upgrade,
+)
+from labox_prefect.core.query import find_manifests
+from labox_prefect.core.saver import save_one
+
+
+def differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts=context_options(connection.dialect.name))
+    return list(compare_metadata(context, BaseRecord.metadata))
+
+
+def schema_facts(connection: Connection) -> dict[str, Any]:
+    inspector = inspect(connection)
+    return {
+        "tables": sorted(inspector.get_table_names()),
+        "indexes": {
+            table: sorted(index["name"] or "" for index in inspector.get_indexes(table))
+            for table in ("labox_manifests", "labox_contents")
+        },
+        "unique": [c["name"] for c in inspector.get_unique_constraints("labox_contents")],
+        "fks": [fk["options"] for fk in inspector.get_foreign_keys("labox_contents")],
+    }
+
+
+async def run_on(url: str, work: Any) -> Any:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> None:
+    assert await acurrent(database_url) is None
+    await aupgrade(database_url)
+
+    assert await acurrent(database_url) == "0001"
+    assert await run_on(database_url, differences) == []
+    facts = await run_on(database_url, schema_facts)
+    assert facts["tables"] == ["labox_alembic_version", "labox_contents", "labox_manifests"]
+    expected_manifest_indexes = ["ix_labox_manifests_class_id", "ix_labox_manifests_created_at"]
+    if database_url.startswith("postgresql"):
+        expected_manifest_indexes.append("ix_labox_manifests_tags")
+    assert facts["indexes"]["labox_manifests"] == expected_manifest_indexes
+    assert set(facts["indexes"]["labox_contents"]) >= {
+        "ix_labox_contents_content_hash",
+        "ix_labox_contents_manifest_id",
+    }
+    assert facts["unique"] == ["uq_labox_contents_manifest_key"]
+    assert facts["fks"] == [{"ondelete": "CASCADE"}]
+
+
+async def test_postgresql_tags_are_jsonb_with_a_gin_index(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("JSONB and GIN exist on PostgreSQL only")
+    await aupgrade(database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            column_type = await connection.scalar(
+                text(
+                    "SELECT data_type FROM information_schema.columns "
+                    "WHERE table_name = 'labox_manifests' AND column_name = 'tags'"
+                )
+            )
+            index = await connection.scalar(
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_labox_manifests_tags'")
+            )
+    finally:
+        await engine.dispose()
+    assert column_type == "jsonb"
+    assert "USING gin (tags)" in index
+
+
+async def test_upgrade_is_idempotent_and_the_tables_work(
+    database_url: str, registry: Registry
+) -> None:
+    await aupgrade(database_url)
+    await aupgrade(database_url)
+    await aupgrade(database_url, "0001")
+    assert await acurrent(database_url) == "0001"
+
+    engine = create_async_engine(database_url)
+    try:
+        sessions = async_sessionmaker(engine)
+        async with sessions() as session:
+            saved = await save_one(
+                StorableValue([1, 2]), session=session, registry=registry, tags={"m": "1"}
+            )
+        async with sessions() as session:
+            assert [r.id for r in await find_manifests(session, tags={"m": "1"})] == [saved.id]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_projects_own_alembic_history_is_left_alone(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            )
+            await connection.execute(text("INSERT INTO alembic_version VALUES ('users_rev_7')"))
+        await aupgrade(engine)  # an engine is used and left open
+        async with engine.connect() as connection:
+            theirs = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            ours = await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    finally:
+        await engine.dispose()
+    assert (theirs, ours) == ("users_rev_7", "0001")
+
+
+async def test_tables_from_create_all_are_adopted(database_url: str, engine: AsyncEngine) -> None:
+    # The ``engine`` fixture made the tables with BaseRecord.create_all, as the guide does.
+    assert await acurrent(engine) is None
+    await aupgrade(engine)
+    assert await acurrent(engine) == "0001"
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+async def test_tables_that_differ_are_not_adopted(database_url: str, engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP INDEX ix_labox_contents_content_hash"))
+    with pytest.raises(SchemaMismatchError, match="ix_labox_contents_content_hash"):
+        await aupgrade(engine)
+    assert await acurrent(engine) is None
+
+
+def test_sync_upgrade_on_a_sqlite_file_with_sync_and_async_urls(tmp_path: Any) -> None:
+    path = tmp_path / "sync.db"
+    assert current(f"sqlite:///{path}") is None
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    upgrade(f"sqlite:///{path}")
+    assert current(f"sqlite+aiosqlite:///{path}") == "0001"
+    assert current(f"sqlite:///{path}") == "0001"
+
+
+async def test_sync_upgrade_works_even_from_a_running_loop(sqlite_url: str) -> None:
+    # It blocks this loop while it runs (aupgrade is the polite way), but it does not fail.
+    upgrade(sqlite_url)
+    assert current(sqlite_url) == "0001"
+    engine = create_async_engine(sqlite_url)
+    try:
+        async with AsyncSession(engine) as session:
+            assert await find_manifests(session) == []
+    finally:
+        await engine.dispose()

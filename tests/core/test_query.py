@@ -1,0 +1,257 @@
+"""Queries: tag containment (awkward keys too), class and time filters, order, detached records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRecord, Registry
+from labox_prefect.core.builtin import StorableValue
+from labox_prefect.core.query import find_manifests, get_contents, get_manifest
+from labox_prefect.core.saver import save_one
+
+Sessions = async_sessionmaker[AsyncSession]
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+CLASS_A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
+CLASS_B = uuid.UUID("00000000-0000-0000-0000-00000000000b")
+
+AWKWARD_TAGS = {
+    "a.b": "dotted",
+    "with space": "spaced value",
+    'q"uote': 'v"alue',
+    "ap'os": "it's",
+    "back\\slash": "c:\\dir",
+    "$[0]": "path-like",
+    "ünï": "çødé",
+    "": "empty key",
+    "%_": "like wildcards",
+}
+
+
+def manifest_row(
+    *, tags: dict[str, str], at: datetime = T0, class_id: uuid.UUID = CLASS_A
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "created_at": at,
+        "class_id": class_id,
+        "unpacker_name": "test.unpacker@v1",
+        "tags": tags,
+    }
+
+
+async def insert_manifests(sessions: Sessions, rows: list[dict[str, Any]]) -> None:
+    async with sessions() as session:
+        await session.execute(insert(ManifestRecord.__table__).values(rows))
+        await session.commit()
+
+
+async def ids_of(sessions: Sessions, **filters: Any) -> list[uuid.UUID]:
+    async with sessions() as session:
+        return [record.id for record in await find_manifests(session, **filters)]
+
+
+async def test_tags_match_by_containment(sessions: Sessions) -> None:
+    both = manifest_row(tags={"project": "x", "stage": "raw", "extra": "1"})
+    project_only = manifest_row(tags={"project": "x"})
+    other = manifest_row(tags={"project": "y", "stage": "raw"})
+    untagged = manifest_row(tags={})
+    await insert_manifests(sessions, [both, project_only, other, untagged])
+
+    assert set(await ids_of(sessions, tags={"project": "x"})) == {both["id"], project_only["id"]}
+    assert await ids_of(sessions, tags={"project": "x", "stage": "raw"}) == [both["id"]]
+    assert await ids_of(sessions, tags={"project": "x", "stage": "clean"}) == []
+    assert await ids_of(sessions, tags={"stage": "ra"}) == []  # values match exactly
+    assert len(await ids_of(sessions, tags={})) == 4  # no filter, not "no tags"
+
+
+@pytest.mark.parametrize(("key", "value"), AWKWARD_TAGS.items(), ids=repr)
+async def test_tags_with_awkward_keys_and_values_match_exactly(
+    sessions: Sessions, key: str, value: str
+) -> None:
+    everything = manifest_row(tags=AWKWARD_TAGS)
+    decoy = manifest_row(tags={k: v + "x" for k, v in AWKWARD_TAGS.items()})
+    await insert_manifests(sessions, [everything, decoy])
+
+    assert await ids_of(sessions, tags={key: value}) == [everything["id"]]
+    assert await ids_of(sessions, tags={key: value + "x"}) == [decoy["id"]]
+    assert await ids_of(sessions, tags=AWKWARD_TAGS) == [everything["id"]]
+
+
+async def test_like_wildcards_and_quotes_are_not_patterns(sessions: Sessions) -> None:
+    literal = manifest_row(tags={"k": "%"})
+    ordinary = manifest_row(tags={"k": "anything"})
+    await insert_manifests(sessions, [literal, ordinary])
+
+    assert await ids_of(sessions, tags={"k": "%"}) == [literal["id"]]
+    assert await ids_of(sessions, tags={"k": "' OR '1'='1"}) == []
+
+
+async def test_bad_tag_filters_are_refused_with_the_reason(sessions: Sessions) -> None:
+    async with sessions() as session:
+        with pytest.raises(TypeError, match="str to str"):
+            await find_manifests(session, tags={"n": 1})  # type: ignore[dict-item]
+
+
+async def test_class_filter_by_id_or_by_storable_class(
+    sessions: Sessions, registry: Registry
+) -> None:
+    a = manifest_row(tags={}, class_id=CLASS_A)
+    b = manifest_row(tags={}, class_id=CLASS_B)
+    await insert_manifests(sessions, [a, b])
+    async with sessions() as session:
+        saved = await save_one(StorableValue(3), session=session, registry=registry)
+
+    assert await ids_of(sessions, class_id=CLASS_B) == [b["id"]]
+    assert await ids_of(sessions, storable=StorableValue) == [saved.id]
+    assert await ids_of(sessions, storable=StorableValue, class_id=saved.class_id) == [saved.id]
+    async with sessions() as session:
+        with pytest.raises(ValueError, match="disagree"):
+            await find_manifests(session, storable=StorableValue, class_id=CLASS_A)
+        with pytest.raises(TypeError, match="Storable class"):
+            await find_manifests(session, storable=int)  # type: ignore[arg-type]
+
+
+async def test_newest_first_with_id_tie_break_and_time_window(sessions: Sessions) -> None:
+    rows = [manifest_row(tags={"i": str(i)}, at=T0 + timedelta(hours=i)) for i in range(5)]
+    twins = [manifest_row(tags={"twin": "yes"}, at=T0 + timedelta(hours=9)) for _ in range(3)]
+    await insert_manifests(sessions, rows + twins)
+
+    newest_first = sorted(twins, key=lambda r: r["id"], reverse=True) + rows[::-1]
+    assert await ids_of(sessions) == [r["id"] for r in newest_first]
+    assert await ids_of(sessions, limit=2) == [r["id"] for r in newest_first[:2]]
+    window = await ids_of(sessions, since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3))
+    assert window == [rows[2]["id"], rows[1]["id"]]  # since inclusive, until exclusive
+    other_zone = datetime(2024, 1, 1, 10, tzinfo=timezone(timedelta(hours=5)))  # 05:00 UTC
+    assert await ids_of(sessions, since=T0 + timedelta(hours=4), until=other_zone) == [
+        rows[4]["id"]
+    ]
+
+
+async def test_bad_time_and_limit_arguments_are_refused(sessions: Sessions) -> None:
+    async with sessions() as session:
+        with pytest.raises(ValueError, match="no timezone"):
+            await find_manifests(session, since=datetime(2024, 1, 1))
+        with pytest.raises(ValueError, match="positive int"):
+            await find_manifests(session, limit=0)
+
+
+async def test_get_manifest_and_contents(sessions: Sessions, registry: Registry) -> None:
+    async with sessions() as session:
+        saved = await save_one(
+            StorableValue({"a": 1}), session=session, registry=registry, tags={"t": "1"}
+        )
+    async with sessions() as session:
+        manifest = await get_manifest(session, saved.id)
+        contents = await get_contents(session, saved.id)
+        with pytest.raises(ManifestNotFoundError, match="No manifest with id"):
+            await get_manifest(session, uuid.uuid4())
+        assert await get_contents(session, uuid.uuid4()) == []
+
+    assert (manifest.id, manifest.class_id, manifest.tags) == (saved.id, saved.class_id, {"t": "1"})
+    assert manifest.created_at.tzinfo is not None
+    assert [c.manifest_id for c in contents] == [saved.id]
+    assert contents[0].content_hash
+    assert contents[0].content_size > 0
+
+
+async def test_contents_come_ordered_by_key(sessions: Sessions) -> None:
+    manifest = manifest_row(tags={})
+    await insert_manifests(sessions, [manifest])
+    keys = ["zeta", "alpha", "mid"]
+    async with sessions() as session:
+        await session.execute(
+            insert(ContentRecord.__table__).values(
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "created_at": T0,
+                        "manifest_id": manifest["id"],
+                        "content_key": key,
+                        "content_type": "application/json",
+                        "content_size": 1,
+                        "content_hash": "0" * 64,
+                        "content_hash_algorithm": "sha256",
+                        "serializer_name": "s@v1",
+                        "serializer_config": {},
+                        "serializer_type": "value",
+                        "storage_name": "st@v1",
+                        "storage_config": {},
+                    }
+                    for key in keys
+                ]
+            )
+        )
+        await session.commit()
+        found = await get_contents(session, manifest["id"])
+    assert [c.content_key for c in found] == sorted(keys)
+
+
+async def test_records_stay_readable_after_commit_and_close(sessions: Sessions) -> None:
+    row = manifest_row(tags={"k": "v"})
+    await insert_manifests(sessions, [row])
+    async with sessions() as session:
+        [found] = await find_manifests(session, tags={"k": "v"})
+        by_id = await get_manifest(session, row["id"])
+        await session.commit()  # expire_on_commit=True would expire attached objects
+    # After the session closed: no lazy load is attempted, every attribute is there.
+    assert (found.id, found.tags, found.class_id) == (row["id"], {"k": "v"}, CLASS_A)
+    assert by_id.created_at == T0
+    assert by_id.unpacker_name == "test.unpacker@v1"
+
+    async with sessions() as session:
+        # Detached records can be attached again, e.g. to delete or update them.
+        merged = await session.merge(found)
+        assert merged.tags == {"k": "v"}
+
+
+async def test_query_leaves_objects_in_the_callers_session_alone(sessions: Sessions) -> None:
+    row = manifest_row(tags={"k": "v"})
+    await insert_manifests(sessions, [row])
+    async with sessions() as session:
+        held = await session.get(ManifestRecord, row["id"])
+        assert held is not None
+        [found] = await find_manifests(session, tags={"k": "v"})
+        assert found is not held
+        assert held in session
+        assert found not in session
+
+
+async def test_postgresql_tag_query_uses_the_gin_index(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the GIN index exists on PostgreSQL only")
+    rows = [
+        manifest_row(tags={"run": f"r{i}", "kind": "ab"[i % 2]}, at=T0 + timedelta(seconds=i))
+        for i in range(5000)
+    ]
+    sessions = async_sessionmaker(engine)
+    await insert_manifests(sessions, rows)
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        captured.append((statement, params))
+
+    async with engine.connect() as connection:
+        # VACUUM moves the rows just inserted out of the GIN index's pending list; until
+        # (auto)vacuum does so, the planner rightly finds a scan of 5000 rows cheaper.
+        maintenance = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await maintenance.execute(text("VACUUM ANALYZE labox_manifests"))
+        session = AsyncSession(bind=connection)
+        event.listen(engine.sync_engine, "before_cursor_execute", capture)
+        try:
+            [found] = await find_manifests(session, tags={"run": "r4242"})
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        assert found.id == rows[4242]["id"]
+        statement, params = captured[-1]
+        plan_rows = await connection.exec_driver_sql(f"EXPLAIN {statement}", params)
+        plan = "\n".join(line for (line,) in plan_rows)
+    assert "ix_labox_manifests_tags" in plan, plan
