@@ -1,0 +1,311 @@
+"""Arrow tables as Parquet, and streams of record batches in the Arrow IPC stream format.
+
+The IPC stream format needs no footer, so a stream is read back batch by batch as its bytes
+arrive, with no spooling: the reader cuts the bytes into IPC messages itself and hands each
+complete record batch to pyarrow's own stream reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import io
+import struct
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from labox_prefect.core.builtin.serializers._streams import closing_source
+from labox_prefect.core.errors import SerializationError
+from labox_prefect.core.serializer import (
+    SerializedData,
+    SerializedDataStream,
+    Serializer,
+    StreamSerializer,
+)
+
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
+ARROW_STREAM_CONTENT_TYPE = "application/vnd.apache.arrow.stream"
+PARQUET_COMPRESSION = "snappy"
+"""The codec pandas' ``to_parquet`` uses by default: fast, and read by every Parquet tool."""
+
+
+class ParquetTableSerializer(Serializer[pa.Table]):
+    """A pyarrow Table as one Parquet file, readable by any Parquet tool."""
+
+    name = "labox.pyarrow.parquet@v1"
+    types = (pa.Table,)
+    content_types = (PARQUET_CONTENT_TYPE,)
+
+    def serialize_data(self, value: pa.Table, /) -> SerializedData:
+        if not isinstance(value, pa.Table):
+            raise SerializationError(
+                f"{self.name} writes pyarrow.Table, not {type(value).__name__}; convert it "
+                f"(pyarrow.Table.from_pandas, pyarrow.Table.from_batches) or pick a serializer "
+                f"for {type(value).__name__}."
+            )
+        return SerializedData(data=write_parquet(value), content_type=PARQUET_CONTENT_TYPE)
+
+    def deserialize_data(self, content: SerializedData, /) -> pa.Table:
+        return read_parquet(content.data, self.name)
+
+
+class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
+    """Record batches in the Arrow IPC stream format, read back one batch at a time."""
+
+    name = "labox.pyarrow.arrow-stream@v1"
+    types = (pa.RecordBatch,)
+    content_types = (ARROW_STREAM_CONTENT_TYPE,)
+
+    def serialize_data_stream(
+        self, stream: AsyncIterable[pa.RecordBatch], /
+    ) -> SerializedDataStream:
+        return SerializedDataStream(
+            data_stream=self._encode(stream), content_type=ARROW_STREAM_CONTENT_TYPE
+        )
+
+    def deserialize_data_stream(
+        self, content: SerializedDataStream, /
+    ) -> AsyncIterator[pa.RecordBatch]:
+        return self._decode(content.data_stream)
+
+    async def _encode(self, stream: AsyncIterable[pa.RecordBatch]) -> AsyncIterator[bytes]:
+        sink = ChunkSink()
+        writer: pa.ipc.RecordBatchStreamWriter | None = None
+        schema: pa.Schema | None = None
+        number = 0
+        async with closing_source(stream):
+            async for batch in stream:
+                number += 1
+                if not isinstance(batch, pa.RecordBatch):
+                    raise SerializationError(
+                        f"{self.name}: item {number} of the stream is a "
+                        f"{type(batch).__name__}, not a pyarrow.RecordBatch; yield record "
+                        f"batches (a Table's are in table.to_batches())."
+                    )
+                if schema is None:
+                    schema = batch.schema
+                    writer = pa.ipc.new_stream(sink, schema)
+                elif not batch.schema.equals(schema):
+                    raise SerializationError(
+                        f"{self.name}: batch {number} has a different schema from the first "
+                        f"batch ({describe_schema_change(schema, batch.schema)}); every batch "
+                        f"of a stream must share one schema (cast it with batch.cast(schema))."
+                    )
+                assert writer is not None
+                await asyncio.to_thread(writer.write_batch, batch)
+                if data := sink.drain():
+                    yield data
+        if writer is None:
+            writer = pa.ipc.new_stream(sink, pa.schema([]))  # an empty stream stays readable
+        writer.close()
+        yield sink.drain()
+
+    async def _decode(self, source: AsyncIterable[bytes]) -> AsyncIterator[pa.RecordBatch]:
+        framer = _IpcMessageFramer(self.name)
+        feed = _MessageFeed()
+        reader: pa.ipc.RecordBatchStreamReader | None = None
+        async with closing_source(source):
+            async for chunk in source:
+                for header_type, message in framer.feed(chunk):
+                    feed.append(message)
+                    try:
+                        if reader is None:
+                            if header_type != _SCHEMA:
+                                raise framer.corrupted("it does not start with a schema")
+                            reader = pa.ipc.open_stream(feed)
+                        elif header_type == _RECORD_BATCH:
+                            yield reader.read_next_batch()
+                    except pa.ArrowException as error:
+                        raise framer.corrupted(str(error)) from None
+        framer.finish()
+
+
+def write_parquet(table: pa.Table) -> bytes:
+    """Parquet bytes of ``table``, written in memory with one copy into the bytes object."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def read_parquet(data: bytes, serializer_name: str) -> pa.Table:
+    """The table in Parquet ``data``; anything unreadable is a SerializationError."""
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as error:
+        raise SerializationError(
+            f"{serializer_name} cannot read this content as Parquet ({error}); the content is "
+            f"corrupted, truncated or was not written by {serializer_name}."
+        ) from None
+
+
+def describe_schema_change(expected: pa.Schema, actual: pa.Schema) -> str:
+    """What differs between two schemas, in a few words (names and types of fields)."""
+    before = {field.name: field.type for field in expected}
+    after = {field.name: field.type for field in actual}
+    changes = [f"{name} is missing" for name in before if name not in after]
+    changes += [f"{name} is new" for name in after if name not in before]
+    changes += [
+        f"{name} is {after[name]} instead of {before[name]}"
+        for name in before
+        if name in after and after[name] != before[name]
+    ]
+    if not changes and list(before) != list(after):
+        changes.append(f"the fields are in the order {list(after)} instead of {list(before)}")
+    return "; ".join(changes) or "field nullability or metadata differ"
+
+
+class ChunkSink(io.RawIOBase):
+    """A write-only file that keeps what was written until `drain` takes it.
+
+    Writers of Parquet and Arrow IPC write into it; the stream serializers drain it after
+    each row group or batch, so the bytes leave as soon as they exist.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self._parts.append(bytes(data))
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def drain(self) -> bytes:
+        """Everything written since the last drain."""
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+# Arrow IPC framing: https://arrow.apache.org/docs/format/Columnar.html#encapsulated-message-format
+_CONTINUATION = 0xFFFFFFFF
+_PREFIX = struct.Struct("<Ii")  # continuation marker, metadata length
+_SCHEMA, _DICTIONARY_BATCH, _RECORD_BATCH = 1, 2, 3
+_HEADER_TYPE_FIELD, _BODY_LENGTH_FIELD = 1, 3  # slots in the flatbuffer table `Message`
+
+
+class _IpcMessageFramer:
+    """Cuts an Arrow IPC byte stream into whole messages, however the bytes arrive."""
+
+    def __init__(self, serializer_name: str) -> None:
+        self._name = serializer_name
+        self._pending = bytearray()
+        self._ended = False
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
+        """Every message completed by ``chunk``, as (header type, message bytes)."""
+        self._pending += chunk
+        while self._pending:
+            if self._ended:
+                raise self.corrupted("bytes follow the end-of-stream marker")
+            if len(self._pending) < _PREFIX.size:
+                return
+            continuation, metadata_length = _PREFIX.unpack_from(self._pending)
+            if continuation != _CONTINUATION or metadata_length < 0:
+                raise self.corrupted("a message does not start with the IPC marker")
+            if metadata_length == 0:
+                self._ended = True
+                del self._pending[: _PREFIX.size]
+                continue
+            metadata_end = _PREFIX.size + metadata_length
+            if len(self._pending) < metadata_end:
+                return
+            header_type, body_length = self._header(metadata_end)
+            end = metadata_end + body_length
+            if len(self._pending) < end:
+                return
+            message = bytes(self._pending[:end])
+            del self._pending[:end]
+            yield header_type, message
+
+    def finish(self) -> None:
+        """Raise if the stream ended before its end-of-stream marker."""
+        if not self._ended:
+            raise SerializationError(
+                f"{self._name} stream ends before its end-of-stream marker "
+                f"({len(self._pending)} bytes of an unfinished message): the content is "
+                f"truncated."
+            )
+
+    def corrupted(self, problem: str) -> SerializationError:
+        return SerializationError(
+            f"{self._name} cannot read this content as an Arrow IPC stream: {problem}. The "
+            f"content is corrupted or was not written by {self._name}."
+        )
+
+    def _header(self, metadata_end: int) -> tuple[int, int]:
+        # The metadata is a flatbuffer `Message` table: read its header type and body length.
+        buffer = memoryview(self._pending)[_PREFIX.size : metadata_end]
+        try:
+            table = struct.unpack_from("<I", buffer)[0]
+            vtable = table - struct.unpack_from("<i", buffer, table)[0]
+            vtable_size = struct.unpack_from("<H", buffer, vtable)[0]
+
+            def field(slot: int, fmt: str) -> int:
+                entry = 4 + 2 * slot
+                if entry + 2 > vtable_size:
+                    return 0
+                offset = struct.unpack_from("<H", buffer, vtable + entry)[0]
+                return int(struct.unpack_from(fmt, buffer, table + offset)[0]) if offset else 0
+
+            header_type, body_length = (
+                field(_HEADER_TYPE_FIELD, "<B"),
+                field(_BODY_LENGTH_FIELD, "<q"),
+            )
+        except struct.error:
+            raise self.corrupted("a message's metadata is malformed") from None
+        finally:
+            buffer.release()
+        if body_length < 0 or header_type not in (_SCHEMA, _DICTIONARY_BATCH, _RECORD_BATCH):
+            raise self.corrupted("a message's metadata is malformed")
+        return header_type, body_length
+
+
+class _MessageFeed(io.RawIOBase):
+    """The file pyarrow's stream reader reads from: only ever whole, already-arrived messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._messages: collections.deque[bytes] = collections.deque()
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def append(self, message: bytes) -> None:
+        self._messages.append(message)
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        while self._messages and (size < 0 or size > 0):
+            head = self._messages[0]
+            take = len(head) - self._offset if size < 0 else min(size, len(head) - self._offset)
+            parts.append(head[self._offset : self._offset + take])
+            self._offset += take
+            size = size - take if size >= 0 else size
+            if self._offset == len(head):
+                self._messages.popleft()
+                self._offset = 0
+        return b"".join(parts)
+
+
+parquet_table_serializer = ParquetTableSerializer()
+"""Tables as Parquet (the format every data tool reads)."""
+arrow_record_batch_stream_serializer = ArrowRecordBatchStreamSerializer()
+"""Record batch streams as Arrow IPC, read back incrementally without spooling."""
+
+__all__ = [
+    "ArrowRecordBatchStreamSerializer",
+    "ParquetTableSerializer",
+    "arrow_record_batch_stream_serializer",
+    "parquet_table_serializer",
+]
