@@ -48,7 +48,7 @@ def manifest_row(
 
 async def insert_manifests(sessions: Sessions, rows: list[dict[str, Any]]) -> None:
     async with sessions() as session:
-        await session.execute(insert(ManifestRecord.__table__).values(rows))
+        await session.execute(insert(ManifestRecord).values(rows))
         await session.commit()
 
 
@@ -167,7 +167,7 @@ async def test_contents_come_ordered_by_key(sessions: Sessions) -> None:
     keys = ["zeta", "alpha", "mid"]
     async with sessions() as session:
         await session.execute(
-            insert(ContentRecord.__table__).values(
+            insert(ContentRecord).values(
                 [
                     {
                         "id": uuid.uuid4(),
