@@ -74,8 +74,9 @@ async def delete_manifest(
     """Delete a manifest and its content records, and commit.
 
     With ``delete_data=True`` (which needs ``registry``), also delete each blob that no
-    other content record points at. Every storage involved is resolved before anything is
-    deleted, so an unregistered storage fails the call with nothing changed.
+    other content record points at, once the deletion of the records is committed. Every
+    storage involved is resolved first, so an unregistered storage fails the call with
+    nothing changed. The session's transaction is committed (with whatever else it holds).
     """
     if delete_data and registry is None:
         raise ValueError(
@@ -96,8 +97,7 @@ async def delete_manifest(
         )
     ).all()
     blobs: dict[tuple[str, str], tuple[Storage, str, StorageConfig]] = {}
-    if delete_data:
-        assert registry is not None
+    if delete_data and registry is not None:
         for content_hash, storage_name, config in contents:
             storage = registry.get_storage(storage_name)
             blobs[(storage_name, _canonical(config))] = (storage, content_hash, config)
@@ -109,7 +109,7 @@ async def delete_manifest(
 
     deleted = kept = 0
     for (storage_name, canonical), (storage, content_hash, config) in blobs.items():
-        if await _still_referenced(session, storage_name, content_hash, canonical):
+        if await _still_referenced(session, content_hash, canonical):
             kept += 1
             continue
         try:
@@ -124,15 +124,14 @@ async def delete_manifest(
     return DeleteReport(manifest_id, len(contents), deleted, kept)
 
 
-async def _still_referenced(
-    session: AsyncSession, storage_name: str, content_hash: str, canonical: str
-) -> bool:
-    """Whether another content record points at the same blob (found through its hash)."""
+async def _still_referenced(session: AsyncSession, content_hash: str, canonical: str) -> bool:
+    """Whether another content record points at the same blob, found through its hash.
+
+    As in ``collect_garbage``, any record with the same config counts, whatever storage
+    name it gives: two names over one location must not delete each other's blobs.
+    """
     configs = await session.scalars(
-        select(ContentRecord.storage_config).where(
-            ContentRecord.content_hash == content_hash,
-            ContentRecord.storage_name == storage_name,
-        )
+        select(ContentRecord.storage_config).where(ContentRecord.content_hash == content_hash)
     )
     return any(_canonical(config) == canonical for config in configs)
 

@@ -114,6 +114,23 @@ async def test_delete_data_removes_only_blobs_nobody_else_uses(
     assert (await count(sessions, ManifestRecord), await count(sessions, ContentRecord)) == (0, 0)
 
 
+async def test_delete_data_keeps_a_blob_another_name_of_the_same_folder_uses(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    old = FileStorage(tmp_path / "blobs", name="team.files@v1")
+    new = FileStorage(tmp_path / "blobs", name="team.files@v2")
+    registry = Registry(modules=MODULES, storages=[old], default_storage=new)
+    before_rename = await save(sessions, registry, "same bytes", storage=old)
+    after_rename = await save(sessions, registry, "same bytes", storage=new)
+
+    async with sessions() as session:
+        report = await delete_manifest(session, after_rename, registry=registry, delete_data=True)
+    assert (report.blobs_deleted, report.blobs_kept) == (0, 1)
+    async with sessions() as session:
+        loaded = await load_one(before_rename, session=session, registry=registry)
+    assert loaded.value == "same bytes"
+
+
 async def test_delete_refuses_what_it_cannot_finish_and_changes_nothing(
     sessions: Sessions, registry: Registry
 ) -> None:
