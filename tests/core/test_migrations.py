@@ -164,11 +164,11 @@ def test_sync_upgrade_on_a_sqlite_file_with_sync_and_async_urls(tmp_path: Any) -
     assert current(f"sqlite:///{path}") == "0001"
 
 
-async def test_sync_upgrade_works_even_from_a_running_loop(sqlite_url: str) -> None:
+async def test_sync_upgrade_works_even_from_a_running_loop(database_url: str) -> None:
     # It blocks this loop while it runs (aupgrade is the polite way), but it does not fail.
-    upgrade(sqlite_url)
-    assert current(sqlite_url) == "0001"
-    engine = create_async_engine(sqlite_url)
+    upgrade(database_url)
+    assert current(database_url) == "0001"
+    engine = create_async_engine(database_url)
     try:
         async with AsyncSession(engine) as session:
             assert await find_manifests(session) == []
