@@ -70,8 +70,10 @@ class ParquetDataFrameSerializer(Serializer[pd.DataFrame]):
 class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
     """A stream of DataFrames as one Parquet file with one row group per frame.
 
-    Every frame must have the same columns, Arrow types and kind of index as the first;
-    each frame's own RangeIndex is kept. An empty stream is a valid file with no row groups.
+    Every frame must have the same columns, Arrow types and kind of index as the first
+    (an empty frame, or a column that is all null, is cast to the first frame's types and
+    read back with them); each frame's own RangeIndex is kept. An empty stream is a valid
+    file with no row groups.
     """
 
     name = "labox.pandas.parquet-stream@v1"
@@ -169,12 +171,13 @@ def frame_to_table(frame: Any, serializer_name: str, what: str) -> pa.Table:
         ) from None
 
 
-def read_frame(parquet: pq.ParquetFile, index: int, range_index: list[int] | None) -> pd.DataFrame:
+def read_frame(
+    parquet: pq.ParquetFile, index: int, range_index: pd.RangeIndex | None
+) -> pd.DataFrame:
     """Row group ``index`` as a DataFrame, with the RangeIndex its frame had when written."""
     frame: pd.DataFrame = parquet.read_row_group(index).to_pandas()
     if range_index is not None:
-        start, stop, step = range_index
-        frame.index = pd.RangeIndex(start, stop, step, name=frame.index.name)
+        frame.index = range_index
     return frame
 
 
@@ -190,13 +193,19 @@ class _Layout:
         return cls(table.schema.remove_metadata(), _index_kind(table))
 
     def conform(self, table: pa.Table, serializer_name: str, what: str) -> pa.Table:
-        """``table`` if it fits the layout (all-null columns are cast to it), else an error."""
+        """``table`` if it fits the layout (empty frames and all-null columns are cast to it)."""
         index = _index_kind(table)
         schema = table.schema.remove_metadata()
         if index == self.index and schema.equals(self.schema):
             return table
-        if index == self.index and _differs_only_by_null_columns(schema, self.schema):
-            return table.cast(self.schema.with_metadata(table.schema.metadata))
+        # No values are lost by giving an empty frame, or an all-null column, the first types.
+        if index == self.index and schema.names == self.schema.names:
+            expected = self.schema.with_metadata(table.schema.metadata)
+            if table.num_rows == 0:
+                return expected.empty_table()
+            if _differs_only_by_null_columns(schema, self.schema):
+                with contextlib.suppress(pa.ArrowException):
+                    return table.cast(expected)
         if index != self.index:
             change = f"its index is {_describe_index(index)}, not {_describe_index(self.index)}"
         else:
@@ -225,7 +234,7 @@ def _index_kind(table: pa.Table) -> list[Any]:
 
 def _describe_index(kind: list[Any]) -> str:
     if len(kind) == 1 and isinstance(kind[0], dict) and kind[0].get("kind") == "range":
-        return "a RangeIndex"
+        return f"a RangeIndex named {kind[0].get('name')!r}"
     return f"stored as the columns {kind}" if kind else "absent"
 
 
@@ -237,24 +246,35 @@ def _range_of(table: pa.Table) -> list[int] | None:
 
 
 def _differs_only_by_null_columns(schema: pa.Schema, expected: pa.Schema) -> bool:
-    return schema.names == expected.names and all(
+    return all(
         field.equals(want) or field.type == pa.null()
         for field, want in zip(schema, expected, strict=True)
     )
 
 
-def _stored_ranges(parquet: pq.ParquetFile, serializer_name: str) -> list[list[int] | None]:
-    raw = (parquet.metadata.metadata or {}).get(RANGE_INDEXES_KEY.encode())
+def _stored_ranges(parquet: pq.ParquetFile, serializer_name: str) -> list[pd.RangeIndex | None]:
+    """Each frame's RangeIndex, as recorded in the footer (None where there is none)."""
+    metadata = parquet.metadata.metadata or {}
+    raw = metadata.get(RANGE_INDEXES_KEY.encode())
     if raw is None:
         return [None] * parquet.num_row_groups
     ranges = json.loads(raw)
     if not isinstance(ranges, list) or len(ranges) != parquet.num_row_groups:
         raise SerializationError(
-            f"{serializer_name} cannot read this content: its footer lists "
-            f"{len(ranges) if isinstance(ranges, list) else 'no'} frame indexes for "
-            f"{parquet.num_row_groups} row groups. It was not written by {serializer_name}."
+            f"{serializer_name} cannot read this content: its footer does not list one index "
+            f"per row group ({parquet.num_row_groups}). It was not written by {serializer_name}."
         )
-    return ranges
+    # pandas' metadata holds the first frame's index; its name is every frame's name.
+    pandas_metadata = json.loads(metadata.get(b"pandas", b"{}"))
+    name = next(
+        (
+            descriptor.get("name")
+            for descriptor in pandas_metadata.get("index_columns", [])
+            if isinstance(descriptor, dict)
+        ),
+        None,
+    )
+    return [None if r is None else pd.RangeIndex(r[0], r[1], r[2], name=name) for r in ranges]
 
 
 async def _spool(source: AsyncIterable[bytes], spool: IO[bytes]) -> None:
