@@ -1,0 +1,140 @@
+"""Loading: order, verification, class resolution and stream lifetimes."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from labox_prefect.core import (
+    ContentCorruptedError,
+    ContentRecord,
+    ManifestNotFoundError,
+    NotRegisteredError,
+    Registry,
+    StorableTypeError,
+    load_one,
+    new_loader,
+    new_saver,
+    save_one,
+)
+from labox_prefect.core.builtin import FileStorage, StorableStream, StorableValue
+from labox_prefect.core.extra.pydantic import StorableModel
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+class Note(StorableModel, class_id="2f4a6c8e0b1d3f57"):
+    text: str
+
+
+class Other(StorableModel, class_id="8e6c4a2f0d1b3957"):
+    text: str
+
+
+async def numbers(n: int) -> AsyncIterator[int]:
+    for i in range(n):
+        yield i
+
+
+async def test_bulk_load_returns_results_in_request_order(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session, new_saver(session=session, registry=registry) as saver:
+        futures = [saver.save_soon(Note(text=str(i))) for i in range(100)]
+    records = [f.value for f in futures]
+    random.Random(7).shuffle(records)
+    async with sessions() as session, new_loader(session=session, registry=registry) as loader:
+        loaded = [loader.load_soon(r, Note) for r in records]
+    texts = {r.id: f.value.text for r, f in zip(records, loaded, strict=True)}
+    expected = {f.value.id: str(i) for i, f in enumerate(futures)}
+    assert texts == expected
+
+
+async def test_class_is_found_through_the_registry_by_id(
+    sessions: Sessions, registry: Registry
+) -> None:
+    reg = Registry(registries=[registry], storables=[Note])
+    async with sessions() as session:
+        record = await save_one(Note(text="hi"), session=session, registry=reg)
+        loaded = await load_one(record.id, session=session, registry=reg)
+    assert loaded == Note(text="hi")
+
+
+async def test_unknown_class_id_and_wrong_class_are_clear_errors(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session:
+        record = await save_one(Note(text="hi"), session=session, registry=registry)
+        with pytest.raises(NotRegisteredError, match="No storable class with class_id"):
+            await load_one(record, session=session, registry=registry)
+        with pytest.raises(StorableTypeError, match="pass the class it was saved as"):
+            await load_one(record, Other, session=session, registry=registry)
+        with pytest.raises(ManifestNotFoundError, match="No manifest with id"):
+            await load_one(uuid.uuid4(), Note, session=session, registry=registry)
+
+
+async def test_tampered_blob_is_refused(sessions: Sessions, tmp_path: Path) -> None:
+    storage = FileStorage(str(tmp_path))
+    reg = Registry(modules=["labox_prefect.core.builtin"], default_storage=storage)
+    async with sessions() as session:
+        record = await save_one(StorableValue(b"precious" * 1000), session=session, registry=reg)
+        size = (
+            await session.execute(
+                select(ContentRecord.content_size).where(ContentRecord.manifest_id == record.id)
+            )
+        ).scalar_one()
+    path = _only_blob(tmp_path, size)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    async with sessions() as session:
+        with pytest.raises(ContentCorruptedError, match="corrupted"):
+            await load_one(record, StorableValue, session=session, registry=reg)
+
+
+async def test_tampered_stream_fails_at_its_end(sessions: Sessions, tmp_path: Path) -> None:
+    storage = FileStorage(str(tmp_path))
+    reg = Registry(modules=["labox_prefect.core.builtin"], default_storage=storage)
+    async with sessions() as session:
+        record = await save_one(
+            StorableStream(numbers(1000), item_type=int), session=session, registry=reg
+        )
+        size = (
+            await session.execute(
+                select(ContentRecord.content_size).where(ContentRecord.manifest_id == record.id)
+            )
+        ).scalar_one()
+    path = _only_blob(tmp_path, size)
+    path.write_bytes(path.read_bytes().replace(b"999", b"998"))
+    async with sessions() as session:
+        loaded = await load_one(record, StorableStream, session=session, registry=reg)
+        with pytest.raises(ContentCorruptedError):
+            _ = [item async for item in loaded.stream]
+
+
+async def test_exit_stack_closes_loaded_streams(sessions: Sessions, registry: Registry) -> None:
+    async with sessions() as session:
+        record = await save_one(
+            StorableStream(numbers(50), item_type=int), session=session, registry=registry
+        )
+    async with AsyncExitStack() as stack, sessions() as session:
+        loaded = await load_one(
+            record, StorableStream, session=session, registry=registry, stack=stack
+        )
+        stream = loaded.stream
+        assert await anext(aiter(stream)) == 0
+    with pytest.raises(StopAsyncIteration):
+        await anext(aiter(stream))
+
+
+def _only_blob(root: Path, size: int) -> Path:
+    """The single stored file of that size under a FileStorage root."""
+    (path,) = [p for p in root.rglob("*") if p.is_file() and p.stat().st_size == size]
+    return path

@@ -1,0 +1,275 @@
+"""Saving: round trips of every storable family, batches, failures and what reaches the DB."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import pandas as pd
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from labox_prefect.core import (
+    ContentRecord,
+    InvalidTagsError,
+    ManifestRecord,
+    NotRegisteredError,
+    Registry,
+    SaveNotCompleteError,
+    StorableTypeError,
+    load_one,
+    new_saver,
+    save_one,
+)
+from labox_prefect.core.builtin import MemoryStorage, StorableDataclass, StorableValue
+from labox_prefect.core.extra.pandas import ParquetDataFrameStreamSerializer
+from labox_prefect.core.extra.pydantic import ContentSpec, StorableModel
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Sample(StorableModel, class_id="5a3c1e0f9b2d4a68"):
+    name: str
+    when: datetime.datetime
+    points: list[Point]
+    weights: dict[str, float]
+    note: str | None = None
+    raw: bytes = b""
+    frame: pd.DataFrame | None = None
+
+
+@dataclass
+class Measurement(StorableDataclass, class_id="7d2e4f6a8c0b1e3d"):
+    label: str
+    shape: tuple[int, int]
+    payload: bytes
+    day: datetime.date
+
+
+FrameStream = Annotated[
+    AsyncIterable[pd.DataFrame], ContentSpec(serializer=ParquetDataFrameStreamSerializer())
+]
+
+
+class Series(StorableModel, class_id="3b9d7f1a2c4e6a80"):
+    title: str
+    chunks: FrameStream
+
+
+async def frames(n: int) -> AsyncIterator[pd.DataFrame]:
+    for i in range(n):
+        yield pd.DataFrame({"t": [i, i + 1], "v": [i * 2.0, i * 3.0]})
+
+
+async def test_model_round_trip_keeps_nested_optional_bytes_and_frames(
+    sessions: Sessions, registry: Registry
+) -> None:
+    frame = pd.DataFrame({"a": range(5), "b": list("abcde")})
+    sample = Sample(
+        name="s1",
+        when=datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.UTC),
+        points=[Point(x=1, y=2), Point(x=3, y=4)],
+        weights={"w": 0.5},
+        raw=bytes(range(256)) * 100,
+        frame=frame,
+    )
+    async with sessions() as session:
+        record = await save_one(sample, session=session, registry=registry)
+    async with sessions() as session:
+        loaded = await load_one(record, Sample, session=session, registry=registry)
+    assert loaded.model_dump(exclude={"frame"}) == sample.model_dump(exclude={"frame"})
+    pd.testing.assert_frame_equal(loaded.frame, frame)
+
+
+async def test_large_values_are_contents_of_their_own_not_base64_in_the_body(
+    sessions: Sessions, registry: Registry
+) -> None:
+    raw = b"\x00\xff" * 50_000
+    sample = Sample(
+        name="big", when=datetime.datetime.now(datetime.UTC), points=[], weights={}, raw=raw
+    )
+    async with sessions() as session:
+        record = await save_one(sample, session=session, registry=registry)
+        rows = (
+            (
+                await session.execute(
+                    select(ContentRecord).where(ContentRecord.manifest_id == record.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    by_key = {row.content_key: row for row in rows}
+    assert by_key["raw"].content_size == len(raw)
+    assert by_key["raw"].content_type == "application/octet-stream"
+    assert by_key["__body__"].content_size < 1_000
+
+
+async def test_dataclass_keeps_tuples_bytes_and_dates(
+    sessions: Sessions, registry: Registry
+) -> None:
+    original = Measurement("m", (3, 4), b"\x01\x02", datetime.date(2024, 1, 2))
+    async with sessions() as session:
+        record = await save_one(original, session=session, registry=registry)
+    async with sessions() as session:
+        loaded = await load_one(record, Measurement, session=session, registry=registry)
+    assert loaded == original
+    assert isinstance(loaded.shape, tuple)
+    assert isinstance(loaded.payload, bytes)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2, {"b": None}]},
+        "héllo",
+        b"\x00bytes",
+        datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+        [1.5, 2.5],
+    ],
+)
+async def test_storable_value_infers_its_serializer(
+    sessions: Sessions, registry: Registry, value: Any
+) -> None:
+    async with sessions() as session:
+        record = await save_one(StorableValue(value), session=session, registry=registry)
+    async with sessions() as session:
+        loaded = await load_one(record, StorableValue, session=session, registry=registry)
+    assert loaded.value == value
+    assert type(loaded.value) is type(value)
+
+
+async def test_stream_field_round_trips_chunk_by_chunk(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session:
+        record = await save_one(
+            Series(title="s", chunks=frames(4)), session=session, registry=registry
+        )
+    async with sessions() as session:
+        loaded = await load_one(record, Series, session=session, registry=registry)
+        chunks = [chunk async for chunk in loaded.chunks]
+    assert len(chunks) == 4
+    pd.testing.assert_frame_equal(chunks[3], pd.DataFrame({"t": [3, 4], "v": [6.0, 9.0]}))
+
+
+async def test_record_is_usable_after_commit_and_in_another_session(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session:
+        record = await save_one(
+            StorableValue({"k": 1}), session=session, registry=registry, tags={"p": "q"}
+        )
+        # expire_on_commit=True has run: attributes must still be readable without I/O.
+        assert isinstance(record.id, uuid.UUID)
+        assert record.tags == {"p": "q"}
+        assert record.created_at.tzinfo is not None
+    async with sessions() as other:
+        loaded = await load_one(record, session=other, registry=registry)
+    assert loaded.value == {"k": 1}
+
+
+async def test_bulk_save_uses_one_insert_per_table(
+    engine: AsyncEngine, sessions: Sessions, registry: Registry
+) -> None:
+    inserts: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            inserts.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with sessions() as session:
+            async with new_saver(session=session, registry=registry, tags={"batch": "1"}) as saver:
+                futures = [saver.save_soon(StorableValue({"i": i})) for i in range(200)]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(inserts) == 2
+    records = [f.value for f in futures]
+    assert len({r.id for r in records}) == 200
+    assert all(r.tags == {"batch": "1"} for r in records)
+
+
+async def test_one_failing_object_does_not_lose_the_others(
+    sessions: Sessions, registry: Registry
+) -> None:
+    with pytest.raises(NotRegisteredError, match="No serializer is registered for object"):
+        async with sessions() as session:
+            async with new_saver(session=session, registry=registry) as saver:
+                good = [saver.save_soon(StorableValue(i)) for i in range(5)]
+                bad = saver.save_soon(StorableValue(object()))
+    assert [f.value.id for f in good]
+    with pytest.raises(NotRegisteredError):
+        _ = bad.value
+    async with sessions() as session:
+        count = await session.scalar(select(func.count()).select_from(ManifestRecord))
+        ids = {f.value.id for f in good}
+        found = set(
+            (await session.execute(select(ManifestRecord.id).where(ManifestRecord.id.in_(ids))))
+            .scalars()
+            .all()
+        )
+    assert found == ids
+    assert count is not None
+    assert count >= 5
+
+
+async def test_manifest_is_not_recorded_when_a_stream_fails_midway(
+    sessions: Sessions, registry: Registry, storage: MemoryStorage
+) -> None:
+    async def broken() -> AsyncIterator[pd.DataFrame]:
+        yield pd.DataFrame({"t": [1], "v": [1.0]})
+        raise RuntimeError("sensor went away")
+
+    with pytest.raises(RuntimeError, match="sensor went away"):
+        async with sessions() as session:
+            await save_one(Series(title="x", chunks=broken()), session=session, registry=registry)
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(ManifestRecord)
+            .where(ManifestRecord.class_id == Series.storable_class_id())
+        )
+    assert count == 0
+    assert [config async for config in storage.iter_stored()] == []
+
+
+async def test_future_value_before_exit_is_a_clear_error(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session, new_saver(session=session, registry=registry) as saver:
+        future = saver.save_soon(StorableValue(1))
+        with pytest.raises(SaveNotCompleteError, match="after the block"):
+            _ = future.value
+    assert future.value.id
+
+
+async def test_non_storable_and_bad_tags_are_refused(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session:
+        with pytest.raises(StorableTypeError, match="Wrap it in StorableValue"):
+            await save_one(42, session=session, registry=registry)  # type: ignore[arg-type]
+        with pytest.raises(InvalidTagsError, match="not str to str"):
+            await save_one(StorableValue(1), session=session, registry=registry, tags={"n": 1})  # type: ignore[dict-item]
+
+
+async def test_unregistered_storage_is_refused_before_anything_is_written(
+    sessions: Sessions, registry: Registry
+) -> None:
+    stray = MemoryStorage(name="stray.memory@v1")
+    async with sessions() as session:
+        with pytest.raises(NotRegisteredError, match=r"stray\.memory@v1"):
+            await save_one(StorableValue(1, storage=stray), session=session, registry=registry)
+    assert [c async for c in stray.iter_stored()] == []
