@@ -1,0 +1,168 @@
+"""Arrow tables as Parquet and record batch streams as Arrow IPC, read back incrementally."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labox_prefect.core.builtin.storages import MemoryStorage
+from labox_prefect.core.errors import SerializationError
+from labox_prefect.core.extra.pyarrow import (
+    ArrowRecordBatchStreamSerializer,
+    ParquetTableSerializer,
+    arrow_record_batch_stream_serializer,
+    parquet_table_serializer,
+)
+from labox_prefect.core.registry import Registry
+from labox_prefect.core.serializer import SerializedData, SerializedDataStream
+from labox_prefect.core.testing import check_stream_serializer, check_value_serializer
+
+stream_serializer = arrow_record_batch_stream_serializer
+
+
+def batch(start: int, rows: int) -> pa.RecordBatch:
+    numbers = list(range(start, start + rows))
+    return pa.record_batch(
+        {
+            "n": pa.array(numbers, pa.int64()),
+            "label": pa.array([f"v{n % 3}" for n in numbers], pa.string()).dictionary_encode(),
+            "maybe": pa.array([None if n % 2 else n * 0.5 for n in numbers], pa.float64()),
+        }
+    )
+
+
+def same_batches(expected: Sequence[pa.RecordBatch], actual: Sequence[pa.RecordBatch]) -> bool:
+    return len(expected) == len(actual) and all(
+        a.schema.equals(b.schema) and a.to_pylist() == b.to_pylist()
+        for a, b in zip(expected, actual, strict=True)
+    )
+
+
+def same_rows(expected: pa.Table, actual: pa.Table) -> bool:
+    return bool(
+        expected.schema.equals(actual.schema) and expected.to_pylist() == actual.to_pylist()
+    )
+
+
+async def write(batches: Sequence[Any]) -> bytes:
+    async def produce() -> AsyncIterator[Any]:
+        for item in batches:
+            yield item
+
+    serialized = stream_serializer.serialize_data_stream(produce())
+    return b"".join([chunk async for chunk in serialized.data_stream])
+
+
+async def read(pieces: Sequence[bytes], pulled: list[int] | None = None) -> list[pa.RecordBatch]:
+    return [b async for b in stream_serializer.deserialize_data_stream(stored(pieces, pulled))]
+
+
+def stored(pieces: Sequence[bytes], pulled: list[int] | None = None) -> SerializedDataStream:
+    async def source() -> AsyncIterator[bytes]:
+        for number, piece in enumerate(pieces):
+            if pulled is not None:
+                pulled.append(number)
+            yield piece
+
+    return SerializedDataStream(source(), "application/vnd.apache.arrow.stream")
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        pa.table({"a": [1, 2, 3], "b": ["x", None, "z"]}),
+        pa.Table.from_batches([batch(0, 5), batch(5, 3)]),
+        pa.table({"nested": [{"k": [1, 2]}, {"k": []}]}),
+        pa.table({"a": pa.array([], pa.int32())}),
+    ],
+    ids=["plain", "dictionary-chunks", "nested", "empty"],
+)
+def test_table_round_trips(table: pa.Table) -> None:
+    check_value_serializer(parquet_table_serializer, table, equal=same_rows)
+
+
+def test_table_refuses_other_types_and_corrupted_bytes() -> None:
+    with pytest.raises(SerializationError, match=r"writes pyarrow.Table, not RecordBatch"):
+        parquet_table_serializer.serialize_data(batch(0, 1))  # type: ignore[arg-type]
+    data = parquet_table_serializer.serialize_data(pa.table({"a": [1]})).data
+    with pytest.raises(SerializationError, match="cannot read this content as Parquet"):
+        parquet_table_serializer.deserialize_data(SerializedData(data[:-9], "x"))
+
+
+# --- record batch streams --------------------------------------------------------------------
+
+
+async def test_batches_round_trip_under_every_chunking() -> None:
+    batches = [batch(0, 3), batch(3, 0), batch(3, 10)]
+    await check_stream_serializer(stream_serializer, batches, equal=same_batches)
+
+
+async def test_empty_batch_stream_round_trips() -> None:
+    await check_stream_serializer(stream_serializer, [], equal=same_batches)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.integers(min_value=0, max_value=20), max_size=5),
+    st.lists(st.lists(st.integers(min_value=0, max_value=5_000), max_size=8), max_size=3),
+)
+async def test_batches_round_trip_for_any_sizes_and_cuts(
+    sizes: list[int], cuts: list[list[int]]
+) -> None:
+    batches = [batch(sum(sizes[:i]), size) for i, size in enumerate(sizes)]
+    await check_stream_serializer(stream_serializer, batches, equal=same_batches, cuts=cuts)
+
+
+async def test_batches_are_read_as_their_bytes_arrive() -> None:
+    payload = await write([batch(0, 100), batch(100, 100), batch(200, 100)])
+    pieces = [payload[i : i + 64] for i in range(0, len(payload), 64)]
+    pulled: list[int] = []
+    reader = stream_serializer.deserialize_data_stream(stored(pieces, pulled))
+    first = await reader.__anext__()
+    assert first.to_pylist() == batch(0, 100).to_pylist()
+    assert len(pulled) < len(pieces) // 2, "the first batch came before the later bytes"
+    assert len([b async for b in reader]) == 2
+    assert len(pulled) == len(pieces)
+
+
+async def test_batch_stream_refuses_schema_drift_and_other_items() -> None:
+    other = pa.record_batch({"n": pa.array([1.5])})
+    with pytest.raises(SerializationError, match=r"batch 2 .*n is double instead of int64"):
+        await write([batch(0, 1), other])
+    with pytest.raises(SerializationError, match=r"item 1 of the stream is a Table"):
+        await write([pa.table({"a": [1]})])
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda p: p[:-8], "ends before its end-of-stream marker"),
+        (lambda p: p[: len(p) // 2], "ends before its end-of-stream marker"),
+        (lambda p: p + b"\x00" * 8, "bytes follow the end-of-stream marker"),
+        (lambda p: b"garbage!" + p, "does not start with the IPC marker"),
+        (lambda p: p[:4] + b"\x08\x00\x00\x00" + b"\xff" * 8, "metadata is malformed"),
+    ],
+    ids=["no-end-marker", "half", "trailing-bytes", "garbage", "bad-metadata"],
+)
+async def test_batch_stream_names_truncated_and_corrupted_bytes(mangle: Any, message: str) -> None:
+    payload = await write([batch(0, 4), batch(4, 4)])
+    with pytest.raises(SerializationError, match=message):
+        await read([mangle(payload)])
+
+
+def test_registry_infers_the_arrow_serializers() -> None:
+    registry = Registry(
+        modules=["labox_prefect.core.extra.pyarrow"], default_storage=MemoryStorage()
+    )
+    assert isinstance(registry.infer_serializer(pa.Table), ParquetTableSerializer)
+    assert isinstance(
+        registry.infer_stream_serializer(pa.RecordBatch), ArrowRecordBatchStreamSerializer
+    )
