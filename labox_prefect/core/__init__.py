@@ -19,7 +19,9 @@ from labox_prefect.core.errors import (
     StorageKeyError,
 )
 from labox_prefect.core.future import Future
+from labox_prefect.core.lifecycle import collect_garbage, delete_manifest, verify_manifests
 from labox_prefect.core.loader import Loader, ManifestNotFoundError, load_one, new_loader
+from labox_prefect.core.query import find_manifests, get_contents, get_manifest
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.saver import Saver, new_saver, save_one
 from labox_prefect.core.serializer import (
@@ -64,8 +66,14 @@ __all__ = [
     "UnpackedStream",
     "UnpackedValue",
     "Unpacker",
+    "collect_garbage",
+    "delete_manifest",
+    "find_manifests",
+    "get_contents",
+    "get_manifest",
     "load_one",
     "new_loader",
     "new_saver",
     "save_one",
+    "verify_manifests",
 ]
