@@ -233,7 +233,7 @@ async def test_stream_refuses_a_frame_that_drifts_from_the_first(
 
 
 async def test_stream_accepts_an_all_null_column_as_the_first_frame_s_type() -> None:
-    frames = [frame(0, 2), frame(2, 1).assign(label=[None]).astype({"label": object})]
+    frames = [frame(0, 2), frame(2, 1).assign(label=None).astype({"label": object})]
     [first, second] = [f async for f in read(await write(frames))]
     same_frame(frames[0], first)
     assert second["label"].isna().all()

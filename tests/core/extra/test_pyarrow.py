@@ -91,7 +91,7 @@ def test_table_round_trips(table: pa.Table) -> None:
 
 def test_table_refuses_other_types_and_corrupted_bytes() -> None:
     with pytest.raises(SerializationError, match=r"writes pyarrow.Table, not RecordBatch"):
-        parquet_table_serializer.serialize_data(batch(0, 1))  # type: ignore[arg-type]
+        parquet_table_serializer.serialize_data(batch(0, 1))
     data = parquet_table_serializer.serialize_data(pa.table({"a": [1]})).data
     with pytest.raises(SerializationError, match="cannot read this content as Parquet"):
         parquet_table_serializer.deserialize_data(SerializedData(data[:-9], "x"))

@@ -18,21 +18,21 @@ BYTES_CONTENT_TYPE = "application/octet-stream"
 _BINARY = (bytes, bytearray, memoryview)
 
 
-class BytesSerializer(Serializer[bytes]):
+class BytesSerializer(Serializer[bytes | bytearray]):
     """bytes and bytearray stored as themselves (read back as bytes), never base64."""
 
     name = "labox.bytes@v1"
     types = (bytes, bytearray)
     content_types = (BYTES_CONTENT_TYPE,)
 
-    def serialize_data(self, value: bytes, /) -> SerializedData:
+    def serialize_data(self, value: bytes | bytearray, /) -> SerializedData:
         return SerializedData(data=as_bytes(value, self.name), content_type=BYTES_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> bytes:
         return bytes(content.data)
 
 
-class BytesStreamSerializer(StreamSerializer[bytes]):
+class BytesStreamSerializer(StreamSerializer[bytes | bytearray]):
     """A stream of bytes chunks (a download, a file being produced) stored as one blob.
 
     Only the concatenation survives: chunks read back are cut wherever the storage cut them.
@@ -42,7 +42,9 @@ class BytesStreamSerializer(StreamSerializer[bytes]):
     types = (bytes, bytearray)
     content_types = (BYTES_CONTENT_TYPE,)
 
-    def serialize_data_stream(self, stream: AsyncIterable[bytes], /) -> SerializedDataStream:
+    def serialize_data_stream(
+        self, stream: AsyncIterable[bytes | bytearray], /
+    ) -> SerializedDataStream:
         return SerializedDataStream(
             data_stream=self._encode(stream), content_type=BYTES_CONTENT_TYPE
         )
@@ -50,7 +52,7 @@ class BytesStreamSerializer(StreamSerializer[bytes]):
     def deserialize_data_stream(self, content: SerializedDataStream, /) -> AsyncIterator[bytes]:
         return self._decode(content.data_stream)
 
-    async def _encode(self, stream: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async def _encode(self, stream: AsyncIterable[bytes | bytearray]) -> AsyncIterator[bytes]:
         async with closing_source(stream):
             async for chunk in stream:
                 if data := as_bytes(chunk, self.name):
