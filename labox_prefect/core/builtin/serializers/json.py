@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
@@ -37,7 +36,8 @@ _ORJSON_OPTIONS = (
 )
 _ATOMS = (str, int, float, bool, type(None), enum.Enum, uuid.UUID)
 _MAX_DEPTH = 254  # orjson's own nesting limit
-_LONG_NUMBER = re.compile(rb"\d{19}")  # may not fit 64 bits: orjson would read a float
+_DIGITS_AS_ZEROS = bytes(b"0"[0] if b"0"[0] <= b <= b"9"[0] else b" "[0] for b in range(256))
+_LONG_NUMBER = b"0" * 19  # 19+ digits may not fit 64 bits: orjson would read a float
 _FLUSH_BYTES = 64 * 1024
 
 
@@ -50,15 +50,15 @@ def encode_json(value: Any, serializer_name: str) -> bytes:
             raise SerializationError(_refusal(serializer_name, problem)) from None
         return _encode_with_stdlib(value, serializer_name, error)
     # orjson writes non-finite floats as null: look for them only when a null was written.
-    if b"null" in data and (problem := _find_problem(value)) is not None:
-        raise SerializationError(_refusal(serializer_name, problem))
+    if b"null" in data and _has_non_finite_float(value):
+        raise SerializationError(_refusal(serializer_name, _find_problem(value) or "NaN"))
     return data
 
 
 def decode_json(data: bytes | bytearray, serializer_name: str, where: str = "") -> Any:
     """The value of one JSON document; integers of any size come back exact."""
     try:
-        if _LONG_NUMBER.search(data):
+        if _LONG_NUMBER in data.translate(_DIGITS_AS_ZEROS):
             return json.loads(data, parse_constant=_refuse_constant)
         return orjson.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
@@ -149,6 +149,21 @@ def _plain_builtin(obj: Any) -> Any:
     if isinstance(obj, float):
         return float(obj)
     raise TypeError  # _find_problem explains it
+
+
+def _has_non_finite_float(value: Any) -> bool:
+    """True if a NaN or infinity is inside ``value`` (which orjson could already write)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float):
+            if item - item != 0.0:  # nan and inf give nan; finite floats give 0.0
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return False
 
 
 def _find_problem(value: Any, path: str = "value", depth: int = 0) -> str | None:
