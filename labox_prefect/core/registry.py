@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
 
+from labox_prefect.core.digest import Digest
 from labox_prefect.core.errors import NotRegisteredError
 from labox_prefect.core.serializer import Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
@@ -22,6 +23,9 @@ from labox_prefect.core.storage import Storage
 from labox_prefect.core.unpacker import Unpacker
 
 C = TypeVar("C")
+
+DEFAULT_INLINE_MAX_SIZE = 4096
+"""JSON contents up to this many bytes are kept in their content record (0 turns it off)."""
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Registry:
         serializers: Sequence[Serializer[Any] | StreamSerializer[Any]] = (),
         storages: Sequence[Storage] = (),
         default_storage: Storage | None = None,
+        inline_max_size: int = DEFAULT_INLINE_MAX_SIZE,
     ) -> None:
         tables = _Tables()
         tables.merge(_tables_from(_module_exports(modules)))
@@ -80,6 +85,13 @@ class Registry:
             fallback = default_file_storage()
             tables.storages.setdefault(fallback.name, fallback)
             tables.default_storage = tables.storages[fallback.name]
+        from labox_prefect.core.builtin.storages import DatabaseStorage
+
+        inline = tables.storages.setdefault(
+            DatabaseStorage.default_name, DatabaseStorage(max_size=max(inline_max_size, 0))
+        )
+        self._inline_storage = inline if isinstance(inline, DatabaseStorage) else None
+        self._inline_max_size = inline_max_size
         self._tables: _Tables = tables
 
     # --- lookups by what a record stores -------------------------------------------------
@@ -110,6 +122,22 @@ class Registry:
 
     def get_storage(self, name: str) -> Storage:
         return _lookup(self._tables.storages, name, "storage", "storages")
+
+    def storage_for(self, data: bytes, digest: Digest) -> Storage:
+        """Where a content with no storage of its own goes.
+
+        Small JSON (a storable's body, a small result) is kept in its content record: one
+        row insert instead of a file or object round trip per object. Everything else goes
+        to the default storage.
+        """
+        inline = self._inline_storage
+        if (
+            inline is not None
+            and digest.content_size <= self._inline_max_size
+            and inline.keeps(data, digest)
+        ):
+            return inline
+        return self.default_storage
 
     # --- inference from Python types ----------------------------------------------------
 

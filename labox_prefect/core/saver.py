@@ -32,9 +32,6 @@ from labox_prefect.core.unpacker import Unpacked, UnpackedStream, UnpackedValue
 DEFAULT_MAX_CONCURRENCY = 16
 """Objects written at once: enough to hide storage latency, few enough to bound memory."""
 
-_MAX_BIND_PARAMS = 30_000
-"""Below SQLite's 32,766 and PostgreSQL's 32,767 bound parameters per statement."""
-
 _INLINE_SERIALIZE_LIMIT = 256
 """Containers up to this many items are serialized on the loop; a thread hop costs more."""
 
@@ -195,7 +192,6 @@ async def _write_content(
     registry: Registry,
     now: datetime,
 ) -> dict[str, Any]:
-    storage = _registered_storage(unpacked.storage, registry)
     if isinstance(unpacked, UnpackedValue):
         serializer = unpacked.serializer or registry.infer_serializer(type(unpacked.value))
         _require_registered(registry.get_serializer, serializer.name)
@@ -203,9 +199,13 @@ async def _write_content(
             serialized, digest = _serialize(serializer, unpacked.value)
         else:
             serialized, digest = await asyncio.to_thread(_serialize, serializer, unpacked.value)
+        storage = _registered_storage(unpacked.storage, registry) or registry.storage_for(
+            serialized.data, digest
+        )
         config = await storage.write_data(serialized.data, digest, tags)
         serializer_config, kind = serialized.config, "value"
     else:
+        storage = _registered_storage(unpacked.storage, registry) or registry.default_storage
         stream_serializer = _stream_serializer(unpacked, registry)
         _require_registered(registry.get_stream_serializer, stream_serializer.name)
         serialized_stream = stream_serializer.serialize_data_stream(unpacked.stream)
@@ -257,10 +257,9 @@ def _stream_serializer(unpacked: UnpackedStream, registry: Registry) -> Any:
     return registry.infer_stream_serializer(unpacked.item_type)
 
 
-def _registered_storage(storage: Storage | None, registry: Registry) -> Storage:
-    if storage is None:
-        return registry.default_storage
-    _require_registered(registry.get_storage, storage.name)
+def _registered_storage(storage: Storage | None, registry: Registry) -> Storage | None:
+    if storage is not None:
+        _require_registered(registry.get_storage, storage.name)
     return storage
 
 
@@ -286,9 +285,11 @@ def _cheap_to_serialize(value: Any) -> bool:
 async def _insert_many(
     session: AsyncSession, record: type[Any], rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    if not rows:
-        return
-    per_statement = max(1, _MAX_BIND_PARAMS // len(rows[0]))
-    table = record.__table__
-    for start in range(0, len(rows), per_statement):
-        await session.execute(insert(table).values(list(rows[start : start + per_statement])))
+    """One INSERT statement for the whole batch, executed with every row's parameters.
+
+    The driver batches the rows (asyncpg pipelines them, SQLite loops in C), which keeps
+    the cost per row far below one statement per row, without compiling a statement with
+    tens of thousands of bind parameters.
+    """
+    if rows:
+        await session.execute(insert(record.__table__), list(rows))

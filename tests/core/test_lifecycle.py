@@ -43,6 +43,12 @@ Sessions = async_sessionmaker[AsyncSession]
 MODULES = ["labox_prefect.core.builtin"]
 
 
+@pytest.fixture
+def registry(storage: MemoryStorage) -> Registry:
+    """Every content goes to the blob storage under test, however small."""
+    return Registry(modules=MODULES, inline_max_size=0, default_storage=storage)
+
+
 async def save(
     sessions: Sessions, registry: Registry, value: object, storage: Storage | None = None
 ) -> uuid.UUID:
@@ -119,7 +125,7 @@ async def test_delete_data_keeps_a_blob_another_name_of_the_same_folder_uses(
 ) -> None:
     old = FileStorage(tmp_path / "blobs", name="team.files@v1")
     new = FileStorage(tmp_path / "blobs", name="team.files@v2")
-    registry = Registry(modules=MODULES, storages=[old], default_storage=new)
+    registry = Registry(modules=MODULES, inline_max_size=0, storages=[old], default_storage=new)
     before_rename = await save(sessions, registry, "same bytes", storage=old)
     after_rename = await save(sessions, registry, "same bytes", storage=new)
 
@@ -140,7 +146,9 @@ async def test_delete_refuses_what_it_cannot_finish_and_changes_nothing(
             await delete_manifest(session, manifest_id, delete_data=True)
         with pytest.raises(ManifestNotFoundError, match="No manifest with id"):
             await delete_manifest(session, uuid.uuid4())
-        other_registry = Registry(modules=MODULES, default_storage=MemoryStorage(name="x@v1"))
+        other_registry = Registry(
+            modules=MODULES, inline_max_size=0, default_storage=MemoryStorage(name="x@v1")
+        )
         with pytest.raises(NotRegisteredError, match=r"labox\.memory@v1"):
             await delete_manifest(session, manifest_id, registry=other_registry, delete_data=True)
     assert (await count(sessions, ManifestRecord), await count(sessions, ContentRecord)) == (1, 1)
@@ -153,7 +161,9 @@ async def test_verify_reports_each_kind_of_damage_without_raising(
     sessions: Sessions, storage: MemoryStorage
 ) -> None:
     database = DatabaseStorage()
-    registry = Registry(modules=MODULES, storages=[database], default_storage=storage)
+    registry = Registry(
+        modules=MODULES, inline_max_size=0, storages=[database], default_storage=storage
+    )
     healthy = await save(sessions, registry, {"fine": True})
     in_database = await save(sessions, registry, {"small": 1}, storage=database)
     corrupted = await save(sessions, registry, {"will": "rot"})
@@ -228,7 +238,7 @@ async def test_verify_streams_large_files_and_catches_a_flipped_byte(
     sessions: Sessions, tmp_path: Path
 ) -> None:
     files = FileStorage(tmp_path / "blobs")
-    registry = Registry(modules=MODULES, default_storage=files)
+    registry = Registry(modules=MODULES, inline_max_size=0, default_storage=files)
     payload = bytes(range(256)) * (40 * 1024)  # 10 MiB: several read chunks
     manifest_id = await save(sessions, registry, payload)
     async with sessions() as session:
@@ -255,7 +265,9 @@ async def test_gc_deletes_only_unreferenced_blobs_in_every_storage(
     sessions: Sessions, storage: MemoryStorage, tmp_path: Path
 ) -> None:
     files = FileStorage(tmp_path / "blobs")
-    registry = Registry(modules=MODULES, storages=[files], default_storage=storage)
+    registry = Registry(
+        modules=MODULES, inline_max_size=0, storages=[files], default_storage=storage
+    )
     kept_in_memory = await save(sessions, registry, "kept in memory")
     kept_in_files = await save(sessions, registry, "kept in files", storage=files)
     memory_orphan = await orphan(storage, b"orphan in memory")
@@ -291,8 +303,8 @@ async def test_gc_keeps_a_blob_any_record_points_at_under_any_name(
     # One folder registered under two names, as after renaming a storage from @v1 to @v2.
     old = FileStorage(tmp_path / "blobs", name="team.files@v1")
     new = FileStorage(tmp_path / "blobs", name="team.files@v2")
-    registry = Registry(modules=MODULES, storages=[old], default_storage=new)
-    old_registry = Registry(modules=MODULES, default_storage=old)
+    registry = Registry(modules=MODULES, inline_max_size=0, storages=[old], default_storage=new)
+    old_registry = Registry(modules=MODULES, inline_max_size=0, default_storage=old)
     written_by_old = await save(sessions, old_registry, "from before the rename")
 
     async with sessions() as session:
@@ -322,7 +334,7 @@ class SaveDuringListing(MemoryStorage):
 
 async def test_gc_lists_blobs_before_reading_references(sessions: Sessions) -> None:
     storage = SaveDuringListing()
-    registry = Registry(modules=MODULES, default_storage=storage)
+    registry = Registry(modules=MODULES, inline_max_size=0, default_storage=storage)
     await save(sessions, registry, "already there")
     storage.sessions, storage.registry = sessions, registry
 
@@ -347,7 +359,7 @@ async def test_gc_reports_a_failed_deletion_and_goes_on(
             await super().delete_data(config)
 
     stubborn = Stubborn(name="stubborn@v1")
-    registry = Registry(modules=MODULES, default_storage=stubborn)
+    registry = Registry(modules=MODULES, inline_max_size=0, default_storage=stubborn)
     first = await orphan(stubborn, b"one")
     second = await orphan(stubborn, b"two")
 

@@ -273,3 +273,34 @@ async def test_unregistered_storage_is_refused_before_anything_is_written(
         with pytest.raises(NotRegisteredError, match=r"stray\.memory@v1"):
             await save_one(StorableValue(1, storage=stray), session=session, registry=registry)
     assert [c async for c in stray.iter_stored()] == []
+
+
+async def test_small_json_lives_in_its_record_and_the_rest_in_the_storage(
+    sessions: Sessions, storage: MemoryStorage
+) -> None:
+    inline = Registry(modules=["labox_prefect.core.builtin"], default_storage=storage)
+    blobs_only = Registry(
+        modules=["labox_prefect.core.builtin"], default_storage=storage, inline_max_size=0
+    )
+    async with sessions() as session:
+        small = await save_one(StorableValue({"k": 1}), session=session, registry=inline)
+        big = await save_one(StorableValue({"k": "x" * 10_000}), session=session, registry=inline)
+        text = await save_one(StorableValue("plain text"), session=session, registry=inline)
+        off = await save_one(StorableValue({"k": 2}), session=session, registry=blobs_only)
+        names = dict(
+            (
+                await session.execute(
+                    select(ContentRecord.manifest_id, ContentRecord.storage_name).where(
+                        ContentRecord.manifest_id.in_([small.id, big.id, text.id, off.id])
+                    )
+                )
+            ).all()
+        )
+    assert names == {
+        small.id: "labox.database@v1",
+        big.id: storage.name,
+        text.id: storage.name,
+        off.id: storage.name,
+    }
+    async with sessions() as session:
+        assert (await load_one(small, session=session, registry=inline)).value == {"k": 1}

@@ -26,7 +26,9 @@ class DatabaseStorage(Storage):
     record deletes the content.
     """
 
-    def __init__(self, *, name: str = "labox.database@v1", max_size: int = DEFAULT_MAX_SIZE):
+    default_name = "labox.database@v1"
+
+    def __init__(self, *, name: str = default_name, max_size: int = DEFAULT_MAX_SIZE):
         self.name = check_component_name(name, self)
         if max_size < 0:
             raise ValueError(f"DatabaseStorage: max_size must be >= 0, not {max_size}.")
@@ -74,6 +76,15 @@ class DatabaseStorage(Storage):
                 f"DatabaseStorage(max_size=...))."
             )
             raise ValueError(msg)
+
+    def keeps(self, data: bytes, digest: Digest) -> bool:
+        """Whether this content can live in a record: small, uncompressed UTF-8 JSON."""
+        try:
+            self._check_size(len(data))
+            self._text_of(data, digest)
+        except ValueError:
+            return False
+        return True
 
     def _text_of(self, data: bytes, digest: Digest) -> str:
         media_type = digest.content_type.split(";", 1)[0].strip().lower()
