@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
 
 from labox_prefect.core.errors import SaveNotCompleteError
 
@@ -48,3 +49,31 @@ class Future(Generic[T]):
 
     def set_exception(self, error: BaseException) -> None:
         self._error = error
+
+
+def settle_failures(futures: Sequence[Future[Any]], outcomes: Sequence[object]) -> list[Exception]:
+    """Give every failed outcome to its own future; return the failures in request order.
+
+    Cancellation and interrupts are not failures of one object: they propagate at once.
+    """
+    failures: list[Exception] = []
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
+                raise outcome
+            future.set_exception(outcome)
+            failures.append(outcome)
+    return failures
+
+
+def raise_first_failure(failures: Sequence[Exception], what: str) -> None:
+    """Raise the first failure itself (not a group), noting how many ``what`` failed too."""
+    if not failures:
+        return
+    first = failures[0]
+    if len(failures) > 1:
+        first.add_note(
+            f"{len(failures) - 1} more {what} failed too; read each future's .value for its "
+            f"own error."
+        )
+    raise first

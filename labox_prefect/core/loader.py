@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect.core.database import ContentRecord, ManifestRecord
 from labox_prefect.core.digest import verify_bytes, verify_stream
 from labox_prefect.core.errors import LaboxError, StorableTypeError
-from labox_prefect.core.future import Future
+from labox_prefect.core.future import Future, raise_first_failure, settle_failures
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, SerializedDataStream, StreamSerializer
 from labox_prefect.core.storable import Storable
@@ -87,23 +87,11 @@ class Loader:
                 return await self._load(request, manifests, contents)
 
         outcomes = await asyncio.gather(*map(load, requests), return_exceptions=True)
-        failures = []
+        failures = settle_failures([r.future for r in requests], outcomes)
         for request, outcome in zip(requests, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome
-                request.future.set_exception(outcome)
-                failures.append(outcome)
-            else:
+            if not isinstance(outcome, BaseException):
                 request.future.set_value(outcome)
-        if failures:
-            first = failures[0]
-            if len(failures) > 1:
-                first.add_note(
-                    f"{len(failures) - 1} more record(s) failed to load; read each future's "
-                    f".value for its own error."
-                )
-            raise first
+        raise_first_failure(failures, "record(s)")
 
     async def _fetch(
         self, ids: list[uuid.UUID]

@@ -143,27 +143,21 @@ class Registry:
 
     def infer_serializer(self, cls: type[Any]) -> Serializer[Any]:
         """The serializer registered for the nearest class in ``cls``'s MRO."""
-        found = _by_mro(self._tables.serializer_by_type, cls)
-        if found is None:
-            raise NotRegisteredError(
-                f"No serializer is registered for {_type_name(cls)} (types with one: "
-                f"{_names(_type_name(t) for t in self._tables.serializer_by_type)}). "
-                f"Register one with Registry(serializers=[...]) or wrap the value in a "
-                f"storable with an explicit serializer."
-            )
-        return found
+        return _infer(
+            self._tables.serializer_by_type,
+            cls,
+            f"No serializer is registered for {_type_name(cls)}",
+            "wrap the value in a storable with an explicit serializer",
+        )
 
     def infer_stream_serializer(self, cls: type[Any]) -> StreamSerializer[Any]:
         """The stream serializer registered for the nearest class in ``cls``'s MRO."""
-        found = _by_mro(self._tables.stream_serializer_by_type, cls)
-        if found is None:
-            raise NotRegisteredError(
-                f"No stream serializer is registered for items of type {_type_name(cls)} "
-                f"(item types with one: "
-                f"{_names(_type_name(t) for t in self._tables.stream_serializer_by_type)}). "
-                f"Register one with Registry(serializers=[...]) or name it in a ContentSpec."
-            )
-        return found
+        return _infer(
+            self._tables.stream_serializer_by_type,
+            cls,
+            f"No stream serializer is registered for items of type {_type_name(cls)}",
+            "name one in a ContentSpec",
+        )
 
     def infer_unpacker(self, cls: type[Storable]) -> Unpacker[Any]:
         return cls.storable_unpacker()
@@ -213,11 +207,14 @@ def _module_exports(modules: Iterable[str | ModuleType]) -> Iterator[Any]:
             yield getattr(mod, name)
 
 
-def _by_mro(table: dict[type[Any], C], cls: type[Any]) -> C | None:
+def _infer(table: dict[type[Any], C], cls: type[Any], problem: str, alternative: str) -> C:
     for base in cls.__mro__:
         if base in table:
             return table[base]
-    return None
+    raise NotRegisteredError(
+        f"{problem} (types with one: {_names(_type_name(t) for t in table)}). Register one "
+        f"with Registry(serializers=[...]) or {alternative}."
+    )
 
 
 def _lookup(table: dict[str, C], name: str, what: str, kwarg: str) -> C:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect.core.database import ContentRecord, ManifestRecord, utcnow
 from labox_prefect.core.digest import Digest, HashingStream, digest_bytes
 from labox_prefect.core.errors import NotRegisteredError, SerializationError, StorableTypeError
-from labox_prefect.core.future import Future
+from labox_prefect.core.future import Future, raise_first_failure, settle_failures
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, Serializer
 from labox_prefect.core.storable import Storable
@@ -78,26 +78,15 @@ class Saver:
                 return await _write_object(request, self._registry)
 
         outcomes = await asyncio.gather(*map(write, requests), return_exceptions=True)
-        written: list[tuple[_Request, dict[str, Any], list[dict[str, Any]]]] = []
-        failures: list[BaseException] = []
-        for request, outcome in zip(requests, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception):
-                    raise outcome  # cancellation and interrupts are not per-object failures
-                request.future.set_exception(outcome)
-                failures.append(outcome)
-            else:
-                written.append((request, *outcome))
+        failures = settle_failures([r.future for r in requests], outcomes)
+        written = [
+            (request, *outcome)
+            for request, outcome in zip(requests, outcomes, strict=True)
+            if not isinstance(outcome, BaseException)
+        ]
         if written:
             await self._record(written)
-        if failures:
-            first = failures[0]
-            if len(failures) > 1:
-                first.add_note(
-                    f"{len(failures) - 1} more object(s) of this batch failed too; read each "
-                    f"future's .value for its own error. {len(written)} object(s) were saved."
-                )
-            raise first
+        raise_first_failure(failures, f"object(s) of this batch ({len(written)} were saved)")
 
     async def _record(
         self, written: list[tuple[_Request, dict[str, Any], list[dict[str, Any]]]]
