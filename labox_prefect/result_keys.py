@@ -1,0 +1,124 @@
+"""Prefect storage keys of Labox results: the one table the integration adds.
+
+Prefect finds a persisted result by a storage key (a cache key, or a random one). A row here
+maps that key to the Labox manifest holding the result, so a key resolves with one primary-key
+lookup from any process sharing the database. ``record`` keeps Prefect's small result record
+(its metadata and the pointer LaboxSerializer wrote) when the manifest *is* the result; it is
+null when the manifest stores the bytes of a record written with another serializer. Deleting
+a manifest deletes its keys (foreign key with ON DELETE CASCADE).
+
+The table is created by this package's own Alembic scripts (labox_prefect.migrations), with
+their own version table, so the core's schema history is untouched.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from labox_prefect.core.database import ManifestRecord, UTCDateTime, utcnow
+
+metadata = MetaData()
+
+# The manifests table is copied into our metadata only so that the foreign key resolves;
+# it is created and migrated by the core, never by us.
+cast(Table, ManifestRecord.__table__).to_metadata(metadata)
+
+result_keys = Table(
+    "labox_prefect_results",
+    metadata,
+    Column("storage_key", String(1024), primary_key=True),
+    Column(
+        "manifest_id",
+        Uuid,
+        ForeignKey("labox_manifests.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("record", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_labox_prefect_results_manifest_id", "manifest_id"),
+)
+
+
+@dataclass(frozen=True)
+class ResultKey:
+    """Where the result stored under a Prefect storage key lives."""
+
+    storage_key: str
+    manifest_id: uuid.UUID
+    record: str | None
+
+
+async def put_result_key(
+    session: AsyncSession, storage_key: str, manifest_id: uuid.UUID, record: str | None
+) -> None:
+    """Point ``storage_key`` at a manifest (Prefect overwrites keys, e.g. on refresh_cache)."""
+    values = {
+        "storage_key": storage_key,
+        "manifest_id": manifest_id,
+        "record": record,
+        "created_at": utcnow(),
+    }
+    dialect = session.get_bind().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        pg = postgresql.insert(result_keys).values(values)
+        statement = pg.on_conflict_do_update(
+            index_elements=["storage_key"],
+            set_={k: pg.excluded[k] for k in ("manifest_id", "record", "created_at")},
+        )
+    elif dialect == "sqlite":
+        lite = sqlite.insert(result_keys).values(values)
+        statement = lite.on_conflict_do_update(
+            index_elements=["storage_key"],
+            set_={k: lite.excluded[k] for k in ("manifest_id", "record", "created_at")},
+        )
+    else:
+        raise NotImplementedError(
+            f"Labox results are stored on PostgreSQL or SQLite, not {dialect!r}; set "
+            f"LABOX_DATABASE_URL to one of those."
+        )
+    await session.execute(statement)
+    await session.commit()
+
+
+async def get_result_key(session: AsyncSession, storage_key: str) -> ResultKey | None:
+    """The row of ``storage_key``, or None when nothing was stored under it."""
+    row = (
+        await session.execute(select(result_keys).where(result_keys.c.storage_key == storage_key))
+    ).first()
+    if row is None:
+        return None
+    return ResultKey(row.storage_key, row.manifest_id, row.record)
+
+
+async def upgrade_result_keys(engine: AsyncEngine) -> None:
+    """Create or migrate this table (the core tables must exist already)."""
+    from labox_prefect.migrations import aupgrade_integration
+
+    await aupgrade_integration(engine)
+
+
+__all__ = [
+    "ResultKey",
+    "get_result_key",
+    "metadata",
+    "put_result_key",
+    "result_keys",
+    "upgrade_result_keys",
+]

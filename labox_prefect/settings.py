@@ -1,0 +1,88 @@
+"""LABOX_* settings, read from the environment when a result is saved or loaded.
+
+They are read at the moment of use, not at import, so a worker, a test or a deployment can
+change them without reimporting anything. Everything defaults to an embedded set-up that
+needs no server: a SQLite file and a folder of blobs under ``LABOX_HOME``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_HOME = Path("~/.labox-prefect")
+
+CORE_REGISTRY_MODULES = (
+    "labox_prefect.core.builtin",
+    "labox_prefect.core.extra.pydantic",
+    "labox_prefect.core.extra.pandas",
+    "labox_prefect.core.extra.pyarrow",
+)
+"""What every registry of the integration knows: built-in, pydantic, pandas and pyarrow types."""
+
+
+class LaboxSettings(BaseSettings):
+    """Where results go and what the registry knows, from ``LABOX_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="LABOX_", extra="ignore")
+
+    home: Path = Field(
+        default=DEFAULT_HOME,
+        description="Folder of the embedded defaults (database file and blob folder).",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user:pass@host/db. "
+        "Default: sqlite+aiosqlite under LABOX_HOME.",
+    )
+    storage_url: str | None = Field(
+        default=None,
+        description="Where blobs go: a folder path or file://..., s3://bucket/prefix, or "
+        "memory:// (this process only). Default: LABOX_HOME/storage.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server (falls back to AWS_ENDPOINT_URL).",
+    )
+    registry_modules: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated modules whose storables and serializers are registered.",
+    )
+    artifacts: bool = Field(
+        default=True,
+        description="Publish a Prefect table artifact for every persisted result.",
+    )
+
+    @field_validator("registry_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def home_path(self) -> Path:
+        return self.home.expanduser()
+
+    def resolved_database_url(self) -> str:
+        """The database URL, with the embedded SQLite file under LABOX_HOME as default."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.home_path / 'labox.db').absolute().as_posix()}"
+
+    def resolved_storage_url(self) -> str:
+        """The storage URL, with a folder under LABOX_HOME as default."""
+        if self.storage_url:
+            return self.storage_url
+        return (self.home_path / "storage").absolute().as_posix()
+
+
+def current_settings() -> LaboxSettings:
+    """The settings as the environment says right now."""
+    return LaboxSettings()
+
+
+__all__ = ["CORE_REGISTRY_MODULES", "DEFAULT_HOME", "LaboxSettings", "current_settings"]
