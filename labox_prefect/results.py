@@ -1,0 +1,384 @@
+"""Past results, found by tag and loaded back: ``find_results`` and ``ResultRef``.
+
+Prefect can list task runs by tag, but not the outputs they stored. Every result saved
+through Labox carries the run-context tags of ``labox_prefect.context`` (flow, flow run,
+task, task run, deployment, Prefect run tags) plus the user's own, so each filter here is
+one more pair in a single tag-containment query (``tags @> {...}`` on PostgreSQL, which the
+GIN index answers). A ``ResultRef`` is the manifest's metadata only; nothing is read from
+the storage until ``load()`` / ``aload()``.
+
+Queries and loads run on the process-wide runtime (labox_prefect.runtime), so they work the
+same from sync code, from async code and inside a running flow or task, whose result
+storage block they read when it is a ``LaboxResultStorage``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from labox_prefect.context import (
+    DEPLOYMENT_ID,
+    DEPLOYMENT_NAME,
+    FLOW_NAME,
+    FLOW_RUN_ID,
+    FLOW_RUN_NAME,
+    KIND,
+    PREFIX,
+    RUN_TAG_PREFIX,
+    TASK_NAME,
+    TASK_RUN_ID,
+    prefect_tag_filter,
+)
+from labox_prefect.core import (
+    LaboxError,
+    ManifestRecord,
+    NotRegisteredError,
+    Registry,
+    find_manifests,
+    get_manifest,
+    load_one,
+)
+from labox_prefect.core.builtin import StorableValue
+from labox_prefect.core.tags import check_tags
+from labox_prefect.runtime import Target, get_runtime
+from labox_prefect.serializer import context_target, registry_modules
+
+DEFAULT_LIMIT = 100
+"""Results returned when no ``limit`` is given: enough to browse, bounded for big databases."""
+
+
+class ResultClassNotRegisteredError(NotRegisteredError):
+    """A stored result's class id is unknown to this process's registry."""
+
+
+@dataclass(frozen=True)
+class ResultRef:
+    """One stored result: its manifest's id, tags, time and class id, and how to load it.
+
+    The properties read the run-context tags; each is None when the record does not carry
+    it (a flow's return value has no task, a run outside a deployment no deployment).
+    """
+
+    manifest_id: uuid.UUID
+    tags: Mapping[str, str] = field(hash=False)
+    created_at: datetime
+    class_id: uuid.UUID
+    target: Target = field(repr=False, compare=False)
+    """The database and storage the result was found in; loads read from the same place."""
+
+    @property
+    def kind(self) -> str | None:
+        """``"task"`` (a task's output) or ``"flow"`` (a flow's return value)."""
+        return self.tags.get(KIND)
+
+    @property
+    def flow_name(self) -> str | None:
+        return self.tags.get(FLOW_NAME)
+
+    @property
+    def flow_run_id(self) -> uuid.UUID | None:
+        return _uuid_or_none(self.tags.get(FLOW_RUN_ID))
+
+    @property
+    def flow_run_name(self) -> str | None:
+        return self.tags.get(FLOW_RUN_NAME)
+
+    @property
+    def task_name(self) -> str | None:
+        return self.tags.get(TASK_NAME)
+
+    @property
+    def task_run_id(self) -> uuid.UUID | None:
+        return _uuid_or_none(self.tags.get(TASK_RUN_ID))
+
+    @property
+    def deployment_id(self) -> uuid.UUID | None:
+        return _uuid_or_none(self.tags.get(DEPLOYMENT_ID))
+
+    @property
+    def deployment_name(self) -> str | None:
+        return self.tags.get(DEPLOYMENT_NAME)
+
+    @property
+    def prefect_tags(self) -> tuple[str, ...]:
+        """The Prefect run tags of the task run and flow run, sorted."""
+        return tuple(
+            sorted(
+                key.removeprefix(RUN_TAG_PREFIX)
+                for key, value in self.tags.items()
+                if key.startswith(RUN_TAG_PREFIX) and value == "true"
+            )
+        )
+
+    @property
+    def user_tags(self) -> dict[str, str]:
+        """The tags given by the user (every key outside the ``prefect.`` namespace)."""
+        return {key: value for key, value in self.tags.items() if not key.startswith(PREFIX)}
+
+    def storable_class_name(self) -> str | None:
+        """The qualified name of the stored class, if this process's registry knows it."""
+        try:
+            cls = _registry(self.target).get_storable(self.class_id)
+        except NotRegisteredError:
+            return None
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def load(self) -> Any:
+        """The stored value, from sync code (any thread, also inside a flow or task).
+
+        A plain value (saved as a ``StorableValue``) comes back as itself; a Storable
+        (a StorableModel, StorableDataclass...) as that object. Every content's hash is
+        checked; streams inside are read lazily, as they are iterated.
+        """
+        registry = self._checked_registry()
+        return get_runtime().run(_load(self.manifest_id, self.target, registry))
+
+    async def aload(self) -> Any:
+        """``load`` for async code: awaits without blocking the caller's event loop."""
+        registry = self._checked_registry()
+        return await get_runtime().arun(_load(self.manifest_id, self.target, registry))
+
+    def _checked_registry(self) -> Registry:
+        """The registry, once it is known to hold the class: the error says what to add."""
+        registry = _registry(self.target)
+        try:
+            registry.get_storable(self.class_id)
+        except NotRegisteredError:
+            raise ResultClassNotRegisteredError(_unregistered_message(self)) from None
+        return registry
+
+    @classmethod
+    def from_manifest(cls, manifest: ManifestRecord, target: Target) -> ResultRef:
+        return cls(
+            manifest_id=manifest.id,
+            tags=dict(manifest.tags or {}),
+            created_at=manifest.created_at,
+            class_id=manifest.class_id,
+            target=target,
+        )
+
+
+def find_results(
+    *,
+    tags: Mapping[str, str] | None = None,
+    flow_name: str | None = None,
+    task_name: str | None = None,
+    flow_run_id: str | uuid.UUID | None = None,
+    prefect_tags: Iterable[str] = (),
+    since: datetime | timedelta | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+) -> list[ResultRef]:
+    """Stored results matching every given filter, newest first.
+
+    ``tags``: pairs every result must carry (others may be present; ``prefect.*`` keys
+    may be given too, e.g. ``{"prefect.kind": "flow"}``). ``flow_name``, ``task_name``,
+    ``flow_run_id``: where the result came from. ``prefect_tags``: Prefect run tags that
+    must all be present. ``since``: a timezone-aware datetime, or a timedelta meaning that
+    long ago. ``limit``: at most that many (None: all of them).
+
+    Works from sync code; from async code, ``await afind_results(...)`` instead so the
+    caller's event loop is not blocked.
+    """
+    wanted, moment, target = _prepare(
+        tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit
+    )
+    manifests = get_runtime().run(_find(target, wanted, moment, limit))
+    return [ResultRef.from_manifest(manifest, target) for manifest in manifests]
+
+
+async def afind_results(
+    *,
+    tags: Mapping[str, str] | None = None,
+    flow_name: str | None = None,
+    task_name: str | None = None,
+    flow_run_id: str | uuid.UUID | None = None,
+    prefect_tags: Iterable[str] = (),
+    since: datetime | timedelta | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+) -> list[ResultRef]:
+    """``find_results`` for async code (same filters, same order)."""
+    wanted, moment, target = _prepare(
+        tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit
+    )
+    manifests = await get_runtime().arun(_find(target, wanted, moment, limit))
+    return [ResultRef.from_manifest(manifest, target) for manifest in manifests]
+
+
+def get_result(manifest_id: str | uuid.UUID) -> ResultRef:
+    """The result whose manifest has this id; ManifestNotFoundError if there is none."""
+    target = context_target()
+    manifest = get_runtime().run(_get(target, _as_uuid(manifest_id, "manifest_id")))
+    return ResultRef.from_manifest(manifest, target)
+
+
+async def aget_result(manifest_id: str | uuid.UUID) -> ResultRef:
+    """``get_result`` for async code."""
+    target = context_target()
+    manifest = await get_runtime().arun(_get(target, _as_uuid(manifest_id, "manifest_id")))
+    return ResultRef.from_manifest(manifest, target)
+
+
+# --- building the query ---------------------------------------------------------------------
+
+
+def tag_filter(
+    *,
+    tags: Mapping[str, str] | None = None,
+    flow_name: str | None = None,
+    task_name: str | None = None,
+    flow_run_id: str | uuid.UUID | None = None,
+    prefect_tags: Iterable[str] = (),
+) -> dict[str, str]:
+    """The tag pairs that the filters of ``find_results`` stand for (one containment query).
+
+    A filter that disagrees with a pair given in ``tags`` is an error rather than a query
+    that can match nothing.
+    """
+    wanted = check_tags(tags)
+    named: dict[str, str] = {}
+    if flow_name is not None:
+        named[FLOW_NAME] = _text(flow_name, "flow_name")
+    if task_name is not None:
+        named[TASK_NAME] = _text(task_name, "task_name")
+    if flow_run_id is not None:
+        named[FLOW_RUN_ID] = str(_as_uuid(flow_run_id, "flow_run_id"))
+    if isinstance(prefect_tags, str):
+        raise TypeError(
+            f"prefect_tags takes a list of tags, not the string {prefect_tags!r}; write "
+            f"prefect_tags=[{prefect_tags!r}]."
+        )
+    named.update(prefect_tag_filter(_text(tag, "prefect_tags item") for tag in prefect_tags))
+    for key, value in named.items():
+        if key in wanted and wanted[key] != value:
+            raise ValueError(
+                f"tags[{key!r}]={wanted[key]!r} contradicts the filter that asks for {value!r}; "
+                f"give only one of them."
+            )
+    return {**wanted, **named}
+
+
+def since_moment(since: datetime | timedelta | None) -> datetime | None:
+    """``since`` as an aware datetime: a timedelta counts back from now."""
+    if since is None or isinstance(since, datetime):
+        return since
+    if isinstance(since, timedelta):
+        if since < timedelta(0):
+            raise ValueError(
+                f"since={since!r} is negative; a timedelta means 'that long ago', e.g. "
+                f"timedelta(hours=2)."
+            )
+        return datetime.now(UTC) - since
+    raise TypeError(
+        f"since takes a timezone-aware datetime or a timedelta, not {type(since).__name__}."
+    )
+
+
+def _prepare(
+    tags: Mapping[str, str] | None,
+    flow_name: str | None,
+    task_name: str | None,
+    flow_run_id: str | uuid.UUID | None,
+    prefect_tags: Iterable[str],
+    since: datetime | timedelta | None,
+    limit: int | None,
+) -> tuple[dict[str, str], datetime | None, Target]:
+    """Check every argument in the caller's thread, so errors point at the call."""
+    wanted = tag_filter(
+        tags=tags,
+        flow_name=flow_name,
+        task_name=task_name,
+        flow_run_id=flow_run_id,
+        prefect_tags=prefect_tags,
+    )
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive int, or None for no limit; got {limit!r}.")
+    return wanted, since_moment(since), context_target()
+
+
+async def _find(
+    target: Target, tags: dict[str, str], since: datetime | None, limit: int | None
+) -> list[ManifestRecord]:
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        return await find_manifests(session, tags=tags or None, since=since, limit=limit)
+
+
+async def _get(target: Target, manifest_id: uuid.UUID) -> ManifestRecord:
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        try:
+            return await get_manifest(session, manifest_id)
+        except LaboxError as error:
+            error.add_note(f"Searched {target.database_label} (LABOX_DATABASE_URL).")
+            raise
+
+
+async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> Any:
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        loaded = await load_one(manifest_id, session=session, registry=registry)
+    return loaded.value if isinstance(loaded, StorableValue) else loaded
+
+
+def _registry(target: Target) -> Registry:
+    return get_runtime().registry(target, registry_modules())
+
+
+def _unregistered_message(ref: ResultRef) -> str:
+    origin = ", ".join(
+        f"{label} {value!r}"
+        for label, value in (("task", ref.task_name), ("flow", ref.flow_name))
+        if value is not None
+    )
+    return (
+        f"Result {ref.manifest_id} is an object of class id {ref.class_id}"
+        f"{f' (from {origin})' if origin else ''}, which this process's registry does not "
+        f"know, so it cannot be loaded. Classes are never imported because a record names "
+        f"them: add the module that defines the class to LABOX_REGISTRY_MODULES "
+        f"(comma-separated module names, e.g. LABOX_REGISTRY_MODULES=my_project.models) "
+        f"and make sure that module is importable here. Registered modules now: "
+        f"{', '.join(registry_modules()) or 'none besides the built-in ones'}."
+    )
+
+
+def _as_uuid(value: str | uuid.UUID, name: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"{name} must be a UUID (e.g. {uuid.UUID(int=0)}), not {value!r}.")
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string, not {value!r}.")
+    return value
+
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "ResultClassNotRegisteredError",
+    "ResultRef",
+    "afind_results",
+    "aget_result",
+    "find_results",
+    "get_result",
+    "since_moment",
+    "tag_filter",
+]
