@@ -7,6 +7,8 @@ needs no server: a SQLite file and a folder of blobs under ``LABOX_HOME``.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -80,9 +82,26 @@ class LaboxSettings(BaseSettings):
         return (self.home_path / "storage").absolute().as_posix()
 
 
+_ENV_NAMES = tuple(f"LABOX_{name.upper()}" for name in LaboxSettings.model_fields)
+_cached: tuple[tuple[str | None, ...], LaboxSettings] | None = None
+_cache_lock = threading.Lock()
+
+
 def current_settings() -> LaboxSettings:
-    """The settings as the environment says right now."""
-    return LaboxSettings()
+    """The settings as the environment says right now.
+
+    Parsing settings costs about half a millisecond and every result reads them several
+    times, so the parsed settings are reused while the LABOX_* variables stay the same.
+    """
+    global _cached
+    key = tuple(os.environ.get(name) for name in _ENV_NAMES)
+    cached = _cached
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    settings = LaboxSettings()
+    with _cache_lock:
+        _cached = (key, settings)
+    return settings
 
 
 __all__ = ["CORE_REGISTRY_MODULES", "DEFAULT_HOME", "LaboxSettings", "current_settings"]
