@@ -1,0 +1,225 @@
+"""``labox-prefect db upgrade``, ``verify`` and ``gc``: looking after the stored data.
+
+They act on the configured database and storage (LABOX_DATABASE_URL, LABOX_STORAGE_URL),
+with the registry every result of this process would use (LABOX_REGISTRY_MODULES), so the
+storages they see are the ones results are saved to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from alembic.runtime.migration import MigrationContext
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from sqlalchemy import make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from labox_prefect import migrations
+from labox_prefect.cli.output import console, err_console, fail, masked, reported_errors
+from labox_prefect.core import collect_garbage, verify_manifests
+from labox_prefect.core import migrations as core_migrations
+from labox_prefect.core.lifecycle import GarbageReport, VerifyReport
+from labox_prefect.runtime import Target, get_runtime
+from labox_prefect.serializer import registry_modules, settings_target
+from labox_prefect.settings import current_settings
+
+db_app = typer.Typer(name="db", help="The Labox database schema.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade_database() -> None:
+    """Create or migrate the Labox tables of LABOX_DATABASE_URL to the newest revision."""
+    url = current_settings().resolved_database_url()
+    with reported_errors():
+        _make_sqlite_folder(url)
+        with err_console.status(f"Migrating {escape(masked(url))}…"):
+            migrations.upgrade(url)
+        core, integration = asyncio.run(_revisions(url))
+    console.print(
+        f"Database {escape(masked(url))} is at revision [bold]{core}[/] (core) and "
+        f"[bold]{integration}[/] (Prefect results)."
+    )
+
+
+def verify(
+    manifest_ids: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[ID]...", help="Records to verify (default: all of them)."),
+    ] = None,
+) -> None:
+    """Read every stored content back and check its hash and size.
+
+    Exits with status 1 if any content is corrupted, missing or unreadable.
+    """
+    ids = [_uuid(text) for text in manifest_ids or []] or None
+    with reported_errors():
+        target = settings_target()
+        with _progress("Verifying contents") as advance:
+            report = get_runtime().run(_verify(target, ids, advance))
+    _print_verify(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+    ] = False,
+) -> None:
+    """Delete stored blobs that no record points at any more.
+
+    Run it while no flow is saving results: a blob written just before its record commits
+    could be taken for garbage.
+    """
+    with reported_errors():
+        target = settings_target()
+        with _progress("Collecting garbage") as advance:
+            report = get_runtime().run(_collect(target, dry_run, advance))
+    _print_garbage(report)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+# --- work on the runtime loop ---------------------------------------------------------------
+
+
+async def _verify(
+    target: Target, ids: list[uuid.UUID] | None, advance: Callable[[int, int | None], None]
+) -> VerifyReport:
+    registry = get_runtime().registry(target, registry_modules())
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        return await verify_manifests(session, registry, manifest_ids=ids, on_progress=advance)
+
+
+async def _collect(
+    target: Target, dry_run: bool, advance: Callable[[int, int | None], None]
+) -> GarbageReport:
+    registry = get_runtime().registry(target, registry_modules())
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        return await collect_garbage(session, registry, dry_run=dry_run, on_progress=advance)
+
+
+async def _revisions(url: str) -> tuple[str | None, str | None]:
+    """The core's and the integration's schema revisions (each has its own version table)."""
+
+    def read(connection: Connection) -> tuple[str | None, str | None]:
+        def at(table: str) -> str | None:
+            context = MigrationContext.configure(connection, opts={"version_table": table})
+            return context.get_current_revision()
+
+        return at(core_migrations.VERSION_TABLE), at(migrations.VERSION_TABLE)
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(read)
+    finally:
+        await engine.dispose()
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr, and the ``on_progress(done, total)`` callback feeding it.
+
+    The callback runs on the runtime thread; rich's Progress is safe to update from there.
+    """
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _print_verify(report: VerifyReport) -> None:
+    problems = report.problems
+    if problems:
+        table = Table(title="Problems", title_justify="left")
+        for column in ("record", "content", "storage", "status", "detail"):
+            table.add_column(column, overflow="fold")
+        for check in problems:
+            table.add_row(
+                str(check.manifest_id),
+                escape(check.content_key),
+                escape(check.storage_name),
+                f"[red]{check.status.value}[/]",
+                escape(check.detail or ""),
+            )
+        console.print(table)
+    for manifest_id in report.missing_manifests:
+        console.print(f"[red]No record with id {manifest_id}.[/]")
+    checked = len(report.checks)
+    if report.ok:
+        console.print(f"[green]All {checked} contents verified.[/]")
+    else:
+        missing = len(report.missing_manifests)
+        console.print(
+            f"[red]{len(problems)} of {checked} contents failed verification"
+            f"{f', {missing} records not found' if missing else ''}.[/]"
+        )
+
+
+def _print_garbage(report: GarbageReport) -> None:
+    table = Table(title="Garbage collection" + (" (dry run)" if report.dry_run else ""))
+    for column in ("storage", "blobs listed", "unreferenced", "deleted"):
+        table.add_column(column)
+    for storage in report.storages:
+        table.add_row(
+            escape(storage.storage_name),
+            str(storage.listed),
+            str(len(storage.unreferenced)),
+            "-" if report.dry_run else str(storage.deleted),
+        )
+    console.print(table)
+    for error in report.errors:
+        err_console.print(f"[red]Not deleted:[/] {escape(error)}")
+    if report.dry_run:
+        console.print(f"{report.unreferenced} unreferenced blobs would be deleted.")
+    else:
+        console.print(f"Deleted {report.deleted} of {report.unreferenced} unreferenced blobs.")
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        fail(f"{text!r} is not a record id (a UUID such as {uuid.UUID(int=0)}).")
+
+
+def _make_sqlite_folder(url: str) -> None:
+    """SQLite creates the database file, but not the folder it goes in."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+__all__ = ["db_app", "gc", "verify"]

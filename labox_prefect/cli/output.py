@@ -1,0 +1,140 @@
+"""What every command shares: the consoles, option parsing, and how errors are reported.
+
+Expected failures (bad input, an unregistered class, a database or storage that cannot be
+reached) end the command with one clear line on stderr and exit code 1, never a traceback.
+Database URLs are only ever shown with their password masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from labox_prefect.core import LaboxError
+from labox_prefect.settings import current_settings
+
+console = Console(highlight=False)
+"""Results and reports (stdout)."""
+
+err_console = Console(stderr=True, highlight=False)
+"""Errors and progress bars (stderr), so stdout stays clean for --json and pipes."""
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as an error and exit with status 1."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def masked(url: str) -> str:
+    """A database URL fit to print: the password (if any) replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<an unparsable URL>"
+
+
+def database_label() -> str:
+    """The configured database (LABOX_DATABASE_URL or the embedded default), masked."""
+    return masked(current_settings().resolved_database_url())
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into a message and exit code 1."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except DBAPIError as error:
+        fail(
+            f"The database {database_label()} answered: {type(error.orig).__name__}: "
+            f"{_first_line(str(error.orig))}. Check LABOX_DATABASE_URL and that the server runs."
+        )
+    except SQLAlchemyError as error:
+        fail(f"Database {database_label()}: {type(error).__name__}: {_first_line(str(error))}")
+    except OSError as error:
+        fail(
+            f"{type(error).__name__}: {error}. Check that the database ({database_label()}) and "
+            f"the storage (LABOX_STORAGE_URL) are reachable."
+        )
+    except (LaboxError, ValueError, TypeError, LookupError) as error:
+        fail(_with_notes(error))
+
+
+def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
+    """``key=value`` options as a dict (the value may itself contain ``=``)."""
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(
+                f"{pair!r} is not key=value (e.g. --tag project=fold).", param_hint="--tag"
+            )
+        tags[key] = value
+    return tags
+
+
+def parse_since(text: str) -> datetime | timedelta:
+    """``2h``, ``30m``, ``3d``, ``1w``, ``1d12h`` (that long ago), or an ISO date or time.
+
+    An ISO time without an offset is read as local time, as a person typing it means.
+    """
+    compact = text.strip().lower().replace(" ", "")
+    if compact and _DURATION.sub("", compact) == "":
+        seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(compact))
+        return timedelta(seconds=seconds)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration (30m, 2h, 3d, 1w) nor an ISO date or time "
+            f"(2024-05-01, 2024-05-01T14:30, 2024-05-01T14:30+00:00).",
+            param_hint="--since",
+        ) from None
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def human_size(size: int | None) -> str:
+    """``2.3 MiB`` and the like; exact bytes below one KiB."""
+    if size is None:
+        return "-"
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, index = float(size), 0
+    while value >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{size} B" if index == 0 else f"{value:.1f} {units[index]}"
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "(no message)"
+
+
+def _with_notes(error: BaseException) -> str:
+    notes = getattr(error, "__notes__", None) or []
+    return " ".join([str(error) or type(error).__name__, *notes])
+
+
+__all__ = [
+    "console",
+    "database_label",
+    "err_console",
+    "fail",
+    "human_size",
+    "masked",
+    "parse_since",
+    "parse_tags",
+    "reported_errors",
+]
