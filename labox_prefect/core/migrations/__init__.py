@@ -77,12 +77,17 @@ def context_options(dialect_name: str) -> dict[str, Any]:
 
     They name our version table (so comparisons do not see it as an extra table) and leave
     out of comparisons the tags GIN index on databases other than PostgreSQL: Alembic does
-    not know that the models declare it for PostgreSQL only.
+    not know that the models declare it for PostgreSQL only. Tables that are not Labox's
+    (a project's own, the Prefect integration's) and their indexes are left out too: they
+    share the database, they are not differences in the Labox schema.
     """
 
     def include_object(
         obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
+        table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+        if reflected and compare_to is None and table not in BaseRecord.metadata.tables:
+            return False
         return not (
             type_ == "index" and name in POSTGRESQL_ONLY_INDEXES and dialect_name != "postgresql"
         )
