@@ -4,8 +4,10 @@ Prefect finds a persisted result by a storage key (a cache key, or a random one)
 maps that key to the Labox manifest holding the result, so a key resolves with one primary-key
 lookup from any process sharing the database. ``record`` keeps Prefect's small result record
 (its metadata and the pointer LaboxSerializer wrote) when the manifest *is* the result; it is
-null when the manifest stores the bytes of a record written with another serializer. Deleting
-a manifest deletes its keys (foreign key with ON DELETE CASCADE).
+null when the manifest stores the bytes of a record written with another serializer. A
+failed run's record (the error's type and message, see LaboxSerializer) has a record and no
+manifest: failures are not results. Deleting a manifest deletes its keys (foreign key with
+ON DELETE CASCADE).
 
 The table is created by this package's own Alembic scripts (labox_prefect.migrations), with
 their own version table, so the core's schema history is untouched.
@@ -47,7 +49,7 @@ result_keys = Table(
         "manifest_id",
         Uuid,
         ForeignKey("labox_manifests.id", ondelete="CASCADE"),
-        nullable=False,
+        nullable=True,
     ),
     Column("record", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
@@ -60,12 +62,12 @@ class ResultKey:
     """Where the result stored under a Prefect storage key lives."""
 
     storage_key: str
-    manifest_id: uuid.UUID
+    manifest_id: uuid.UUID | None
     record: str | None
 
 
 async def put_result_key(
-    session: AsyncSession, storage_key: str, manifest_id: uuid.UUID, record: str | None
+    session: AsyncSession, storage_key: str, manifest_id: uuid.UUID | None, record: str | None
 ) -> None:
     """Point ``storage_key`` at a manifest (Prefect overwrites keys, e.g. on refresh_cache)."""
     values = {

@@ -9,7 +9,9 @@ blob storage reads it back:
   ``dumps`` saved: the key points at that manifest and the small record is kept beside it,
   so one result is one manifest;
 - a record of any other serializer (pickle, json, ...) is saved whole, as the bytes of a
-  Labox record of its own, tagged with the run context like every result.
+  Labox record of its own, tagged with the run context like every result;
+- a failed run's record (LaboxSerializer keeps the error's type and message) is kept under
+  its key with no manifest: a failure is not a result.
 
 Prefect calls ``read_path(key, _sync=True)`` / ``write_path(key, content=..., _sync=True)``
 from sync code and ``aread_path`` / ``awrite_path`` from async code; both pairs exist, and
@@ -34,10 +36,13 @@ from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.result_keys import get_result_key, put_result_key
 from labox_prefect.runtime import Target, get_runtime
 from labox_prefect.serializer import (
+    FAILURE_KIND,
     POINTER_KIND,
     LaboxSerializer,
     ResultPointer,
     ResultPointerError,
+    RunFailure,
+    parse_blob,
     registry_modules,
 )
 from labox_prefect.settings import current_settings
@@ -45,7 +50,8 @@ from labox_prefect.settings import current_settings
 DEFAULT_BLOCK_NAME = "default"
 """Name of the block ``labox_task`` saves (settings from the environment) when none is given."""
 
-_LABOX_MARK = b'"type":"labox"'
+_LABOX_TYPE = LaboxSerializer.model_fields["type"].default
+_LABOX_MARK = f'"type":"{_LABOX_TYPE}"'.encode()
 _MARK_WINDOW = 4096
 
 
@@ -126,31 +132,33 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def labox_pointer_in(content: bytes, database_label: str) -> ResultPointer | None:
-    """The Labox pointer in a Prefect result record (or bare result), if it holds one.
+def labox_blob_in(content: bytes, database_label: str) -> ResultPointer | RunFailure | None:
+    """What LaboxSerializer wrote in a Prefect result record (or bare result), if it did.
 
-    Only a pointer into this very database counts; anything else is stored whole. Large
-    records of other serializers are recognised without parsing them.
+    A pointer counts only when it points into this very database; anything else is stored
+    whole. Large records of other serializers are recognised without parsing them.
     """
     head = content[:_MARK_WINDOW]
-    pointer: ResultPointer | None = None
+    found: ResultPointer | RunFailure | None = None
     if _LABOX_MARK in head:
         try:
             record = json.loads(content)
-            if record["metadata"]["serializer"]["type"] == LaboxSerializer.model_fields[
-                "type"
-            ].default and isinstance(record["result"], str):
-                pointer = ResultPointer.parse(record["result"])
+            if record["metadata"]["serializer"]["type"] == _LABOX_TYPE and isinstance(
+                record["result"], str
+            ):
+                found = parse_blob(record["result"])
         except (ValueError, TypeError, KeyError, ResultPointerError):
-            pointer = None
-    elif POINTER_KIND.encode() in head and len(content) < _MARK_WINDOW:
+            found = None
+    elif len(content) < _MARK_WINDOW and (
+        POINTER_KIND.encode() in head or FAILURE_KIND.encode() in head
+    ):
         try:  # a bare result: Prefect writes metadata elsewhere when a cache policy says so
-            pointer = ResultPointer.parse(content)
+            found = parse_blob(content)
         except ResultPointerError:
-            pointer = None
-    if pointer is None or pointer.database != database_label:
+            found = None
+    if isinstance(found, ResultPointer) and found.database != database_label:
         return None
-    return pointer
+    return found
 
 
 async def _read(key: str, target: Target) -> bytes:
@@ -162,8 +170,8 @@ async def _read(key: str, target: Target) -> bytes:
             raise ResultKeyNotFoundError(
                 f"No Prefect result is stored under key {key!r} in {target.database_label}."
             )
-        if found.record is not None:
-            return found.record.encode("utf-8")
+        if found.record is not None or found.manifest_id is None:
+            return (found.record or "").encode("utf-8")
         registry = runtime.registry(target, registry_modules())
         stored = await load_one(
             found.manifest_id, StorableValue, session=session, registry=registry
@@ -175,10 +183,11 @@ async def _read(key: str, target: Target) -> bytes:
 async def _write(key: str, content: bytes, target: Target, tags: dict[str, str]) -> None:
     runtime = get_runtime()
     sessions = await runtime.sessions(target.database_url)
-    pointer = labox_pointer_in(content, target.database_label)
+    found = labox_blob_in(content, target.database_label)
     async with sessions() as session:
-        if pointer is not None:
-            await put_result_key(session, key, pointer.manifest_id, content.decode("utf-8"))
+        if found is not None:
+            manifest_id = found.manifest_id if isinstance(found, ResultPointer) else None
+            await put_result_key(session, key, manifest_id, content.decode("utf-8"))
             return
         registry = runtime.registry(target, registry_modules())
         manifest = await save_one(
@@ -231,6 +240,6 @@ __all__ = [
     "DEFAULT_BLOCK_NAME",
     "LaboxResultStorage",
     "ResultKeyNotFoundError",
-    "labox_pointer_in",
+    "labox_blob_in",
     "saved_default_block",
 ]

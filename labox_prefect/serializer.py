@@ -45,6 +45,9 @@ from labox_prefect.settings import current_settings
 POINTER_KIND = "labox-result"
 """The ``kind`` of every pointer LaboxSerializer writes."""
 
+FAILURE_KIND = "labox-failure"
+"""The ``kind`` of what LaboxSerializer writes for a failed run's exception."""
+
 _STASH_SIZE = 32
 _HELD_SIZE = 256
 
@@ -55,6 +58,48 @@ class ResultNotStorableError(LaboxError, TypeError):
 
 class ResultPointerError(LaboxError, ValueError):
     """Bytes given to LaboxSerializer.loads are not a pointer it wrote."""
+
+
+class RunFailure(LaboxError):
+    """The exception of a failed run, as LaboxSerializer records it.
+
+    Prefect persists a failed run's exception with the result serializer. Labox keeps its
+    type's name and its message only: an exception object is not a result (no manifest is
+    made), and loading never imports a type a record names.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(f"{type_name}: {message}")
+        self.type_name = type_name
+        self.message = message
+
+    @classmethod
+    def of(cls, error: BaseException) -> RunFailure:
+        if isinstance(error, RunFailure):
+            return error
+        kind = type(error)
+        return cls(f"{kind.__module__}.{kind.__qualname__}", str(error))
+
+    def dump(self) -> bytes:
+        body = {"kind": FAILURE_KIND, "type": self.type_name, "message": self.message}
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def parse_blob(blob: bytes | str) -> ResultPointer | RunFailure:
+    """What LaboxSerializer.dumps wrote: a pointer to a manifest, or a run failure."""
+    try:
+        body = json.loads(blob)
+        kind = body.get("kind")
+        if kind == POINTER_KIND:
+            return ResultPointer(uuid.UUID(body["manifest_id"]), str(body["database"]))
+        if kind == FAILURE_KIND:
+            return RunFailure(str(body["type"]), str(body["message"]))
+        raise ValueError(f"kind is {kind!r}")
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ResultPointerError(
+            f"These bytes are not a Labox result pointer ({error}); LaboxSerializer.loads "
+            f"reads only what LaboxSerializer.dumps wrote."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -71,19 +116,6 @@ class ResultPointer:
     def dump(self) -> bytes:
         body = {"kind": POINTER_KIND, "manifest_id": str(self.manifest_id)}
         return json.dumps({**body, "database": self.database}, separators=(",", ":")).encode()
-
-    @classmethod
-    def parse(cls, blob: bytes | str) -> ResultPointer:
-        try:
-            body = json.loads(blob)
-            if body.get("kind") != POINTER_KIND:
-                raise ValueError(f"kind is {body.get('kind')!r}")
-            return cls(uuid.UUID(body["manifest_id"]), str(body["database"]))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise ResultPointerError(
-                f"These bytes are not a Labox result pointer ({error}); LaboxSerializer.loads "
-                f"reads only what LaboxSerializer.dumps wrote."
-            ) from None
 
 
 @dataclass(frozen=True)
@@ -325,8 +357,10 @@ class LaboxSerializer(Serializer):
     """Prefect result serializer that stores results as typed, tagged Labox records.
 
     ``tags``: user tags added to every record it saves (keys may not start with
-    ``prefect.``; the run context fills those). Use it with ``LaboxResultStorage`` (as
-    ``labox_task`` does) so that a result is one Labox manifest, found by Prefect's key.
+    ``prefect.``; the run context fills those). A failed run's exception is recorded by its
+    type's name and message (see RunFailure), not saved as a result. Use it with
+    ``LaboxResultStorage`` (as ``labox_task`` does) so that a result is one Labox manifest,
+    found by Prefect's key.
     """
 
     type: Literal["labox"] = "labox"
@@ -338,6 +372,8 @@ class LaboxSerializer(Serializer):
         return check_user_tags(value)
 
     def dumps(self, obj: Any) -> bytes:
+        if isinstance(obj, BaseException):
+            return RunFailure.of(obj).dump()
         task_context = TaskRunContext.get()
         saved = (
             saved_outputs.take(task_context.task_run.id, obj) if task_context is not None else None
@@ -352,7 +388,9 @@ class LaboxSerializer(Serializer):
         return saved.pointer.dump()
 
     def loads(self, blob: bytes) -> Any:
-        pointer = ResultPointer.parse(blob)
+        pointer = parse_blob(blob)
+        if isinstance(pointer, RunFailure):
+            return pointer
         task_context = TaskRunContext.get()
         if task_context is None:
             return load_result(pointer)
@@ -370,6 +408,7 @@ __all__ = [
     "ResultNotStorableError",
     "ResultPointer",
     "ResultPointerError",
+    "RunFailure",
     "SavedResult",
     "asave_result",
     "load_result",

@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "labox_prefect_results",
         sa.Column("storage_key", sa.String(1024), primary_key=True),
-        sa.Column("manifest_id", sa.Uuid(), nullable=False),
+        sa.Column("manifest_id", sa.Uuid(), nullable=True),
         sa.Column("record", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,184 @@
+"""labox_task end to end: sync and async tasks, submit, map, retries, tags, one manifest each."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from prefect import flow, tags
+from prefect.context import FlowRunContext
+
+from labox_prefect import LaboxSerializer, labox_task
+from labox_prefect.context import (
+    FLOW_NAME,
+    FLOW_RUN_ID,
+    FLOW_RUN_NAME,
+    KIND,
+    TASK_NAME,
+    TASK_RUN_ID,
+)
+from labox_prefect.core import InvalidTagsError
+from tests.integration._helpers import manifests, result_key
+from tests.integration.conftest import Backend
+
+
+@labox_task(tags={"project": "demo"}, prefect_tags=["nightly"])
+def double(x: int) -> dict[str, int]:
+    return {"x": x * 2}
+
+
+@labox_task(tags={"project": "demo"})
+async def adouble(x: int) -> list[int]:
+    await asyncio.sleep(0)
+    return [x, x]
+
+
+def _flow_run_id() -> str:
+    context = FlowRunContext.get()
+    assert context is not None
+    assert context.flow_run is not None
+    return str(context.flow_run.id)
+
+
+def test_sync_task_call_submit_and_map(backend: Backend) -> None:
+    @flow
+    def pipeline() -> tuple[str, list[Any]]:
+        values = [double(1), double.submit(2).result(), *(f.result() for f in double.map([3, 4]))]
+        return _flow_run_id(), values
+
+    run_id, values = pipeline()
+
+    assert values == [{"x": 2}, {"x": 4}, {"x": 6}, {"x": 8}]
+    records = manifests(**{FLOW_RUN_ID: run_id})
+    assert len(records) == 4  # one manifest per output, none for Prefect's own record
+    assert len({r.tags[TASK_RUN_ID] for r in records}) == 4
+    for record in records:
+        assert record.tags[KIND] == "task"
+        assert record.tags[TASK_NAME] == "double"
+        assert record.tags[FLOW_NAME] == "pipeline"
+        assert record.tags[FLOW_RUN_NAME]
+        assert record.tags["prefect.tag.nightly"] == "true"
+        assert record.tags["project"] == "demo"
+
+
+async def test_async_task_call_submit_and_map(backend: Backend) -> None:
+    @flow
+    async def pipeline() -> tuple[str, list[Any]]:
+        first = await adouble(1)
+        second = adouble.submit(2).result()
+        mapped = [f.result() for f in adouble.map([3, 4])]
+        return _flow_run_id(), [first, second, *mapped]
+
+    run_id, values = await pipeline()
+
+    assert values == [[1, 1], [2, 2], [3, 3], [4, 4]]
+    records = manifests(**{FLOW_RUN_ID: run_id})
+    assert len(records) == 4
+    assert {r.tags[TASK_NAME] for r in records} == {"adouble"}
+
+
+def test_every_run_tag_is_recorded(backend: Backend) -> None:
+    @flow
+    def tagged() -> str:
+        with tags("from-context"):
+            double(5)
+        return _flow_run_id()
+
+    with tags("flow-level"):
+        run_id = tagged()
+
+    (record,) = manifests(**{FLOW_RUN_ID: run_id})
+    assert record.tags["prefect.tag.nightly"] == "true"  # the task's own run tag
+    assert record.tags["prefect.tag.from-context"] == "true"
+    assert record.tags["prefect.tag.flow-level"] == "true"  # the flow run's tag
+
+
+def test_retries_make_one_manifest(backend: Backend) -> None:
+    attempts: list[int] = []
+
+    @labox_task(retries=2, retry_delay_seconds=0)
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise RuntimeError("first attempt fails")
+        return "done"
+
+    @flow
+    def pipeline() -> tuple[str, str]:
+        return _flow_run_id(), flaky()
+
+    run_id, value = pipeline()
+
+    assert value == "done"
+    assert len(attempts) == 2
+    assert len(manifests(**{FLOW_RUN_ID: run_id})) == 1
+
+
+def test_storage_key_points_at_the_task_manifest(backend: Backend) -> None:
+    @flow
+    def pipeline() -> Any:
+        return double(7, return_state=True)
+
+    state = pipeline()
+
+    record_metadata = state.data.metadata
+    assert isinstance(record_metadata.serializer, LaboxSerializer)
+    assert record_metadata.storage_block_id is not None  # a saved block: readable elsewhere
+    stored = result_key(record_metadata.storage_key)
+    assert stored is not None
+    assert stored.record is not None
+    (record,) = manifests(**{TASK_RUN_ID: str(state.state_details.task_run_id)})
+    assert stored.manifest_id == record.id
+
+
+def test_with_options_keeps_labox_persistence(backend: Backend) -> None:
+    renamed = double.with_options(name="renamed-double")
+
+    @flow
+    def pipeline() -> tuple[str, dict[str, int]]:
+        return _flow_run_id(), renamed(3)
+
+    run_id, value = pipeline()
+
+    assert value == {"x": 6}
+    (record,) = manifests(**{FLOW_RUN_ID: run_id})
+    assert record.tags[TASK_NAME] == "renamed-double"
+
+
+def test_user_tags_must_not_use_the_prefect_namespace() -> None:
+    with pytest.raises(InvalidTagsError, match=r"'prefect\.flow_name'"):
+        labox_task(tags={"prefect.flow_name": "x"})
+
+
+def test_prefect_run_tags_go_in_prefect_tags() -> None:
+    with pytest.raises(TypeError, match="prefect_tags"):
+        labox_task(tags=["nightly"])  # type: ignore[call-overload]
+
+
+def test_another_serializer_is_refused() -> None:
+    with pytest.raises(TypeError, match="LaboxSerializer"):
+        labox_task(result_serializer="pickle")
+
+
+def test_persistence_cannot_be_turned_off() -> None:
+    with pytest.raises(ValueError, match="persist_result"):
+        labox_task(persist_result=False)
+
+
+def test_a_cache_hit_in_the_same_run_makes_no_second_manifest(backend: Backend) -> None:
+    marker = uuid.uuid4().hex
+
+    @labox_task(tags={"marker": marker})
+    def marked() -> int:
+        return 1
+
+    @flow
+    def pipeline() -> None:
+        marked()
+        marked()
+
+    pipeline()  # the default cache policy (inputs, source, run id) makes the 2nd call a hit
+
+    assert len(manifests(marker=marker)) == 1
