@@ -162,19 +162,13 @@ def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
 
 def _print_verify(report: VerifyReport) -> None:
     problems = report.problems
-    if problems:
-        table = Table(title="Problems", title_justify="left")
-        for column in ("record", "content", "storage", "status", "detail"):
-            table.add_column(column, overflow="fold")
-        for check in problems:
-            table.add_row(
-                str(check.manifest_id),
-                escape(check.content_key),
-                escape(check.storage_name),
-                f"[red]{check.status.value}[/]",
-                escape(check.detail or ""),
-            )
-        console.print(table)
+    for check in problems:  # one block per problem: readable at any terminal width
+        console.print(
+            f"[red]{check.status.value}[/] {check.manifest_id} content "
+            f"{escape(repr(check.content_key))} in {escape(check.storage_name)}"
+        )
+        if check.detail:
+            console.print(f"    {escape(check.detail)}")
     for manifest_id in report.missing_manifests:
         console.print(f"[red]No record with id {manifest_id}.[/]")
     checked = len(report.checks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import uuid
 from datetime import datetime
@@ -13,24 +14,29 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from sqlalchemy import ColumnElement, String, cast, func, select
 
 from labox_prefect.cli.output import (
     console,
+    fail,
     human_size,
     parse_since,
     parse_tags,
     reported_errors,
 )
-from labox_prefect.core import ContentRecord, get_contents
+from labox_prefect.core import ContentRecord, ManifestRecord, get_contents
 from labox_prefect.core.builtin import StorableStream
 from labox_prefect.results import ResultRef, find_results, get_result
 from labox_prefect.runtime import Target, get_runtime
+from labox_prefect.serializer import settings_target
 
 PREVIEW_CHARS = 600
 """Characters of a loaded value's repr that ``show`` prints."""
 PREVIEW_ROWS = 5
 """Rows of a DataFrame that ``show`` prints."""
-_HASH_SHOWN = 16
+SHORT_ID = 8
+"""Hex digits of a record id that ``ls`` shows; ``show`` takes any unique prefix."""
+_ID_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 results_app = typer.Typer(
     name="results",
@@ -86,7 +92,10 @@ def list_results(
 
 @results_app.command("show")
 def show_result(
-    manifest_id: Annotated[str, typer.Argument(metavar="ID", help="The result's record id.")],
+    manifest_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="The record id, or its first digits (at least 4)."),
+    ],
     preview: Annotated[
         bool,
         typer.Option("--preview/--no-preview", help="Load the value and print a short preview."),
@@ -94,7 +103,7 @@ def show_result(
 ) -> None:
     """Show one result: its record, tags, contents and a preview of its value."""
     with reported_errors():
-        ref = get_result(manifest_id)
+        ref = get_result(_resolve_id(manifest_id))
         contents = get_runtime().run(_contents(ref.target, ref.manifest_id))
         console.print(record_panel(ref))
         console.print(tags_table(ref))
@@ -130,22 +139,22 @@ def result_json(ref: ResultRef) -> dict[str, Any]:
 
 
 def results_table(refs: list[ResultRef]) -> Table:
+    """One row per result, narrow enough for a terminal: ids are shortened (see SHORT_ID)."""
     table = Table(
         title=f"{len(refs)} result{'' if len(refs) == 1 else 's'} (newest first)",
         title_justify="left",
     )
     table.add_column("id", no_wrap=True)
     table.add_column("created", no_wrap=True)
-    for column in ("flow", "flow run", "task", "class", "tags"):
+    for column in ("flow / run", "task", "class", "tags"):
         table.add_column(column, overflow="fold")
     for ref in refs:
         tags = [f"{key}={value}" for key, value in sorted(ref.user_tags.items())]
         tags += [f"#{tag}" for tag in ref.prefect_tags]
         table.add_row(
-            str(ref.manifest_id),
-            _local(ref.created_at),
-            escape(ref.flow_name or "-"),
-            escape(ref.flow_run_name or "-"),
+            ref.manifest_id.hex[:SHORT_ID],
+            ref.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+            escape(f"{ref.flow_name or '-'} / {ref.flow_run_name or '-'}"),
             escape(ref.task_name or ("(flow result)" if ref.kind == "flow" else "-")),
             escape(_short_class(ref)),
             escape(", ".join(tags)),
@@ -175,21 +184,21 @@ def tags_table(ref: ResultRef) -> Table:
 
 
 def contents_table(contents: list[ContentRecord]) -> Table:
-    table = Table(title="Contents", title_justify="left")
-    for column in ("key", "type", "size", "hash", "serializer", "storage"):
-        table.add_column(column, overflow="fold")
+    """Each content as a small block of lines, readable at any terminal width."""
+    table = Table(title="Contents", title_justify="left", show_header=False, show_lines=True)
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("details", overflow="fold")
     for content in contents:
         content_type = content.content_type or "-"
         if content.content_encoding:
             content_type += f" ({content.content_encoding})"
-        table.add_row(
-            escape(content.content_key),
-            escape(content_type),
-            human_size(content.content_size),
-            f"{content.content_hash_algorithm}:{content.content_hash[:_HASH_SHOWN]}…",
-            escape(f"{content.serializer_name} ({content.serializer_type})"),
-            escape(_location(content)),
-        )
+        details = [
+            f"{content_type}, {human_size(content.content_size)}",
+            f"{content.content_hash_algorithm}:{content.content_hash}",
+            f"serializer {content.serializer_name} ({content.serializer_type})",
+            f"storage {_location(content)}",
+        ]
+        table.add_row(escape(content.content_key), escape("\n".join(details)))
     return table
 
 
@@ -219,11 +228,49 @@ def _short_class(ref: ResultRef) -> str:
 
 
 def _local(moment: datetime) -> str:
+    """A time in the local timezone, as a person reading a terminal expects."""
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _str_or_none(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _resolve_id(text: str) -> uuid.UUID:
+    """A full record id, or the one record whose id starts with these hex digits."""
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        pass
+    prefix = text.strip().lower().replace("-", "")
+    if not _ID_PREFIX.fullmatch(prefix):
+        fail(
+            f"{text!r} is not a record id: give the UUID (or its first 4 or more hex digits) "
+            f"that `labox-prefect results ls` shows."
+        )
+    found = get_runtime().run(_ids_starting_with(settings_target(), prefix))
+    if not found:
+        fail(f"No record id starts with {prefix!r} in the configured database.")
+    if len(found) > 1:
+        fail(
+            f"Several record ids start with {prefix!r} ({', '.join(map(str, found))}, ...); "
+            f"give more digits."
+        )
+    return found[0]
+
+
+async def _ids_starting_with(target: Target, prefix: str) -> list[uuid.UUID]:
+    """At most two ids with this hex prefix (two are enough to call a prefix ambiguous).
+
+    SQLite stores a UUID as 32 hex digits; PostgreSQL prints it with hyphens, removed here.
+    """
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        text: ColumnElement[str] = cast(ManifestRecord.id, String)
+        if session.get_bind().dialect.name == "postgresql":
+            text = func.replace(text, "-", "")
+        statement = select(ManifestRecord.id).where(text.like(f"{prefix}%")).limit(2)
+        return list(await session.scalars(statement))
 
 
 async def _contents(target: Target, manifest_id: uuid.UUID) -> list[ContentRecord]:

@@ -1,0 +1,239 @@
+"""The labox-prefect command: results ls / show, db upgrade, verify, gc, and its errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner, Result
+
+from labox_prefect.cli import app
+from labox_prefect.core import ContentRecord, ManifestRecord, delete_manifest, get_contents
+from labox_prefect.core.extra.pydantic import StorableModel
+from labox_prefect.runtime import get_runtime
+from labox_prefect.serializer import settings_target
+from tests.integration._records import prefect_tags, save
+from tests.integration.conftest import Backend
+
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+class Unlisted(StorableModel, class_id="4b2d9e0f7a1c4e83"):
+    """A class that no registry module of the CLI's process exports."""
+
+    note: str
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def ls_json(*args: str) -> list[dict[str, Any]]:
+    result = run("results", "ls", "--json", *args)
+    assert result.exit_code == 0, result.output
+    found: list[dict[str, Any]] = json.loads(result.stdout)
+    return found
+
+
+def contents_of(record: ManifestRecord) -> list[ContentRecord]:
+    target = settings_target()
+
+    async def query() -> list[ContentRecord]:
+        sessions = await get_runtime().sessions(target.database_url)
+        async with sessions() as session:
+            return await get_contents(session, record.id)
+
+    return get_runtime().run(query())
+
+
+def blob_path(backend: Backend, record: ManifestRecord) -> Path:
+    (content,) = contents_of(record)
+    return Path(backend.storage_url) / content.storage_config["key"]
+
+
+def assert_clean_failure(result: Result, *fragments: str) -> None:
+    """Exit code 1, the message on stderr, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in " ".join(result.stderr.split()), result.stderr
+
+
+def test_ls_filters_and_prints_json(backend: Backend) -> None:
+    mark = f"suite={uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    run_id = uuid.uuid4()
+    older = save({"n": 1}, {**prefect_tags(task="train", flow_run_id=run_id), key: value})
+    newer = save(
+        {"n": 2},
+        {**prefect_tags(flow="weekly", task="score", run_tags=("gpu",)), key: value, "m": "x=y"},
+    )
+
+    everything = ls_json("--tag", mark)
+    assert [row["id"] for row in everything] == [str(newer.id), str(older.id)]
+    row = everything[0]
+    assert (row["flow_name"], row["task_name"]) == ("weekly", "score")
+    assert row["prefect_tags"] == ["gpu"]
+    assert row["tags"]["m"] == "x=y"
+    assert row["class"] == "labox_prefect.core.builtin.storables.value.StorableValue"
+    assert row["created_at"] == newer.created_at.isoformat()
+
+    def ids(*args: str) -> list[str]:
+        return [found["id"] for found in ls_json("--tag", mark, *args)]
+
+    assert ids("--flow", "nightly") == [str(older.id)]
+    assert ids("--task", "score") == [str(newer.id)]
+    assert ids("--flow-run", str(run_id)) == [str(older.id)]
+    assert ids("--prefect-tag", "gpu") == [str(newer.id)]
+    assert ids("--tag", "m=x=y") == [str(newer.id)]
+    assert ids("--since", "10m") == [str(newer.id), str(older.id)]
+    assert ids("--since", "2999-01-01") == []
+    assert ids("--limit", "1") == [str(newer.id)]
+
+
+@sqlite_only
+def test_ls_prints_a_table(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    saved = save({"n": 1}, {**prefect_tags(flow="nightly", task="train"), **mark})
+
+    result = run("results", "ls", "--tag", f"suite={mark['suite']}")
+
+    assert result.exit_code == 0, result.output
+    assert "1 result (newest first)" in result.stdout
+    assert saved.id.hex[:8] in result.stdout
+    assert "nightly" in result.stdout
+    assert "train" in result.stdout
+
+
+@sqlite_only
+def test_show_prints_record_contents_and_a_preview(backend: Backend) -> None:
+    frame = pd.DataFrame({"sample": [f"s{i}" for i in range(20)], "value": range(20)})
+    saved = save(frame, {**prefect_tags(task="measure"), "owner": "ana"})
+
+    (content,) = contents_of(saved)
+
+    result = run("results", "show", str(saved.id))
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert str(saved.id) in out
+    for shown in ("prefect.task_name", "measure", "owner", "ana", content.content_hash[:20]):
+        assert shown in out
+    assert "application/vnd.apache.parquet" in out
+    assert "DataFrame, 20 rows x 2 columns" in out
+    assert "s4" in out  # the head only
+    assert "s5" not in out
+
+    quick = run("results", "show", saved.id.hex[:8], "--no-preview")  # a unique prefix will do
+    assert quick.exit_code == 0, quick.output
+    assert str(saved.id) in quick.stdout
+    assert "Preview" not in quick.stdout
+
+
+@sqlite_only
+def test_show_of_an_unregistered_class_says_what_to_register(backend: Backend) -> None:
+    saved = save(Unlisted(note="x"), prefect_tags(task="annotate"), storables=(Unlisted,))
+
+    result = run("results", "show", str(saved.id))
+
+    assert str(saved.id) in result.stdout  # the record is shown before the load fails
+    assert_clean_failure(result, "LABOX_REGISTRY_MODULES", "task 'annotate'")
+
+
+@sqlite_only
+def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
+    assert_clean_failure(run("results", "show", "nope"), "is not a record id")
+    assert_clean_failure(run("results", "show", "0000abcd"), "No record id starts with")
+    assert_clean_failure(run("results", "show", str(uuid.uuid4())), "No manifest with id")
+    assert_clean_failure(run("verify", "nope"), "is not a record id")
+    bad_since = run("results", "ls", "--since", "yesterday")
+    assert bad_since.exit_code == 2
+    assert "--since" in bad_since.output
+    bad_tag = run("results", "ls", "--tag", "novalue")
+    assert bad_tag.exit_code == 2
+    assert "key=value" in bad_tag.output
+
+
+@sqlite_only
+def test_an_unreachable_database_fails_without_showing_its_password(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABOX_DATABASE_URL", "postgresql+asyncpg://ana:s3cr3t-pw@127.0.0.1:1/db")
+
+    result = run("results", "ls")
+
+    assert_clean_failure(result, "postgresql+asyncpg://ana:***@127.0.0.1:1/db")
+    assert "s3cr3t-pw" not in result.output
+
+
+def test_db_upgrade_reports_revisions_with_the_password_masked(backend: Backend) -> None:
+    save({"n": 1}, prefect_tags())  # tables made the runtime's way first: upgrade adopts them
+
+    for _ in range(2):  # idempotent
+        result = run("db", "upgrade")
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.stdout.split())
+        assert "revision 0001 (core)" in text
+        assert "p0001 (Prefect results)" in text
+    if backend.name == "postgres_s3":
+        assert "***" in text
+        assert backend.database_url not in text
+
+
+@sqlite_only
+def test_db_upgrade_creates_a_new_embedded_database(backend: Backend, tmp_path: Path) -> None:
+    result = run("db", "upgrade")
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "labox" / "labox.db").is_file()
+
+
+@sqlite_only
+def test_verify_finds_corrupted_and_missing_blobs(backend: Backend) -> None:
+    good = save(pd.DataFrame({"a": [1.0, 2.0]}), prefect_tags())
+    corrupted = save(pd.DataFrame({"a": [3.0, 4.0]}), prefect_tags())
+    missing = save(pd.DataFrame({"a": [5.0, 6.0]}), prefect_tags())
+
+    ok = run("verify", str(good.id))
+    assert ok.exit_code == 0, ok.output
+    assert "All 1 contents verified" in ok.stdout
+
+    blob_path(backend, corrupted).write_bytes(b"not parquet any more")
+    blob_path(backend, missing).unlink()
+    result = run("verify")
+
+    assert result.exit_code == 1
+    out = " ".join(result.stdout.split())
+    for shown in ("corrupted", "missing", str(corrupted.id), str(missing.id)):
+        assert shown in out
+    assert "2 of 3 contents failed verification" in out
+
+
+@sqlite_only
+def test_gc_lists_then_deletes_unreferenced_blobs(backend: Backend) -> None:
+    kept = save(pd.DataFrame({"k": [1]}), prefect_tags())
+    dropped = save(pd.DataFrame({"d": [2]}), prefect_tags())
+    orphan = blob_path(backend, dropped)
+    target = settings_target()
+
+    async def forget() -> None:
+        sessions = await get_runtime().sessions(target.database_url)
+        async with sessions() as session:
+            await delete_manifest(session, dropped.id)  # the records go, the blob stays
+
+    get_runtime().run(forget())
+
+    dry = run("gc", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "1 unreferenced blobs would be deleted" in dry.stdout
+    assert orphan.exists()
+
+    real = run("gc")
+    assert real.exit_code == 0, real.output
+    assert "Deleted 1 of 1 unreferenced blobs" in real.stdout
+    assert not orphan.exists()
+    assert blob_path(backend, kept).exists()

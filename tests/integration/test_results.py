@@ -1,0 +1,204 @@
+"""find_results / afind_results and ResultRef: every filter, order, loading, clear errors."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+from prefect import flow, task
+from prefect.context import FlowRunContext
+
+from labox_prefect import labox_task
+from labox_prefect.context import FLOW_RUN_ID, KIND
+from labox_prefect.core import ManifestNotFoundError
+from labox_prefect.core.extra.pydantic import StorableModel
+from labox_prefect.results import (
+    ResultClassNotRegisteredError,
+    ResultRef,
+    afind_results,
+    aget_result,
+    find_results,
+    get_result,
+)
+from tests.integration._records import prefect_tags, save
+from tests.integration.conftest import Backend
+
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+class Unlisted(StorableModel, class_id="e0c4a1b7d2f34a96"):
+    """A storable class no registry module exports: loading it must say what to register."""
+
+    note: str
+
+
+def _ids(refs: list[ResultRef]) -> list[uuid.UUID]:
+    return [ref.manifest_id for ref in refs]
+
+
+def test_each_filter_selects_its_results_newest_first(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    run_a, run_b = uuid.uuid4(), uuid.uuid4()
+    first = save({"n": 1}, {**prefect_tags(task="train", flow_run_id=run_a), **mark})
+    second = save(
+        {"n": 2}, {**prefect_tags(task="score", flow_run_id=run_a, run_tags=("gpu",)), **mark}
+    )
+    third = save(
+        [3],
+        {
+            **prefect_tags(flow="weekly", task="train", flow_run_id=run_b, run_tags=("gpu", "x")),
+            **mark,
+            "model": "b",
+        },
+    )
+
+    assert _ids(find_results(tags=mark)) == [third.id, second.id, first.id]
+    assert _ids(find_results(tags=mark, flow_name="nightly")) == [second.id, first.id]
+    assert _ids(find_results(tags=mark, task_name="train")) == [third.id, first.id]
+    assert _ids(find_results(tags=mark, flow_run_id=run_a)) == [second.id, first.id]
+    assert _ids(find_results(tags=mark, flow_run_id=str(run_b).upper())) == [third.id]
+    assert _ids(find_results(tags=mark, prefect_tags=["gpu"])) == [third.id, second.id]
+    assert _ids(find_results(tags=mark, prefect_tags=["gpu", "x"])) == [third.id]
+    assert _ids(find_results(tags={**mark, "model": "b"})) == [third.id]
+    assert _ids(find_results(tags=mark, limit=2)) == [third.id, second.id]
+    assert _ids(find_results(tags=mark, limit=None)) == [third.id, second.id, first.id]
+    assert find_results(tags=mark, task_name="missing") == []
+
+
+def test_since_takes_a_timedelta_or_an_aware_datetime(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    saved = save("recent", {**prefect_tags(), **mark})
+
+    assert _ids(find_results(tags=mark, since=timedelta(minutes=5))) == [saved.id]
+    assert _ids(find_results(tags=mark, since=saved.created_at)) == [saved.id]
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert find_results(tags=mark, since=later) == []
+
+
+def test_a_ref_reads_its_tags_and_loads_its_value(backend: Backend) -> None:
+    run_id = uuid.uuid4()
+    tags = {**prefect_tags(flow_run_id=run_id, run_tags=("nightly-build",)), "owner": "ana"}
+    frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    saved = save(frame, tags)
+
+    (ref,) = find_results(tags={"owner": "ana"}, flow_run_id=run_id)
+
+    assert ref.manifest_id == saved.id
+    assert ref.class_id == saved.class_id
+    assert ref.created_at == saved.created_at
+    assert ref.kind == "task"
+    assert (ref.flow_name, ref.task_name) == ("nightly", "train")
+    assert ref.flow_run_id == run_id
+    assert ref.flow_run_name == tags["prefect.flow_run_name"]
+    assert ref.task_run_id == uuid.UUID(tags["prefect.task_run_id"])
+    assert (ref.deployment_id, ref.deployment_name) == (None, None)
+    assert ref.prefect_tags == ("nightly-build",)
+    assert ref.user_tags == {"owner": "ana"}
+    assert ref.storable_class_name() == "labox_prefect.core.builtin.storables.value.StorableValue"
+    pd.testing.assert_frame_equal(ref.load(), frame)  # the plain value, not a StorableValue
+    assert get_result(str(saved.id)) == ref
+
+
+@sqlite_only
+async def test_async_queries_and_loads(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    saved = save({"answer": 42}, {**prefect_tags(), **mark})
+
+    (ref,) = await afind_results(tags=mark, task_name="train")
+
+    assert ref.manifest_id == saved.id
+    assert await ref.aload() == {"answer": 42}
+    assert (await aget_result(saved.id)).tags == ref.tags
+
+
+@sqlite_only
+def test_queries_work_inside_flows_and_tasks(backend: Backend) -> None:
+    @labox_task(tags={"stage": "made"})
+    def make(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    @task
+    def count_in_task(run_id: str) -> int:
+        return len(find_results(flow_run_id=run_id, task_name="make"))
+
+    @task
+    async def load_in_async_task(run_id: str) -> list[int]:
+        refs = await afind_results(flow_run_id=run_id, tags={"stage": "made"})
+        return sorted([(await ref.aload())["n"] for ref in refs])
+
+    @flow
+    def pipeline() -> tuple[str, int, int, list[int]]:
+        context = FlowRunContext.get()
+        assert context is not None
+        assert context.flow_run is not None
+        run_id = str(context.flow_run.id)
+        make.map([1, 2, 3]).wait()
+        in_flow = len(find_results(flow_run_id=run_id))
+        return run_id, in_flow, count_in_task(run_id), load_in_async_task.submit(run_id).result()
+
+    run_id, in_flow, in_task, loaded = pipeline()
+
+    assert (in_flow, in_task, loaded) == (3, 3, [1, 2, 3])
+    refs = find_results(flow_run_id=run_id)
+    assert {ref.tags[FLOW_RUN_ID] for ref in refs} == {run_id}
+    assert {ref.tags[KIND] for ref in refs} == {"task"}
+
+
+@sqlite_only
+def test_an_unregistered_class_names_the_setting_to_fix(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    save(Unlisted(note="hi"), {**prefect_tags(task="annotate"), **mark}, storables=(Unlisted,))
+    (ref,) = find_results(tags=mark)
+
+    assert ref.storable_class_name() is None
+    with pytest.raises(ResultClassNotRegisteredError) as caught:
+        ref.load()
+    message = str(caught.value)
+    assert "LABOX_REGISTRY_MODULES" in message
+    assert str(ref.class_id) in message
+    assert "task 'annotate'" in message
+
+
+@sqlite_only
+def test_a_missing_id_says_where_it_looked(backend: Backend) -> None:
+    with pytest.raises(ManifestNotFoundError) as caught:
+        get_result(uuid.uuid4())
+    assert any("labox.db" in note for note in caught.value.__notes__)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"flow_run_id": "not-a-uuid"}, ValueError, "flow_run_id must be a UUID"),
+        ({"limit": 0}, ValueError, "positive int"),
+        ({"since": timedelta(hours=-1)}, ValueError, "negative"),
+        ({"since": datetime(2024, 1, 1)}, ValueError, "no timezone"),
+        ({"since": "2h"}, TypeError, "timedelta"),
+        ({"prefect_tags": "gpu"}, TypeError, "prefect_tags=['gpu']"),
+        ({"task_name": ""}, TypeError, "non-empty string"),
+        (
+            {"tags": {"prefect.flow_name": "a"}, "flow_name": "b"},
+            ValueError,
+            "contradicts",
+        ),
+    ],
+)
+@sqlite_only
+def test_bad_filters_are_clear_errors(
+    backend: Backend, kwargs: dict[str, object], error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error) as caught:
+        find_results(**kwargs)  # type: ignore[arg-type]
+    assert fragment in str(caught.value)
+
+
+@sqlite_only
+def test_prefect_keys_may_be_queried_through_tags(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    flow_result = save("done", {**prefect_tags(task=None), **mark})
+    save("step", {**prefect_tags(), **mark})
+
+    assert _ids(find_results(tags={**mark, KIND: "flow"})) == [flow_result.id]
+    assert find_results(tags={**mark, KIND: "flow"})[0].task_name is None
