@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 import pytest
-from prefect import flow
+from prefect import State, flow
 from prefect.cache_policies import INPUTS
 
 from labox_prefect import labox_task
+from labox_prefect.context import TASK_RUN_ID
 from labox_prefect.core import StorageConfig
 from labox_prefect.core.builtin import FsspecStorage
 from tests.integration._helpers import manifests
@@ -44,7 +45,7 @@ def test_second_flow_run_is_a_cache_hit_reading_the_content_once(
     salt = uuid.uuid4().hex  # unique inputs: the PostgreSQL database outlives this test
 
     @flow
-    def pipeline() -> Any:
+    def pipeline() -> State[Any]:
         return long_text(2000, salt, return_state=True)
 
     first = pipeline()
@@ -57,5 +58,7 @@ def test_second_flow_run_is_a_cache_hit_reading_the_content_once(
     assert calls.count(salt) == 1
     assert reads_after_first_run == 0
     assert len(storage_reads) == 1  # Prefect's exists check and its read share one load
-    assert len(manifests(suite="cache")) >= 1
-    assert len([m for m in manifests(suite="cache") if salt in str(m.tags)]) == 0
+    first_run = str(first.state_details.task_run_id)
+    second_run = str(second.state_details.task_run_id)
+    assert len(manifests(**{TASK_RUN_ID: first_run})) == 1
+    assert manifests(**{TASK_RUN_ID: second_run}) == []  # a hit saves nothing new

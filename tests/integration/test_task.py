@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from prefect import flow, tags
+from prefect import State, flow, tags
 from prefect.context import FlowRunContext
 
 from labox_prefect import LaboxSerializer, labox_task
@@ -118,12 +118,13 @@ def test_retries_make_one_manifest(backend: Backend) -> None:
 
 def test_storage_key_points_at_the_task_manifest(backend: Backend) -> None:
     @flow
-    def pipeline() -> Any:
+    def pipeline() -> State[Any]:
         return double(7, return_state=True)
 
     state = pipeline()
 
-    record_metadata = state.data.metadata
+    data: Any = state.data
+    record_metadata = data.metadata
     assert isinstance(record_metadata.serializer, LaboxSerializer)
     assert record_metadata.storage_block_id is not None  # a saved block: readable elsewhere
     stored = result_key(record_metadata.storage_key)

@@ -1,0 +1,107 @@
+"""The runtime thread, the settings it reads and the storages they name."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
+from labox_prefect.runtime import Target, get_runtime, shutdown, storage_from_url
+from labox_prefect.serializer import ResultPointer, ResultPointerError, parse_blob
+from labox_prefect.settings import current_settings
+
+
+async def _where() -> str:
+    await asyncio.sleep(0)
+    return threading.current_thread().name
+
+
+def test_run_works_from_any_thread_and_any_loop() -> None:
+    runtime = get_runtime()
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(runtime.run(_where())))]
+    threads += [
+        threading.Thread(target=lambda: results.append(asyncio.run(runtime.arun(_where()))))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results == ["labox-prefect-runtime"] * 2
+
+
+def test_shutdown_stops_the_thread_and_a_new_runtime_starts_on_use() -> None:
+    runtime = get_runtime()
+
+    shutdown()
+
+    assert runtime.closed
+    assert not any(t.name == "labox-prefect-runtime" for t in threading.enumerate())
+    assert get_runtime() is not runtime
+    assert get_runtime().run(_where()) == "labox-prefect-runtime"
+
+
+def test_the_runtime_refuses_to_wait_on_itself() -> None:
+    runtime = get_runtime()
+
+    async def nested() -> None:
+        runtime.run(_where())
+
+    with pytest.raises(RuntimeError, match="deadlock"):
+        runtime.run(nested())
+
+
+def test_defaults_live_under_labox_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("LABOX_DATABASE_URL", "LABOX_STORAGE_URL", "LABOX_REGISTRY_MODULES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LABOX_HOME", str(tmp_path))
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", " a.b , c ,")
+
+    settings = current_settings()
+
+    assert settings.resolved_database_url() == f"sqlite+aiosqlite:///{tmp_path}/labox.db"
+    assert settings.resolved_storage_url() == f"{tmp_path}/storage"
+    assert settings.registry_modules == ("a.b", "c")
+    assert settings.artifacts is True
+
+
+def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABOX_ARTIFACTS", "false")
+    assert current_settings().artifacts is False
+    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
+    assert current_settings().artifacts is True
+
+
+def test_storage_urls(tmp_path: Path) -> None:
+    def storage(url: str) -> object:
+        return storage_from_url(Target("sqlite+aiosqlite://", url, s3_endpoint_url="http://s3"))
+
+    assert isinstance(storage(str(tmp_path)), FileStorage)
+    assert isinstance(storage(f"file://{tmp_path}"), FileStorage)
+    assert isinstance(storage("memory://"), MemoryStorage)
+    s3 = storage("s3://my-bucket/some/prefix")
+    assert isinstance(s3, S3Storage)
+    assert (s3.bucket, s3.prefix) == ("my-bucket", "some/prefix")
+    with pytest.raises(ValueError, match="unknown scheme 'gs'"):
+        storage("gs://bucket")
+
+
+def test_targets_hide_secrets() -> None:
+    target = Target("postgresql+asyncpg://me:pw@host/db", "s3://b/p", s3_key="k", s3_secret="s")
+
+    assert target.database_label == "postgresql+asyncpg://me:***@host/db"
+    assert "pw" not in repr(target)
+    assert "'s'" not in repr(target)
+
+
+def test_pointers_round_trip_and_junk_is_refused() -> None:
+    pointer = ResultPointer(__import__("uuid").uuid4(), "sqlite+aiosqlite:///x.db")
+
+    assert parse_blob(pointer.dump()) == pointer
+    assert pointer.dump().decode("utf-8")  # Prefect embeds it in a JSON record
+    with pytest.raises(ResultPointerError, match="not a Labox result pointer"):
+        parse_blob(b"\x80\x04pickle")
