@@ -204,6 +204,7 @@ async def _verified_items(
     try:
         async for item in items:
             yield item
+            del item  # hold no item while the next is read: each may be a large frame
     finally:
         if isinstance(items, AsyncGenerator):
             await items.aclose()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +29,7 @@ from labox_prefect.core import (
     save_one,
 )
 from labox_prefect.core.builtin import FileStorage, StorableStream, StorableValue
+from labox_prefect.core.extra import pandas as labox_pandas
 from labox_prefect.core.extra.pydantic import StorableModel
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -132,6 +137,44 @@ async def test_exit_stack_closes_loaded_streams(sessions: Sessions, registry: Re
         assert await anext(aiter(stream)) == 0
     with pytest.raises(StopAsyncIteration):
         await anext(aiter(stream))
+
+
+async def test_a_loaded_stream_holds_no_item_while_the_next_is_read(
+    sessions: Sessions, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each item of a stream may be a large frame: only the consumer may keep one.
+    frames = [pd.DataFrame({"x": [float(i)] * 100}) for i in range(3)]
+    async with sessions() as session:
+        record = await save_one(
+            StorableStream(_yield_all(frames), item_type=pd.DataFrame),
+            session=session,
+            registry=registry,
+        )
+    handed_out: list[weakref.ref[pd.DataFrame]] = []
+    alive_when_reading: list[bool] = []
+    read_frame = labox_pandas.read_frame
+
+    def recording_read_frame(*args: Any) -> pd.DataFrame:
+        gc.collect()
+        alive_when_reading.append(any(ref() is not None for ref in handed_out))
+        read = read_frame(*args)
+        handed_out.append(weakref.ref(read))
+        return read
+
+    monkeypatch.setattr(labox_pandas, "read_frame", recording_read_frame, raising=True)
+    async with sessions() as session:
+        loaded = await load_one(record, StorableStream, session=session, registry=registry)
+    count = 0
+    async for item in loaded.stream:
+        count += 1
+        del item
+    assert count == 3
+    assert alive_when_reading == [False, False, False]
+
+
+async def _yield_all(items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item
 
 
 def _only_blob(root: Path, size: int) -> Path:

@@ -4,19 +4,23 @@ A stream is written one row group per frame, and its bytes leave as each row gro
 flushed, so saving holds one frame at a time. Parquet keeps its index of row groups in a
 footer at the end, so reading spools the bytes to a temporary file first, then reads one row
 group (one frame) at a time: memory stays bounded by the largest frame either way. Arrow
-conversion and Parquet encoding run in worker threads, off the event loop.
+conversion and Parquet encoding run off the event loop: a stream's writes on a thread of its
+own, its reads in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, ParamSpec, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -44,7 +48,12 @@ RANGE_INDEXES_KEY = "labox.range_indexes"
 records only the first frame's."""
 MAX_FRAME_ROWS = 64 * 1024 * 1024
 """Parquet writers split larger row groups; a stream frame must stay one row group."""
+STREAM_PIECE_SIZE = 1024 * 1024
+"""A row group leaves in pieces of about this size: never a second copy of a whole frame."""
 _SPOOL_FLUSH_BYTES = 1024 * 1024
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class ParquetDataFrameSerializer(Serializer[pd.DataFrame]):
@@ -92,6 +101,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
 
     async def _encode(self, stream: AsyncIterable[pd.DataFrame]) -> AsyncIterator[bytes]:
         sink = ChunkSink()
+        arrow = _ArrowThread()
         writer: pq.ParquetWriter | None = None
         layout: _Layout | None = None
         ranges: list[list[int] | None] = []
@@ -99,7 +109,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
             async with closing_source(stream):
                 async for frame in stream:
                     what = f"frame {len(ranges) + 1} of the stream"
-                    table = await asyncio.to_thread(frame_to_table, frame, self.name, what)
+                    table = await arrow.run(frame_to_table, frame, self.name, what)
                     if layout is None:
                         layout = _Layout.of(table)
                         writer = pq.ParquetWriter(
@@ -113,21 +123,24 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                             f"Parquet row group holds ({MAX_FRAME_ROWS}); yield smaller frames."
                         )
                     assert writer is not None
-                    await asyncio.to_thread(
+                    await arrow.run(
                         writer.write_table, table, row_group_size=max(table.num_rows, 1)
                     )
                     ranges.append(_range_of(table))
-                    if data := sink.drain():
-                        yield data
+                    # Hold neither this frame nor its bytes while the next one is made.
+                    del frame, table
+                    for piece in sink.drain_pieces(STREAM_PIECE_SIZE):
+                        yield piece
             if writer is None:
                 writer = pq.ParquetWriter(sink, pa.schema([]))  # an empty stream stays readable
             if any(r is not None for r in ranges):
                 writer.add_key_value_metadata({RANGE_INDEXES_KEY: json.dumps(ranges)})
-            await asyncio.to_thread(writer.close)
+            await arrow.run(writer.close)
             yield sink.drain()
         finally:
             if writer is not None and writer.is_open:
                 writer.close()  # after a failure: release it; its bytes are dropped
+            arrow.close()
 
     async def _decode(self, source: AsyncIterable[bytes]) -> AsyncIterator[pd.DataFrame]:
         descriptor, path = tempfile.mkstemp(prefix="labox-spool-", suffix=".parquet")
@@ -137,8 +150,13 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
             parquet = await asyncio.to_thread(self._open, path)
             try:
                 ranges = _stored_ranges(parquet, self.name)
-                for index in range(parquet.num_row_groups):
-                    yield await asyncio.to_thread(read_frame, parquet, index, ranges[index])
+                for index, stored in enumerate(ranges):
+                    # A fresh RangeIndex per frame, held only by that frame: pandas caches an
+                    # index's values on it (frame.index.values, hashing, joins), so an index
+                    # kept here would hold 8 bytes per row of every frame until the end.
+                    yield await asyncio.to_thread(
+                        read_frame, parquet, index, None if stored is None else stored.to_index()
+                    )
             finally:
                 parquet.close()
         finally:
@@ -179,6 +197,32 @@ def read_frame(
     if range_index is not None:
         frame.index = range_index
     return frame
+
+
+class _ArrowThread:
+    """One worker thread for all the Arrow work of writing one stream, started on first use.
+
+    Arrow's allocator (mimalloc) keeps memory freed on a thread in that thread's heap for a
+    while. Spread over the event loop's shared pool of threads, each row group's encoding
+    buffers would land in another heap, and the peak memory of saving a stream varied from
+    run to run by up to two frames; on one thread, each row group reuses the memory of the
+    one before. (Reading measured the same either way, so it uses the shared pool.)
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def run(self, work: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``work(*args, **kwargs)`` on this stream's thread, with the caller's context."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="labox-arrow")
+        call = functools.partial(contextvars.copy_context().run, work, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        """Let the thread end once its current work (if any) is done; never blocks."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
 
 @dataclass(frozen=True)
@@ -252,7 +296,20 @@ def _differs_only_by_null_columns(schema: pa.Schema, expected: pa.Schema) -> boo
     )
 
 
-def _stored_ranges(parquet: pq.ParquetFile, serializer_name: str) -> list[pd.RangeIndex | None]:
+@dataclass(frozen=True, slots=True)
+class _StoredRange:
+    """A frame's RangeIndex as the footer records it: plain numbers until its frame is read."""
+
+    start: int
+    stop: int
+    step: int
+    name: Any
+
+    def to_index(self) -> pd.RangeIndex:
+        return pd.RangeIndex(self.start, self.stop, self.step, name=self.name)
+
+
+def _stored_ranges(parquet: pq.ParquetFile, serializer_name: str) -> list[_StoredRange | None]:
     """Each frame's RangeIndex, as recorded in the footer (None where there is none)."""
     metadata = parquet.metadata.metadata or {}
     raw = metadata.get(RANGE_INDEXES_KEY.encode())
@@ -274,7 +331,7 @@ def _stored_ranges(parquet: pq.ParquetFile, serializer_name: str) -> list[pd.Ran
         ),
         None,
     )
-    return [None if r is None else pd.RangeIndex(r[0], r[1], r[2], name=name) for r in ranges]
+    return [None if r is None else _StoredRange(r[0], r[1], r[2], name) for r in ranges]
 
 
 async def _spool(source: AsyncIterable[bytes], spool: IO[bytes]) -> None:

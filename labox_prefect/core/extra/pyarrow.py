@@ -185,6 +185,23 @@ class ChunkSink(io.RawIOBase):
         self._parts.clear()
         return data
 
+    def drain_pieces(self, size: int) -> Iterator[bytes]:
+        """Everything written since the last drain, in pieces of at least ``size`` bytes.
+
+        The last piece may be smaller. Each written part is let go as soon as it is joined
+        into a piece, so draining a large row group costs one piece more than the row group,
+        not a second copy of it.
+        """
+        parts = collections.deque(self._parts)
+        self._parts.clear()
+        while parts:
+            piece = [parts.popleft()]
+            length = len(piece[0])
+            while parts and length < size:
+                length += len(parts[0])
+                piece.append(parts.popleft())
+            yield piece[0] if len(piece) == 1 else b"".join(piece)
+
 
 # Arrow IPC framing: https://arrow.apache.org/docs/format/Columnar.html#encapsulated-message-format
 _CONTINUATION = 0xFFFFFFFF

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import tempfile
+import threading
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ from hypothesis import strategies as st
 
 from labox_prefect.core.builtin.storages import MemoryStorage
 from labox_prefect.core.errors import SerializationError
+from labox_prefect.core.extra import pandas as labox_pandas
 from labox_prefect.core.extra.pandas import (
+    STREAM_PIECE_SIZE,
     ParquetDataFrameSerializer,
     ParquetDataFrameStreamSerializer,
     parquet_data_frame_serializer,
@@ -259,3 +264,78 @@ def test_registry_infers_both_serializers_for_data_frames() -> None:
     assert isinstance(
         registry.infer_stream_serializer(pd.DataFrame), ParquetDataFrameStreamSerializer
     )
+
+
+# --- bounded memory: nothing holds a frame, or a copy of its bytes, longer than needed -------
+
+
+async def test_stream_holds_no_frame_while_the_next_is_made() -> None:
+    alive_when_asked: list[bool] = []
+
+    async def producer() -> AsyncIterator[pd.DataFrame]:
+        previous: weakref.ref[pd.DataFrame] | None = None
+        for number in range(3):
+            if previous is not None:
+                gc.collect()
+                alive_when_asked.append(previous() is not None)
+            made = frame(number * 10, 10)
+            previous = weakref.ref(made)
+            yield made
+            del made
+
+    serialized = stream_serializer.serialize_data_stream(producer())
+    _ = [chunk async for chunk in serialized.data_stream]
+    assert alive_when_asked == [False, False]
+
+
+async def test_stream_sends_a_large_row_group_in_pieces_not_one_copy() -> None:
+    big = pd.DataFrame({"x": np.random.default_rng(0).random(400_000)})  # ~3 MiB of Parquet
+    chunks = await write([big])
+    *row_group, _footer = chunks
+    assert len(row_group) >= 3
+    assert all(len(piece) >= STREAM_PIECE_SIZE for piece in row_group[:-1])
+    assert max(map(len, row_group)) < 2 * STREAM_PIECE_SIZE
+    [loaded] = [f async for f in read(chunks)]
+    same_frame(big, loaded)
+
+
+async def test_stream_reader_keeps_no_frame_index_once_the_frame_is_dropped() -> None:
+    # pandas caches an index's values on the index (here 8 bytes a row), so a reader that
+    # kept every frame's RangeIndex would keep those caches until the stream ends.
+    reader = read(await write([frame(0, 1_000), frame(1_000, 1_000), frame(2_000, 1_000)]))
+    earlier: list[weakref.ref[pd.Index]] = []
+    async for loaded in reader:
+        gc.collect()
+        assert all(index() is None for index in earlier), "an earlier frame's index is kept"
+        assert loaded.index.to_numpy().nbytes == 8_000  # materialised and cached
+        earlier.append(weakref.ref(loaded.index))
+        del loaded
+    assert len(earlier) == 3
+
+
+async def test_stream_writes_on_one_thread_of_its_own_that_ends_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrow's allocator keeps freed memory per thread: one thread per stream reuses it.
+    threads: list[threading.Thread] = []
+    to_table = labox_pandas.frame_to_table
+    write_table = pq.ParquetWriter.write_table
+
+    def recording_to_table(*args: Any) -> pa.Table:
+        threads.append(threading.current_thread())
+        return to_table(*args)
+
+    def recording_write_table(self: pq.ParquetWriter, *args: Any, **kwargs: Any) -> None:
+        threads.append(threading.current_thread())
+        write_table(self, *args, **kwargs)
+
+    monkeypatch.setattr(labox_pandas, "frame_to_table", recording_to_table)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", recording_write_table)
+    frames = [frame(0, 5), frame(5, 5), frame(10, 5)]
+    chunks = await write(frames)
+    assert len(threads) == 6
+    [thread] = set(threads)
+    assert thread is not threading.main_thread()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the stream's thread outlived the stream"
+    same_frames(frames, [f async for f in read(chunks)])

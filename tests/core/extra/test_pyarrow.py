@@ -14,6 +14,7 @@ from labox_prefect.core.builtin.storages import MemoryStorage
 from labox_prefect.core.errors import SerializationError
 from labox_prefect.core.extra.pyarrow import (
     ArrowRecordBatchStreamSerializer,
+    ChunkSink,
     ParquetTableSerializer,
     arrow_record_batch_stream_serializer,
     parquet_table_serializer,
@@ -166,3 +167,16 @@ def test_registry_infers_the_arrow_serializers() -> None:
     assert isinstance(
         registry.infer_stream_serializer(pa.RecordBatch), ArrowRecordBatchStreamSerializer
     )
+
+
+@given(st.lists(st.binary(max_size=40), max_size=30), st.integers(min_value=1, max_value=64))
+def test_sink_drains_in_pieces_of_at_least_the_size_asked(parts: list[bytes], size: int) -> None:
+    sink = ChunkSink()
+    for part in parts:
+        sink.write(part)
+    pieces = list(sink.drain_pieces(size))
+    assert b"".join(pieces) == b"".join(parts)
+    assert all(len(piece) >= size for piece in pieces[:-1])
+    longest = max(map(len, parts), default=0)
+    assert all(len(piece) < size + longest for piece in pieces)
+    assert sink.drain() == b"", "what was drained is gone from the sink"
