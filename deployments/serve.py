@@ -16,8 +16,9 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from prefect import serve
+from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 
 FLOWS = Path(__file__).resolve().parents[1] / "flows"
@@ -33,13 +34,18 @@ from report import report  # noqa: E402
 def deployments() -> list[RunnerDeployment]:
     """One deployment per example flow; the pipeline rebuilds daily, the report hourly."""
     return [
-        demo.to_deployment(name="demo", tags=["labox", "demo"]),
-        protein_folding.to_deployment(name="protein-folding", tags=["labox", "folding"]),
-        pipeline.to_deployment(
-            name="dataframe-pipeline", tags=["labox", "pipeline"], cron="0 6 * * *"
-        ),
-        report.to_deployment(name="report", tags=["labox", "report"], interval=timedelta(hours=1)),
+        _deployment(demo, name="demo", tags=["labox", "demo"]),
+        _deployment(protein_folding, name="protein-folding", tags=["labox", "folding"]),
+        _deployment(pipeline, name="dataframe-pipeline", tags=["labox"], cron="0 6 * * *"),
+        _deployment(report, name="report", tags=["labox"], interval=timedelta(hours=1)),
     ]
+
+
+def _deployment(flow: Flow[..., Any], **options: Any) -> RunnerDeployment:
+    deployment = flow.to_deployment(**options)
+    # to_deployment is typed for async callers too; called from sync code it returns this.
+    assert isinstance(deployment, RunnerDeployment)
+    return deployment
 
 
 if __name__ == "__main__":

@@ -107,9 +107,9 @@ def pipeline(rows: int = 200_000, seed: int = 7) -> dict[str, str]:
     print(summary.result().head(4).to_string(index=False))
     return {
         "run": str(flow_run.id),
-        "extract": raw.name,
-        "transform": lines.name,
-        "aggregate": summary.name,
+        "extract": str(raw.name),
+        "transform": str(lines.name),
+        "aggregate": str(summary.name),
     }
 
 

@@ -52,7 +52,7 @@ def contents_of(record: ManifestRecord) -> list[ContentRecord]:
 
 def blob_path(backend: Backend, record: ManifestRecord) -> Path:
     (content,) = contents_of(record)
-    return Path(backend.storage_url) / content.storage_config["key"]
+    return Path(backend.storage_url) / str(content.storage_config["key"])
 
 
 def assert_clean_failure(result: Result, *fragments: str) -> None:
