@@ -32,8 +32,7 @@ from prefect.cache_policies import INPUTS, Inputs
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 
-from labox_prefect import labox_task
-from labox_prefect.results import find_results
+from labox_prefect import find_results, labox_task
 
 PIPELINE_TAGS = {"pipeline": "regional-sales"}
 

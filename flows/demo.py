@@ -27,8 +27,7 @@ from prefect.runtime import flow_run
 from rich.console import Console
 from rich.table import Table
 
-from labox_prefect import labox_task
-from labox_prefect.results import ResultRef, find_results
+from labox_prefect import ResultRef, find_results, labox_task
 
 PROJECT = "labox-demo"
 

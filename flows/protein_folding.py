@@ -28,8 +28,7 @@ from example_storables import MODULE, ExperimentData
 from prefect import flow
 from prefect.runtime import flow_run
 
-from labox_prefect import labox_task
-from labox_prefect.results import afind_results
+from labox_prefect import afind_results, labox_task
 
 SEED_TAGS = {
     "funding_source": "nsf_grant_12345",

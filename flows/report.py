@@ -22,8 +22,7 @@ from example_storables import MODULE, SampleSummary
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from labox_prefect import labox_task
-from labox_prefect.results import find_results
+from labox_prefect import find_results, labox_task
 
 COLUMNS = ("finished", "flow run", "batch", "samples", "mean yield %", "best sample", "record")
 

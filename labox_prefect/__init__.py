@@ -8,10 +8,16 @@ entry point.
 """
 
 from labox_prefect.result_storage import LaboxResultStorage
+from labox_prefect.results import ResultRef, afind_results, find_results
 from labox_prefect.serializer import LaboxSerializer
 from labox_prefect.task import LaboxTask, labox_task
 
-# The lead wires the query face here once labox_prefect/results.py lands:
-# from labox_prefect.results import ResultRef, afind_results, find_results
-
-__all__ = ["LaboxResultStorage", "LaboxSerializer", "LaboxTask", "labox_task"]
+__all__ = [
+    "LaboxResultStorage",
+    "LaboxSerializer",
+    "LaboxTask",
+    "ResultRef",
+    "afind_results",
+    "find_results",
+    "labox_task",
+]

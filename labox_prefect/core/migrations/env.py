@@ -28,6 +28,6 @@ connection = context.config.attributes.get("connection")
 if context.is_offline_mode() or not isinstance(connection, Connection):
     raise RuntimeError(
         "The Labox migrations run through labox_prefect.core.migrations.upgrade(url) (or "
-        "`labox-prefect database upgrade`), not through the alembic command line."
+        "`labox-prefect db upgrade`), not through the alembic command line."
     )
 run_migrations(connection)
