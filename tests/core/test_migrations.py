@@ -78,9 +78,8 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
     assert facts["fks"] == [{"ondelete": "CASCADE"}]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_postgresql_tags_are_jsonb_with_a_gin_index(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("JSONB and GIN exist on PostgreSQL only")
     await aupgrade(database_url)
     engine = create_async_engine(database_url)
     try:

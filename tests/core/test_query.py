@@ -223,11 +223,10 @@ async def test_query_leaves_objects_in_the_callers_session_alone(sessions: Sessi
         assert found not in session
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_postgresql_tag_query_uses_the_gin_index(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the GIN index exists on PostgreSQL only")
     rows = [
         manifest_row(tags={"run": f"r{i}", "kind": "ab"[i % 2]}, at=T0 + timedelta(seconds=i))
         for i in range(5000)
