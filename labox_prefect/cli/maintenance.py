@@ -7,7 +7,6 @@ storages they see are the ones results are saved to.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from alembic.runtime.migration import MigrationContext
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -27,13 +25,10 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import make_url
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from labox_prefect import migrations
 from labox_prefect.cli.output import console, err_console, fail, masked, reported_errors
 from labox_prefect.core import collect_garbage, verify_manifests
-from labox_prefect.core import migrations as core_migrations
 from labox_prefect.core.lifecycle import GarbageReport, VerifyReport
 from labox_prefect.runtime import Target, get_runtime
 from labox_prefect.serializer import registry_modules, settings_target
@@ -50,7 +45,7 @@ def upgrade_database() -> None:
         _make_sqlite_folder(url)
         with err_console.status(f"Migrating {escape(masked(url))}…"):
             migrations.upgrade(url)
-        core, integration = asyncio.run(_revisions(url))
+        core, integration = migrations.current(url)
     console.print(
         f"Database {escape(masked(url))} is at revision [bold]{core}[/] (core) and "
         f"[bold]{integration}[/] (Prefect results)."
@@ -115,24 +110,6 @@ async def _collect(
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await collect_garbage(session, registry, dry_run=dry_run, on_progress=advance)
-
-
-async def _revisions(url: str) -> tuple[str | None, str | None]:
-    """The core's and the integration's schema revisions (each has its own version table)."""
-
-    def read(connection: Connection) -> tuple[str | None, str | None]:
-        def at(table: str) -> str | None:
-            context = MigrationContext.configure(connection, opts={"version_table": table})
-            return context.get_current_revision()
-
-        return at(core_migrations.VERSION_TABLE), at(migrations.VERSION_TABLE)
-
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return await connection.run_sync(read)
-    finally:
-        await engine.dispose()
 
 
 # --- output ---------------------------------------------------------------------------------

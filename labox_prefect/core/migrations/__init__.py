@@ -54,22 +54,22 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
     Idempotent: an up-to-date database is left as it is. Synchronous; see the module
     docstring for async URLs and running event loops.
     """
-    _run_sync(url, lambda connection: _upgrade_on(connection, revision))
+    run_on_database(url, lambda connection: upgrade_on(connection, revision))
 
 
 async def aupgrade(url_or_engine: str | URL | AsyncEngine, revision: str = "head") -> None:
     """``upgrade`` for async code: takes an async URL or an AsyncEngine (left open)."""
-    await _run_async(url_or_engine, lambda connection: _upgrade_on(connection, revision))
+    await arun_on_database(url_or_engine, lambda connection: upgrade_on(connection, revision))
 
 
 def current(url: str | URL) -> str | None:
     """The revision the database at ``url`` is at, or None if Labox never migrated it."""
-    return _run_sync(url, _current_on)
+    return run_on_database(url, revision_on)
 
 
 async def acurrent(url_or_engine: str | URL | AsyncEngine) -> str | None:
     """``current`` for async code: takes an async URL or an AsyncEngine (left open)."""
-    return await _run_async(url_or_engine, _current_on)
+    return await arun_on_database(url_or_engine, revision_on)
 
 
 def context_options(dialect_name: str) -> dict[str, Any]:
@@ -103,9 +103,10 @@ def alembic_config(connection: Connection) -> Config:
     return config
 
 
-def _upgrade_on(connection: Connection, revision: str) -> None:
+def upgrade_on(connection: Connection, revision: str = "head") -> None:
+    """Migrate on an open connection (adopting tables made by create_all), in its transaction."""
     config = alembic_config(connection)
-    if _current_on(connection) is None and _has_labox_tables(connection):
+    if revision_on(connection) is None and _has_labox_tables(connection):
         _adopt(connection, config)
     command.upgrade(config, revision)
 
@@ -132,12 +133,14 @@ def _has_labox_tables(connection: Connection) -> bool:
     )
 
 
-def _current_on(connection: Connection) -> str | None:
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+def revision_on(connection: Connection, version_table: str = VERSION_TABLE) -> str | None:
+    """The revision recorded in ``version_table`` on an open connection (None if none)."""
+    context = MigrationContext.configure(connection, opts={"version_table": version_table})
     return context.get_current_revision()
 
 
-def _run_sync(url: str | URL, work: Callable[[Connection], T]) -> T:
+def run_on_database(url: str | URL, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one transaction on ``url`` from sync code, async URLs included."""
     if not make_url(url).get_dialect().is_async:
         engine = create_engine(url)
         try:
@@ -148,10 +151,13 @@ def _run_sync(url: str | URL, work: Callable[[Connection], T]) -> T:
     # A private thread: asyncio.run would fail under a running loop, and would clear the
     # calling thread's event loop otherwise.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labox-migrations") as thread:
-        return thread.submit(asyncio.run, _run_async(url, work)).result()
+        return thread.submit(asyncio.run, arun_on_database(url, work)).result()
 
 
-async def _run_async(url_or_engine: str | URL | AsyncEngine, work: Callable[[Connection], T]) -> T:
+async def arun_on_database(
+    url_or_engine: str | URL | AsyncEngine, work: Callable[[Connection], T]
+) -> T:
+    """Run ``work`` in one transaction on an async URL or engine (an engine is left open)."""
     if isinstance(url_or_engine, AsyncEngine):
         async with url_or_engine.begin() as connection:
             return await connection.run_sync(work)
@@ -169,8 +175,12 @@ __all__ = [
     "SchemaMismatchError",
     "acurrent",
     "alembic_config",
+    "arun_on_database",
     "aupgrade",
     "context_options",
     "current",
+    "revision_on",
+    "run_on_database",
     "upgrade",
+    "upgrade_on",
 ]
