@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRecord, Registry
@@ -221,6 +222,20 @@ async def test_query_leaves_objects_in_the_callers_session_alone(sessions: Sessi
         assert found is not held
         assert held in session
         assert found not in session
+
+
+async def test_records_are_detached_with_their_identity_and_no_pending_change(
+    sessions: Sessions,
+) -> None:
+    row = manifest_row(tags={"k": "v"})
+    await insert_manifests(sessions, [row])
+    async with sessions() as session:
+        [found] = await find_manifests(session, tags={"k": "v"})
+    state = sa_inspect(found)
+    assert state.detached
+    assert state.identity == (row["id"],)
+    assert not state.modified, "building the record must not record changes to flush"
+    assert repr(found).startswith(f"ManifestRecord(id={row['id']}")
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

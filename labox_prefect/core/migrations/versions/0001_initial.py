@@ -32,7 +32,11 @@ def upgrade() -> None:
     op.create_index("ix_labox_manifests_class_id", "labox_manifests", ["class_id"])
     if op.get_bind().dialect.name == "postgresql":
         op.create_index(
-            "ix_labox_manifests_tags", "labox_manifests", ["tags"], postgresql_using="gin"
+            "ix_labox_manifests_tags",
+            "labox_manifests",
+            ["tags"],
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
         )
     op.create_table(
         "labox_contents",
