@@ -1,0 +1,260 @@
+"""labox_task against Prefect's default result persistence, side by side in one run.
+
+Targets (issue 3):
+(a) a flow of 200 tasks with small results costs at most 1.10x the wall time of Prefect's
+    default persistence (``@task(persist_result=True)``: pickle + local files, default cache
+    policy) with UI artifacts off; the artifacts' own cost is reported beside it;
+(b) a task returning a 1M-row DataFrame persists >= 2x faster and with <= 0.5x the peak
+    memory of Prefect's default.
+
+Everything runs on Prefect's ephemeral API (a local server subprocess on a temporary SQLite
+database) with the fast settings of DESIGN section 3, and Labox on its embedded default
+(SQLite + a folder), all under a temporary folder. Prefect's INFO logs are off for every
+variant alike (that makes the shared part cheaper, so the ratios stricter). (b) runs each
+variant in a fresh process; its peak memory is the process's VmHWM minus that of a process
+that builds the same frame in the same task without persisting it, and its persist time is
+the task call's wall time minus that process's. Times are taken inside the flow, around the
+task calls: a flow's own exit waits up to a second for Prefect's heartbeat thread, which
+would round every flow to whole seconds. Nothing here asserts a time.
+
+Run: .venv/bin/python bench/prefect_flow.py [--rounds N] [--frame-runs N] [--skip-frame]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+N_TASKS = 200
+N_ROWS = 1_000_000
+
+_FAST_SETTINGS = {
+    **{
+        f"PREFECT_API_SERVICES_{service}_ENABLED": "false"
+        for service in (
+            "EVENT_PERSISTER",
+            "TRIGGERS",
+            "TASK_RUN_RECORDER",
+            "SCHEDULER",
+            "LATE_RUNS",
+            "FOREMAN",
+        )
+    },
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+}
+
+
+def configure(root: Path, api_url: str | None = None) -> None:
+    """Point Prefect and Labox at ``root``; must run before prefect is imported."""
+    os.environ.update(_FAST_SETTINGS)
+    os.environ["PREFECT_HOME"] = str(root / "prefect-home")
+    os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(root / "prefect-results")
+    os.environ["LABOX_HOME"] = str(root / "labox")
+    os.environ["LABOX_ARTIFACTS"] = "false"
+    for name in ("LABOX_DATABASE_URL", "LABOX_STORAGE_URL", "PREFECT_API_URL"):
+        os.environ.pop(name, None)
+    if api_url is not None:
+        os.environ["PREFECT_API_URL"] = api_url
+
+
+# --- (a) 200 small results ------------------------------------------------------------------
+
+
+def small_flows() -> dict[str, Callable[[], float]]:
+    from prefect import flow, task
+
+    from labox_prefect import labox_task
+
+    def value(i: int) -> dict[str, int]:
+        return {"i": i, "square": i * i}
+
+    unpersisted = task(persist_result=False, name="small")(value)
+    default = task(persist_result=True, name="small")(value)
+    labox = labox_task(value)
+
+    def many(run: Any) -> Callable[[], float]:
+        @flow(name="small-results")
+        def pipeline() -> float:
+            start = time.perf_counter()
+            for i in range(N_TASKS):
+                run(i)
+            return time.perf_counter() - start
+
+        return pipeline
+
+    return {"none": many(unpersisted), "default": many(default), "labox": many(labox)}
+
+
+def run_small(rounds: int) -> None:
+    flows = small_flows()
+    variants: list[tuple[str, str, str]] = [
+        ("no persistence", "none", "false"),
+        ("Prefect default", "default", "false"),
+        ("labox, artifacts off", "labox", "false"),
+        ("labox, artifacts on", "labox", "true"),
+    ]
+
+    def run(index: int) -> float:
+        _, flow_key, artifacts = variants[index]
+        os.environ["LABOX_ARTIFACTS"] = artifacts
+        return flows[flow_key]()
+
+    for index in range(len(variants)):  # warm-up: imports, block saved, schema made
+        run(index)
+    times: list[list[float]] = [[] for _ in variants]
+    for round_number in range(rounds):
+        order = list(range(len(variants)))
+        shift = round_number % len(order)
+        order = order[shift:] + order[:shift]
+        for index in order:
+            times[index].append(run(index))
+        shown = [f"{v[0]} {t[-1] * 1e3:.0f} ms" for v, t in zip(variants, times, strict=True)]
+        print(f"round {round_number + 1}: " + ", ".join(shown))
+    med = [statistics.median(t) for t in times]
+    none, default, labox_off, labox_on = med
+    print(f"\n(a) flow of {N_TASKS} tasks with small results, median of {rounds} rounds:")
+    for (label, _, _), seconds in zip(variants, med, strict=True):
+        per_task = (seconds - none) / N_TASKS * 1e3
+        print(
+            f"  {label:<22} {seconds * 1e3:7.0f} ms  "
+            f"({seconds / N_TASKS * 1e3:5.2f} ms/task, persistence {per_task:+5.2f} ms/task)"
+        )
+    print(
+        f"  labox (artifacts off) / Prefect default: {labox_off / default:.3f}x (target <= 1.10x)"
+    )
+    print(
+        f"  artifacts' own cost: {(labox_on - labox_off) / N_TASKS * 1e3:.2f} ms/task "
+        f"(labox with artifacts on: {labox_on / default:.3f}x Prefect default)"
+    )
+
+
+# --- (b) one 1M-row DataFrame ---------------------------------------------------------------
+
+
+def frame_child(variant: str, runs: int) -> None:
+    """Run in a fresh process: persist one frame ``runs`` times, print times and VmHWM."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow  # noqa: F401  (same imports in every variant)
+    from prefect import flow, task
+
+    from labox_prefect import labox_task
+
+    def build() -> pd.DataFrame:
+        rng = np.random.default_rng(0)
+        return pd.DataFrame(
+            {
+                "id": np.arange(N_ROWS),
+                "x": rng.random(N_ROWS),
+                "y": rng.integers(0, 1000, N_ROWS),
+                "label": pd.Categorical(rng.choice(["a", "b", "c"], N_ROWS)),
+            }
+        )
+
+    decorate: dict[str, Callable[[Any], Any]] = {
+        "none": task(persist_result=False, name="frame"),
+        "default": task(persist_result=True, name="frame"),
+        "labox": labox_task,
+    }
+    make = decorate[variant](build)
+
+    @flow(name="one-frame")
+    def pipeline() -> float:
+        start = time.perf_counter()
+        make()
+        return time.perf_counter() - start
+
+    # The first run warms up (imports, block, schema).
+    times = [pipeline() for _ in range(runs + 1)]
+    print(json.dumps({"times": times[1:], "hwm_kib": _vm_hwm_kib()}))
+
+
+def _vm_hwm_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def run_frame(root: Path, api_url: str, runs: int) -> None:
+    labels = {"none": "no persistence", "default": "Prefect default", "labox": "labox_task"}
+    results: dict[str, dict[str, Any]] = {}
+    for variant in ("none", "default", "labox"):
+        env = dict(os.environ)
+        env["PREFECT_API_URL"] = api_url
+        done = subprocess.run(
+            [sys.executable, __file__, "--frame-child", variant, "--frame-runs", str(runs)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
+        results[variant] = json.loads(done.stdout.strip().splitlines()[-1])
+    base_time = statistics.median(results["none"]["times"])
+    base_hwm = results["none"]["hwm_kib"]
+    print(f"\n(b) task returning a {N_ROWS:,}-row DataFrame, fresh process each, median of {runs}:")
+    persist: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    for variant, label in labels.items():
+        task_time = statistics.median(results[variant]["times"])
+        persist[variant] = task_time - base_time
+        peak[variant] = (results[variant]["hwm_kib"] - base_hwm) / 1024
+        print(
+            f"  {label:<16} task {task_time * 1e3:6.0f} ms, "
+            f"persist {persist[variant] * 1e3:6.0f} ms, "
+            f"peak memory {results[variant]['hwm_kib'] / 1024:6.0f} MiB "
+            f"(+{peak[variant]:.0f} MiB over building the frame)"
+        )
+    print(
+        f"  labox_task persists {persist['default'] / persist['labox']:.2f}x faster than "
+        f"Prefect default (target >= 2x)"
+    )
+    print(
+        f"  labox_task peak memory: {peak['labox'] / peak['default']:.2f}x Prefect default's "
+        f"(target <= 0.5x)"
+    )
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frame-runs", type=int, default=3)
+    parser.add_argument("--skip-frame", action="store_true")
+    parser.add_argument("--skip-small", action="store_true")
+    parser.add_argument("--frame-child", choices=["none", "default", "labox"])
+    args = parser.parse_args()
+    if args.frame_child:
+        frame_child(args.frame_child, args.frame_runs)
+        return
+    with tempfile.TemporaryDirectory(prefix="labox-bench-") as tmp:
+        root = Path(tmp)
+        configure(root)
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the ephemeral API, shared with (b)'s processes
+        server.start()
+        try:
+            if not args.skip_small:
+                run_small(args.rounds)
+            if not args.skip_frame:
+                run_frame(root, server.api_url, args.frame_runs)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
