@@ -33,7 +33,7 @@ from pydantic import Field, SecretStr
 from labox_prefect.context import record_tags
 from labox_prefect.core import LaboxError, load_one, save_one
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
-from labox_prefect.result_keys import get_result_key, put_result_key
+from labox_prefect.result_keys import get_result_key, prewritten_keys, put_result_key
 from labox_prefect.runtime import Target, get_runtime
 from labox_prefect.serializer import (
     FAILURE_KIND,
@@ -116,15 +116,17 @@ class LaboxResultStorage(WritableFileSystem):
         return get_runtime().run(_read(path, self.target()))
 
     async def awrite_path(self, path: str, content: bytes) -> str:
-        target, tags = self.target(), record_tags(None)
-        await get_runtime().arun(_write(path, content, target, tags))
+        target = self.target()
+        if not _written_with_manifest(target, path, content):
+            await get_runtime().arun(_write(path, content, target, record_tags(None)))
         return path
 
     @async_dispatch(awrite_path)
     def write_path(self, path: str, content: bytes) -> str:  # type: ignore[override]
         """Store Prefect's bytes under ``path`` (a storage key); returns the key."""
-        target, tags = self.target(), record_tags(None)
-        get_runtime().run(_write(path, content, target, tags))
+        target = self.target()
+        if not _written_with_manifest(target, path, content):
+            get_runtime().run(_write(path, content, target, record_tags(None)))
         return path
 
 
@@ -161,18 +163,26 @@ def labox_blob_in(content: bytes, database_label: str) -> ResultPointer | RunFai
     return found
 
 
+def _written_with_manifest(target: Target, key: str, content: bytes) -> bool:
+    """Whether labox_task already stored this very record under ``key``, with its manifest."""
+    return prewritten_keys.already_written(target.database_label, key, content)
+
+
 async def _read(key: str, target: Target) -> bytes:
     runtime = get_runtime()
+    # Most reads are Prefect's cache checks of keys never written: one plain SELECT.
+    engine = await runtime.engine(target.database_url)
+    async with engine.connect() as connection:
+        found = await get_result_key(connection, key)
+    if found is None:
+        raise ResultKeyNotFoundError(
+            f"No Prefect result is stored under key {key!r} in {target.database_label}."
+        )
+    if found.record is not None or found.manifest_id is None:
+        return (found.record or "").encode("utf-8")
+    registry = runtime.registry(target, registry_modules())
     sessions = await runtime.sessions(target.database_url)
     async with sessions() as session:
-        found = await get_result_key(session, key)
-        if found is None:
-            raise ResultKeyNotFoundError(
-                f"No Prefect result is stored under key {key!r} in {target.database_label}."
-            )
-        if found.record is not None or found.manifest_id is None:
-            return (found.record or "").encode("utf-8")
-        registry = runtime.registry(target, registry_modules())
         stored = await load_one(
             found.manifest_id, StorableValue, session=session, registry=registry
         )

@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
 from labox_prefect.core.migrations import aupgrade
 from labox_prefect.result_keys import upgrade_result_keys
 from labox_prefect.settings import CORE_REGISTRY_MODULES, LaboxSettings
+from labox_prefect.sqlite_inline import create_inline_engine
 
 T = TypeVar("T")
 
@@ -50,7 +52,7 @@ class Target:
     s3_key: str | None = field(default=None, repr=False)
     s3_secret: str | None = field(default=None, repr=False)
 
-    @property
+    @cached_property
     def database_label(self) -> str:
         """The database URL with its password hidden: safe for records, logs and errors."""
         return make_url(self.database_url).render_as_string(hide_password=True)
@@ -152,6 +154,14 @@ class Runtime:
             self._sessions[database_url] = ready
             return ready
 
+    async def engine(self, database_url: str) -> AsyncEngine:
+        """The engine of ``database_url``, schema ready, for statements that need no ORM.
+
+        Must be awaited on the runtime loop, like ``sessions``.
+        """
+        await self.sessions(database_url)
+        return self._engines[database_url]
+
     def registry(self, target: Target, modules: tuple[str, ...] = ()) -> Registry:
         """The registry of the core modules plus ``modules``, saving to the target's storage.
 
@@ -215,7 +225,7 @@ def _create_engine(database_url: str) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url)
+    engine = create_inline_engine(url)
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine
 

@@ -39,6 +39,7 @@ from labox_prefect.core import (
     save_one,
 )
 from labox_prefect.core.builtin import StorableValue
+from labox_prefect.result_keys import PlannedKey, prewritten_keys, put_result_key
 from labox_prefect.runtime import Target, get_runtime
 from labox_prefect.settings import current_settings
 
@@ -217,11 +218,21 @@ def _not_storable_message(cls: type[Any], detail: str) -> str:
 
 
 async def _save(
-    storable: Storable, target: Target, registry: Registry, tags: Mapping[str, str], details: bool
+    storable: Storable,
+    target: Target,
+    registry: Registry,
+    tags: Mapping[str, str],
+    details: bool,
+    key: PlannedKey | None,
 ) -> tuple[ManifestRecord, list[ContentRecord] | None]:
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         manifest = await save_one(storable, session=session, registry=registry, tags=tags)
+        if key is not None:
+            label = target.database_label
+            record = key.record(ResultPointer(manifest.id, label).dump())
+            await put_result_key(session, key.storage_key, manifest.id, record)
+            prewritten_keys.put(label, key.storage_key, record)
         contents = await get_contents(session, manifest.id) if details else None
     return manifest, contents
 
@@ -241,19 +252,31 @@ def prepare_save(
     return as_storable(obj, registry), target, registry, record_tags(user_tags)
 
 
-def save_result(obj: Any, user_tags: Mapping[str, str] | None, *, details: bool) -> SavedResult:
-    """Save ``obj`` now, from sync code."""
+def save_result(
+    obj: Any,
+    user_tags: Mapping[str, str] | None,
+    *,
+    details: bool,
+    key: PlannedKey | None = None,
+) -> SavedResult:
+    """Save ``obj`` now, from sync code; with ``key``, store that key's record beside it."""
     storable, target, registry, tags = prepare_save(obj, user_tags)
-    manifest, contents = get_runtime().run(_save(storable, target, registry, tags, details))
+    saving = _save(storable, target, registry, tags, details, key)
+    manifest, contents = get_runtime().run(saving)
     return SavedResult(manifest, contents, target, registry)
 
 
 async def asave_result(
-    obj: Any, user_tags: Mapping[str, str] | None, *, details: bool
+    obj: Any,
+    user_tags: Mapping[str, str] | None,
+    *,
+    details: bool,
+    key: PlannedKey | None = None,
 ) -> SavedResult:
     """Save ``obj`` now, from async code, without blocking the caller's loop."""
     storable, target, registry, tags = prepare_save(obj, user_tags)
-    manifest, contents = await get_runtime().arun(_save(storable, target, registry, tags, details))
+    saving = _save(storable, target, registry, tags, details, key)
+    manifest, contents = await get_runtime().arun(saving)
     return SavedResult(manifest, contents, target, registry)
 
 

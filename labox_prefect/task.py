@@ -23,17 +23,24 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, overload
+from types import GeneratorType
+from typing import Any, TypeVar, cast, overload
 
 from prefect import State, Task
+from prefect._internal.result_records import ResultRecord
 from prefect.context import TaskRunContext
+from prefect.states import is_state_iterable
+from prefect.transactions import get_transaction
+from prefect.types import DateTime
+from prefect.types._datetime import now
 from typing_extensions import ParamSpec
 
 from labox_prefect.artifacts import apublish_result_artifact, artifacts_enabled
 from labox_prefect.artifacts import publish_result_artifact as _publish
 from labox_prefect.context import check_user_tags
 from labox_prefect.core import LaboxError
-from labox_prefect.result_storage import saved_default_block
+from labox_prefect.result_keys import PlannedKey
+from labox_prefect.result_storage import LaboxResultStorage, saved_default_block
 from labox_prefect.serializer import (
     LaboxSerializer,
     SavedResult,
@@ -178,7 +185,8 @@ def _persisting(fn: Callable[P, R], user_tags: dict[str, str]) -> Callable[P, R]
         if context is not None and not isinstance(result, State):
             details = artifacts_enabled()
             try:
-                saved = save_result(result, user_tags, details=details)
+                key = planned_key(context, result)
+                saved = save_result(result, user_tags, details=details, key=key)
             except LaboxError:
                 raise
             except Exception as error:
@@ -195,11 +203,54 @@ async def _guarded_async(
     result: Any, user_tags: dict[str, str], details: bool, context: TaskRunContext
 ) -> SavedResult:
     try:
-        return await asave_result(result, user_tags, details=details)
+        key = planned_key(context, result)
+        return await asave_result(result, user_tags, details=details, key=key)
     except LaboxError:
         raise
     except Exception as error:
         raise _persistence_error(context, error) from error
+
+
+def planned_key(context: TaskRunContext, result: Any) -> PlannedKey | None:
+    """The key and record Prefect will write for ``result`` as soon as the run completes.
+
+    Stored with the manifest, in the same call to the database, they are readable by key
+    before Prefect reports the run Completed (Prefect reports it before it writes), and
+    Prefect's own write of that very record then has nothing left to do (see
+    LaboxResultStorage.write_path). Only when Prefect's write is certain and predictable:
+    plain data (not states, which Prefect aggregates), a cache key, a transaction that
+    commits on its own (a parent transaction may still roll back) and a saved Labox block
+    holding record and result together. Anything else is written by Prefect as before.
+    """
+    transaction = get_transaction()
+    store = context.result_store
+    if (
+        transaction is None
+        or transaction.key is None
+        or not transaction.write_on_commit
+        or transaction.get_parent() is not None
+        or store.metadata_storage is not None
+        or store.result_storage_block_id is None
+        or not isinstance(store.result_storage, LaboxResultStorage)
+        or isinstance(result, (GeneratorType, ResultRecord))
+        or is_state_iterable(result)
+    ):
+        return None
+    expiration = context.task.cache_expiration
+    record = store.create_result_record(
+        result,
+        key=transaction.key,
+        # Prefect counts the expiration from a moment later: its record then differs by
+        # that much, and its write replaces this one.
+        expiration=None if expiration is None else cast(DateTime, now("UTC") + expiration),
+    )
+
+    def render(pointer: bytes) -> str:
+        # What ResultRecord.serialize() makes, LaboxSerializer.dumps giving ``pointer``.
+        return record.model_copy(update={"result": pointer}).model_dump_json(serialize_as_any=True)
+
+    storage_key = record.metadata.storage_key
+    return None if storage_key is None else PlannedKey(storage_key, render)
 
 
 def _own_run(wrapper: Callable[..., Any]) -> TaskRunContext | None:

@@ -12,6 +12,7 @@ from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
 from labox_prefect.runtime import Target, get_runtime, shutdown, storage_from_url
 from labox_prefect.serializer import ResultPointer, ResultPointerError, parse_blob
 from labox_prefect.settings import current_settings
+from labox_prefect.sqlite_inline import InlineConnection
 
 
 async def _where() -> str:
@@ -105,3 +106,20 @@ def test_pointers_round_trip_and_junk_is_refused() -> None:
     assert pointer.dump().decode("utf-8")  # Prefect embeds it in a JSON record
     with pytest.raises(ResultPointerError, match="not a Labox result pointer"):
         parse_blob(b"\x80\x04pickle")
+
+
+def test_sqlite_statements_run_on_the_runtime_thread(tmp_path: Path) -> None:
+    """No thread hop per statement: SQLite is called from the runtime loop itself."""
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'inline.db').as_posix()}"
+    runtime = get_runtime()
+
+    async def sqlite_thread() -> str:
+        engine = await runtime.engine(url)
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert isinstance(driver, InlineConnection)
+            await driver.create_function("thread_name", 0, lambda: threading.current_thread().name)
+            return str((await connection.exec_driver_sql("SELECT thread_name()")).scalar_one())
+
+    assert runtime.run(sqlite_thread()) == "labox-prefect-runtime"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from prefect import State, flow, tags
+from prefect._internal.result_records import ResultRecord
 from prefect.context import FlowRunContext
+from prefect.task_engine import SyncTaskRunEngine
 
 from labox_prefect import LaboxSerializer, labox_task
 from labox_prefect.context import (
@@ -183,3 +187,54 @@ def test_a_cache_hit_in_the_same_run_makes_no_second_manifest(backend: Backend) 
     pipeline()  # the default cache policy (inputs, source, run id) makes the 2nd call a hit
 
     assert len(manifests(marker=marker)) == 1
+
+
+def test_the_key_is_readable_before_the_run_is_reported_completed(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    original = SyncTaskRunEngine.set_state
+
+    def spying(self: Any, state: State[Any], force: bool = False) -> State[Any]:
+        if state.is_completed() and isinstance(state.data, ResultRecord):
+            key = state.data.metadata.storage_key
+            assert key is not None
+            seen.append(result_key(key))  # read from the database as Completed is reported
+        return original(self, state, force)
+
+    monkeypatch.setattr(SyncTaskRunEngine, "set_state", spying)
+
+    @flow
+    def pipeline() -> State[Any]:
+        return double(11, return_state=True)
+
+    state = pipeline()
+
+    (stored,) = seen
+    assert stored is not None
+    assert stored.record is not None
+    (record,) = manifests(**{TASK_RUN_ID: str(state.state_details.task_run_id)})
+    assert stored.manifest_id == record.id
+    assert state.result() == {"x": 22}
+    # Prefect's own write of the same record changed nothing.
+    assert result_key(stored.storage_key) == stored
+
+
+def test_an_expiring_record_keeps_prefects_expiration(backend: Backend) -> None:
+    @labox_task(cache_expiration=timedelta(hours=1))
+    def expiring(x: int) -> int:
+        return x + 1
+
+    @flow
+    def pipeline() -> State[Any]:
+        return expiring(1, return_state=True)
+
+    state = pipeline()
+
+    metadata = state.data.metadata  # type: ignore[union-attr]
+    stored = result_key(metadata.storage_key)
+    assert stored is not None
+    assert stored.record is not None
+    written = json.loads(stored.record)["metadata"]["expiration"]
+    assert written is not None
+    assert datetime.fromisoformat(written) == metadata.expiration
