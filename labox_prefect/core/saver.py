@@ -23,7 +23,7 @@ from labox_prefect.core.digest import Digest, HashingStream, digest_bytes
 from labox_prefect.core.errors import NotRegisteredError, SerializationError, StorableTypeError
 from labox_prefect.core.future import Future, raise_first_failure, settle_failures
 from labox_prefect.core.registry import Registry
-from labox_prefect.core.serializer import SerializedData, Serializer
+from labox_prefect.core.serializer import SerializedData, Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.tags import Tags, check_tags
@@ -192,7 +192,7 @@ async def _write_content(
             serialized.data, digest
         )
         config = await storage.write_data(serialized.data, digest, tags)
-        serializer_config, kind = serialized.config, "value"
+        serializer_name, serializer_config, kind = serializer.name, serialized.config, "value"
     else:
         storage = _registered_storage(unpacked.storage, registry) or registry.default_storage
         stream_serializer = _stream_serializer(unpacked, registry)
@@ -205,7 +205,8 @@ async def _write_content(
         )
         config = await storage.write_data_stream(hashing, hashing.digest, tags)
         digest = hashing.digest()
-        serializer, serializer_config, kind = stream_serializer, serialized_stream.config, "stream"
+        serializer_name, serializer_config = stream_serializer.name, serialized_stream.config
+        kind = "stream"
     return {
         "id": uuid.uuid4(),
         "created_at": now,
@@ -216,7 +217,7 @@ async def _write_content(
         "content_size": digest.content_size,
         "content_hash": digest.content_hash,
         "content_hash_algorithm": digest.content_hash_algorithm,
-        "serializer_name": serializer.name,
+        "serializer_name": serializer_name,
         "serializer_config": serializer_config,
         "serializer_type": kind,
         "storage_name": storage.name,
@@ -235,7 +236,7 @@ def _serialize(serializer: Serializer[Any], value: Any) -> tuple[SerializedData,
     return serialized, digest
 
 
-def _stream_serializer(unpacked: UnpackedStream, registry: Registry) -> Any:
+def _stream_serializer(unpacked: UnpackedStream, registry: Registry) -> StreamSerializer[Any]:
     if unpacked.serializer is not None:
         return unpacked.serializer
     if unpacked.item_type is None:

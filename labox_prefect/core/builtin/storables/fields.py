@@ -145,7 +145,7 @@ class FieldsUnpacker(Unpacker[S]):
             value = getattr(obj, field.name)
             if value is None:
                 body_names.append(field.name)
-            elif is_stream(value) and not isinstance(value, (str, bytes)):
+            elif is_stream(value):
                 item_type = stream_item_type(field.annotation)
                 contents[field.name] = UnpackedStream(
                     stream=value,
