@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from labox_prefect.cli.maintenance import db_app, gc, verify
+from labox_prefect.cli.maintenance import db_app, gc, remove_results, require_database, verify
 from labox_prefect.cli.results import results_app
 
 app = typer.Typer(
@@ -17,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+results_app.command("rm")(remove_results)
+app.callback()(require_database)
 app.add_typer(results_app)
 app.add_typer(db_app)
 app.command("verify")(verify)

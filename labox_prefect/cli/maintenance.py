@@ -1,8 +1,10 @@
-"""``labox-prefect db upgrade``, ``verify`` and ``gc``: looking after the stored data.
+"""``labox-prefect db upgrade``, ``verify``, ``gc`` and ``results rm``: looking after the data.
 
 They act on the configured database and storage (LABOX_DATABASE_URL, LABOX_STORAGE_URL),
 with the registry every result of this process would use (LABOX_REGISTRY_MODULES), so the
-storages they see are the ones results are saved to.
+storages they see are the ones results are saved to. Deletions follow the core's rules
+(``labox_prefect.core.lifecycle``): a blob goes only when no record uses it, it is older
+than the grace period, and no other database writes to its storage.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -25,14 +28,31 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from labox_prefect import migrations
-from labox_prefect.cli.output import console, err_console, fail, masked, reported_errors
-from labox_prefect.core import collect_garbage, verify_manifests
-from labox_prefect.core.lifecycle import GarbageReport, VerifyReport
+from labox_prefect.cli.output import (
+    console,
+    err_console,
+    fail,
+    masked,
+    parse_since,
+    parse_tags,
+    reported_errors,
+)
+from labox_prefect.core import collect_garbage, delete_manifests, verify_manifests
+from labox_prefect.core.lifecycle import (
+    DEFAULT_GRACE,
+    GarbageReport,
+    RetentionReport,
+    VerifyReport,
+)
 from labox_prefect.runtime import Target, get_runtime
 from labox_prefect.serializer import registry_modules, settings_target
 from labox_prefect.settings import current_settings
+
+TASK_NAME_TAG = "prefect.task_name"
+"""The tag ``--keep-last`` groups results by: one group per task."""
 
 db_app = typer.Typer(name="db", help="The Labox database schema.", no_args_is_help=True)
 
@@ -72,23 +92,110 @@ def verify(
         raise typer.Exit(1)
 
 
+DEFAULT_GRACE_TEXT = f"{int(DEFAULT_GRACE.total_seconds() // 60)}m"
+
+GRACE_HELP = (
+    "Keep blobs and temporary files younger than this (30m, 1h, 2d): a save may be using "
+    "them. Default 1h; 0s only when nothing else is saving."
+)
+
+
 def gc(
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only count what would be deleted.")
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+    grace: Annotated[str, typer.Option("--grace", help=GRACE_HELP)] = DEFAULT_GRACE_TEXT,
+    claim: Annotated[
+        bool,
+        typer.Option(
+            "--claim",
+            help="Record this database as the storage's owner first (for storages written "
+            "before owners were recorded; only if no other database uses it).",
+        ),
     ] = False,
 ) -> None:
-    """Delete stored blobs that no record points at any more.
+    """Delete stored blobs that no record points at, and files of killed writes.
 
-    Run it while no flow is saving results: a blob written just before its record commits
-    could be taken for garbage.
+    Safe while flows save: young blobs are kept for the grace period, and nothing is
+    deleted from a storage that another database also writes to.
     """
+    keep_for = _duration(grace, "--grace")
     with reported_errors():
         target = settings_target()
         with _progress("Collecting garbage") as advance:
-            report = get_runtime().run(_collect(target, dry_run, advance))
+            report = get_runtime().run(_collect(target, dry_run, keep_for, claim, advance))
     _print_garbage(report)
     if report.errors:
         raise typer.Exit(1)
+
+
+def remove_results(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than", help="Results created before: 30d, 12h, or an ISO date or time."
+        ),
+    ] = None,
+    keep_last: Annotated[
+        int | None,
+        typer.Option("--keep-last", min=0, help="Keep the newest N results of each task."),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", "-t", help="key=value the results must carry (repeatable)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
+    ] = False,
+    grace: Annotated[str, typer.Option("--grace", help=GRACE_HELP)] = DEFAULT_GRACE_TEXT,
+) -> None:
+    """Delete results by age, beyond the newest N per task, or by tag, and their unused blobs.
+
+    The filters combine: a result goes when it matches every one given. Blobs another
+    record (or another database) uses stay.
+    """
+    tags = parse_tags(tag or [])
+    before = _moment(older_than) if older_than is not None else None
+    keep_for = _duration(grace, "--grace")
+    if before is None and keep_last is None and not tags:
+        raise typer.BadParameter(
+            "give at least one of --older-than, --keep-last or --tag (rm never deletes "
+            "every result).",
+            param_hint="--older-than",
+        )
+    with reported_errors():
+        target = settings_target()
+        with _progress("Deleting results") as advance:
+            report = get_runtime().run(
+                _remove(target, before, keep_last, tags, dry_run, keep_for, advance)
+            )
+    _print_retention(report)
+
+
+def require_database(ctx: typer.Context) -> None:
+    """Refuse, before anything runs, a SQLite database file that does not exist.
+
+    Only ``db upgrade`` creates a database: every other command reads or deletes, and run
+    on a mistyped path it would otherwise create folders and an empty database.
+    """
+    if ctx.invoked_subcommand in (None, "db") or ctx.resilient_parsing:
+        return
+    url = current_settings().resolved_database_url()
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # the command reports an unparsable URL itself
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.is_file():
+        err_console.print(
+            f"[bold red]Error:[/] No Labox database at {escape(str(path))}: nothing was saved "
+            f"there yet, or LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands "
+            f"create nothing; `labox-prefect db upgrade` creates an empty database.",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
 
 
 # --- work on the runtime loop ---------------------------------------------------------------
@@ -104,12 +211,43 @@ async def _verify(
 
 
 async def _collect(
-    target: Target, dry_run: bool, advance: Callable[[int, int | None], None]
+    target: Target,
+    dry_run: bool,
+    grace: timedelta,
+    claim: bool,
+    advance: Callable[[int, int | None], None],
 ) -> GarbageReport:
     registry = get_runtime().registry(target, registry_modules())
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
-        return await collect_garbage(session, registry, dry_run=dry_run, on_progress=advance)
+        return await collect_garbage(
+            session, registry, dry_run=dry_run, grace=grace, claim=claim, on_progress=advance
+        )
+
+
+async def _remove(
+    target: Target,
+    before: datetime | None,
+    keep_last: int | None,
+    tags: dict[str, str],
+    dry_run: bool,
+    grace: timedelta,
+    advance: Callable[[int, int | None], None],
+) -> RetentionReport:
+    registry = get_runtime().registry(target, registry_modules())
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        return await delete_manifests(
+            session,
+            registry,
+            older_than=before,
+            keep_last=keep_last,
+            group_by=TASK_NAME_TAG if keep_last is not None else None,
+            tags=tags or None,
+            dry_run=dry_run,
+            grace=grace,
+            on_progress=advance,
+        )
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -161,22 +299,97 @@ def _print_verify(report: VerifyReport) -> None:
 
 def _print_garbage(report: GarbageReport) -> None:
     table = Table(title="Garbage collection" + (" (dry run)" if report.dry_run else ""))
-    for column in ("storage", "blobs listed", "unreferenced", "deleted"):
+    for column in ("storage", "blobs listed", "unreferenced", "young (kept)", "temp files"):
         table.add_column(column)
+    table.add_column("would delete" if report.dry_run else "deleted")
     for storage in report.storages:
         table.add_row(
             escape(storage.storage_name),
             str(storage.listed),
             str(len(storage.unreferenced)),
-            "-" if report.dry_run else str(storage.deleted),
+            str(storage.young),
+            str(len(storage.temporary)),
+            str(len(storage.unreferenced) if report.dry_run else storage.deleted),
         )
     console.print(table)
+    if report.dry_run:
+        for storage in report.storages:
+            for config in storage.unreferenced:
+                console.print(
+                    f"would delete blob {escape(storage.storage_name)} {_key(config)}",
+                    soft_wrap=True,
+                )
+            for name in storage.temporary:
+                console.print(
+                    f"would delete temporary file {escape(storage.storage_name)} {name}",
+                    soft_wrap=True,
+                )
     for error in report.errors:
         err_console.print(f"[red]Not deleted:[/] {escape(error)}")
+    young = f" {report.young} younger than {_span(report.grace)} kept." if report.young else ""
     if report.dry_run:
-        console.print(f"{report.unreferenced} unreferenced blobs would be deleted.")
+        console.print(
+            f"{report.unreferenced} unreferenced blobs and {report.temporary} temporary files "
+            f"would be deleted.{young}"
+        )
     else:
-        console.print(f"Deleted {report.deleted} of {report.unreferenced} unreferenced blobs.")
+        console.print(
+            f"Deleted {report.deleted} of {report.unreferenced} unreferenced blobs and "
+            f"{report.temporary} temporary files.{young}"
+        )
+
+
+def _print_retention(report: RetentionReport) -> None:
+    verb = "would delete" if report.dry_run else "deleted"
+    if report.dry_run:
+        for manifest in report.manifests:
+            task = manifest.tags.get(TASK_NAME_TAG, "-")
+            created = manifest.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            console.print(f"{verb} record {manifest.id} {created} {escape(task)}", soft_wrap=True)
+        for storage_name, config in report.blobs.would_delete:
+            console.print(f"{verb} blob {escape(storage_name)} {_key(config)}", soft_wrap=True)
+    for note in dict.fromkeys(report.blobs.notes):
+        err_console.print(f"[yellow]Blobs kept:[/] {escape(note)}")
+    blobs = report.blobs.would_delete if report.dry_run else range(report.blobs.deleted)
+    console.print(
+        f"{verb.capitalize()} {len(report.manifests)} results and {len(blobs)} blobs; "
+        f"{report.blobs.kept} blobs kept (still used, or younger than the grace period)."
+    )
+
+
+def _key(config: object) -> str:
+    key = config.get("key") if isinstance(config, dict) else None
+    return escape(str(key if key is not None else config))
+
+
+def _span(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _duration(text: str, option: str) -> timedelta:
+    """``30m``, ``1h``, ``2d``, ``0s``: a span, not a date."""
+    try:
+        parsed = parse_since(text)
+    except typer.BadParameter:
+        parsed = None
+    if not isinstance(parsed, timedelta):
+        raise typer.BadParameter(
+            f"{text!r} is not a duration (0s, 30m, 1h, 2d).", param_hint=option
+        )
+    return parsed
+
+
+def _moment(text: str) -> datetime:
+    """``--older-than``: a duration before now, or an ISO date or time."""
+    try:
+        parsed = parse_since(text)
+    except typer.BadParameter as error:
+        raise typer.BadParameter(str(error.message), param_hint="--older-than") from None
+    return datetime.now(UTC) - parsed if isinstance(parsed, timedelta) else parsed
 
 
 def _uuid(text: str) -> uuid.UUID:
@@ -193,4 +406,4 @@ def _make_sqlite_folder(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-__all__ = ["db_app", "gc", "verify"]
+__all__ = ["db_app", "gc", "remove_results", "verify"]

@@ -11,16 +11,30 @@ from labox_prefect.core.digest import Digest
 from labox_prefect.core.errors import (
     ContentCorruptedError,
     ContentMissingError,
+    DamagedRecordError,
+    DatabaseUnavailableError,
+    InvalidTagsError,
     LaboxError,
+    ManifestNotFoundError,
     NotRegisteredError,
     SaveNotCompleteError,
+    SchemaMismatchError,
     SerializationError,
     StorableTypeError,
     StorageKeyError,
+    StorageNotConfiguredError,
+    StorageOwnershipError,
+    StorageUnavailableError,
+    UnsupportedDatabaseError,
 )
 from labox_prefect.core.future import Future
-from labox_prefect.core.lifecycle import collect_garbage, delete_manifest, verify_manifests
-from labox_prefect.core.loader import Loader, ManifestNotFoundError, load_one, new_loader
+from labox_prefect.core.lifecycle import (
+    collect_garbage,
+    delete_manifest,
+    delete_manifests,
+    verify_manifests,
+)
+from labox_prefect.core.loader import Loader, load_one, new_loader
 from labox_prefect.core.query import find_manifests, get_contents, get_manifest
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.saver import Saver, new_saver, save_one
@@ -31,8 +45,8 @@ from labox_prefect.core.serializer import (
     StreamSerializer,
 )
 from labox_prefect.core.storable import Storable
-from labox_prefect.core.storage import Storage, StorageConfig
-from labox_prefect.core.tags import InvalidTagsError, Tags
+from labox_prefect.core.storage import Storage, StorageConfig, StoredBlob
+from labox_prefect.core.tags import Tags
 from labox_prefect.core.unpacker import UnpackedStream, UnpackedValue, Unpacker
 
 __all__ = [
@@ -41,6 +55,8 @@ __all__ = [
     "ContentCorruptedError",
     "ContentMissingError",
     "ContentRecord",
+    "DamagedRecordError",
+    "DatabaseUnavailableError",
     "Digest",
     "Future",
     "InvalidTagsError",
@@ -52,6 +68,7 @@ __all__ = [
     "Registry",
     "SaveNotCompleteError",
     "Saver",
+    "SchemaMismatchError",
     "SerializationError",
     "SerializedData",
     "SerializedDataStream",
@@ -61,13 +78,19 @@ __all__ = [
     "Storage",
     "StorageConfig",
     "StorageKeyError",
+    "StorageNotConfiguredError",
+    "StorageOwnershipError",
+    "StorageUnavailableError",
+    "StoredBlob",
     "StreamSerializer",
     "Tags",
     "UnpackedStream",
     "UnpackedValue",
     "Unpacker",
+    "UnsupportedDatabaseError",
     "collect_garbage",
     "delete_manifest",
+    "delete_manifests",
     "find_manifests",
     "get_contents",
     "get_manifest",

@@ -1,7 +1,9 @@
-"""Errors of the storage framework.
+"""Every error of the storage framework, in one module.
 
 Every error names the problem and, where one exists, the fix. They all derive from
-`LaboxError` so callers can catch the framework's failures without catching their own.
+`LaboxError` so callers can catch the framework's failures without catching their own, and
+each also derives from the built-in exception a caller would naturally catch (LookupError,
+ValueError, ConnectionError...). All of them are exported from ``labox_prefect.core``.
 """
 
 from __future__ import annotations
@@ -37,3 +39,60 @@ class SerializationError(LaboxError, ValueError):
 
 class SaveNotCompleteError(LaboxError, RuntimeError):
     """A future's value was read before the saver or loader that owns it finished."""
+
+
+class InvalidTagsError(LaboxError, TypeError, ValueError):
+    """Tags break the one tag rule of ``labox_prefect.core.tags`` (type, characters, length)."""
+
+
+class ManifestNotFoundError(LaboxError, LookupError):
+    """No manifest record has the requested id."""
+
+
+class DamagedRecordError(LaboxError, ValueError):
+    """A manifest's rows cannot be rebuilt into an object: contents gone, or the wrong class."""
+
+
+class UnsupportedDatabaseError(LaboxError, NotImplementedError):
+    """A query needs a database feature that only PostgreSQL and SQLite are known to have."""
+
+
+class SchemaMismatchError(LaboxError, RuntimeError):
+    """Existing Labox tables have no recorded revision and differ from the known schema."""
+
+
+class StorageNotConfiguredError(LaboxError, LookupError):
+    """A save needs a blob storage and the registry has none for this database."""
+
+
+class StorageOwnershipError(LaboxError, PermissionError):
+    """Blobs cannot be deleted: the storage is (or may be) used by a database not in view."""
+
+
+class StorageUnavailableError(LaboxError, ConnectionError):
+    """The storage (an S3 endpoint, a folder on a network mount) cannot be reached."""
+
+
+class DatabaseUnavailableError(LaboxError, ConnectionError):
+    """The database cannot be reached, closed the connection, or refuses more connections."""
+
+
+__all__ = [
+    "ContentCorruptedError",
+    "ContentMissingError",
+    "DamagedRecordError",
+    "DatabaseUnavailableError",
+    "InvalidTagsError",
+    "LaboxError",
+    "ManifestNotFoundError",
+    "NotRegisteredError",
+    "SaveNotCompleteError",
+    "SchemaMismatchError",
+    "SerializationError",
+    "StorableTypeError",
+    "StorageKeyError",
+    "StorageNotConfiguredError",
+    "StorageOwnershipError",
+    "StorageUnavailableError",
+    "UnsupportedDatabaseError",
+]

@@ -1,14 +1,22 @@
-"""Taking care of stored data: delete a manifest, verify stored bytes, collect garbage.
+"""Taking care of stored data: delete records, verify stored bytes, collect garbage.
 
-Storages are content-addressed, so one blob can back contents of many manifests: a blob is
-only ever deleted once no content record points at it any more. Record deletions commit
-before any blob goes, so a failure half-way leaves unreferenced blobs (which
-``collect_garbage`` removes later), never records that point at nothing.
+Storages are content-addressed, so one blob can back contents of many manifests, and a
+storage can be shared by several databases. A blob is deleted only when:
 
-Known window: a save writes its blobs first and commits its records afterwards. A blob that
-was already written when garbage collection listed its storage, but whose record commits
-only after collection read the references, is deleted as garbage. Collect garbage while no
-save is in flight when that matters; ``verify_manifests`` finds any content it affected.
+- no content record of this database points at it (any storage name counts: two names
+  over one location never delete each other's blobs);
+- the storage's recorded owners are exactly this database (see ``ownership``): a blob
+  unreferenced here may be used by a database this process cannot see;
+- it is older than the grace period (``DEFAULT_GRACE``, one hour), checked again just
+  before the delete: a save writes (or, for content already stored, rewrites) its blobs
+  before its records commit, which refreshes their age, so a save in flight keeps its
+  blobs young until its records exist.
+
+Record deletions commit before any blob goes, so a failure half-way leaves unreferenced
+blobs (which ``collect_garbage`` removes later), never records that point at nothing.
+The window that remains is the few milliseconds between the last age check of a blob and
+its delete, for a save that reuses that very blob at that moment; ``verify_manifests``
+finds any content it affected, and saving the object again repairs it.
 """
 
 from __future__ import annotations
@@ -19,22 +27,28 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from labox_prefect.core.database import ContentRecord, ManifestRecord
+from labox_prefect.core.database import ContentRecord, ManifestRecord, utcnow
+from labox_prefect.core.defaults import registry_for_session
 from labox_prefect.core.digest import verify_stream
 from labox_prefect.core.errors import (
     ContentCorruptedError,
+    ManifestNotFoundError,
     NotRegisteredError,
     StorageKeyError,
+    StorageOwnershipError,
 )
-from labox_prefect.core.loader import ManifestNotFoundError
+from labox_prefect.core.ownership import require_sole_owner, session_database
+from labox_prefect.core.query import find_manifests
 from labox_prefect.core.registry import Registry
-from labox_prefect.core.storage import Storage, StorageConfig
+from labox_prefect.core.storage import Storage, StorageConfig, StoredBlob
+from labox_prefect.core.tags import Tags, check_tags
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,6 +58,9 @@ ProgressCallback = Callable[[int, int | None], None]
 
 DEFAULT_CONCURRENCY = 8
 """Blobs read or deleted at once: enough to hide object-store latency, little memory."""
+
+DEFAULT_GRACE = timedelta(hours=1)
+"""Blobs and temporary files younger than this are never deleted (a save may be using them)."""
 
 _IDS_PER_STATEMENT = 5_000
 """Ids per ``IN (...)`` list, well below every database's bound-parameter limit."""
@@ -61,7 +78,8 @@ class DeleteReport:
     blobs_deleted: int
     """Blobs removed from their storage (only with ``delete_data=True``)."""
     blobs_kept: int
-    """Blobs left in place because other content records still point at them."""
+    """Blobs left in place: still referenced, younger than the grace period, or in a storage
+    other databases also use (``collect_garbage`` says which)."""
 
 
 async def delete_manifest(
@@ -70,11 +88,12 @@ async def delete_manifest(
     *,
     registry: Registry | None = None,
     delete_data: bool = False,
+    grace: timedelta = DEFAULT_GRACE,
 ) -> DeleteReport:
     """Delete a manifest and its content records, and commit.
 
-    With ``delete_data=True`` (which needs ``registry``), also delete each blob that no
-    other content record points at, once the deletion of the records is committed. Every
+    With ``delete_data=True`` (which needs ``registry``), also delete each blob nobody else
+    uses (see the module docstring), once the deletion of the records is committed. Every
     storage involved is resolved first, so an unregistered storage fails the call with
     nothing changed. The session's transaction is committed (with whatever else it holds).
     """
@@ -89,51 +108,236 @@ async def delete_manifest(
             f"No manifest with id {manifest_id} exists in this database; it may have been "
             f"deleted already."
         )
-    contents = (
-        await session.execute(
-            select(
-                ContentRecord.content_hash, ContentRecord.storage_name, ContentRecord.storage_config
-            ).where(ContentRecord.manifest_id == manifest_id)
-        )
-    ).all()
-    blobs: dict[tuple[str, str], tuple[Storage, str, StorageConfig]] = {}
-    if delete_data and registry is not None:
-        for content_hash, storage_name, config in contents:
-            storage = registry.get_storage(storage_name)
-            blobs[(storage_name, _canonical(config))] = (storage, content_hash, config)
+    blobs, contents = await _delete_records(session, [manifest_id], registry, delete_data)
+    outcome = BlobOutcome()
+    if registry is not None and blobs:
+        await _delete_unused_blobs(session, blobs, grace, outcome, dry_run=False)
+    return DeleteReport(manifest_id, contents, outcome.deleted, outcome.kept)
 
-    # Contents first: SQLite enforces no ON DELETE CASCADE unless foreign keys are enabled.
-    await session.execute(delete(ContentRecord).where(ContentRecord.manifest_id == manifest_id))
-    await session.execute(delete(ManifestRecord).where(ManifestRecord.id == manifest_id))
+
+_Blobs = dict[tuple[str, str], tuple[Storage, str, StorageConfig]]
+"""(storage name, canonical config) -> (storage, content hash, config)."""
+
+
+async def _delete_records(
+    session: AsyncSession,
+    manifest_ids: Sequence[uuid.UUID],
+    registry: Registry | None,
+    with_blobs: bool,
+) -> tuple[_Blobs, int]:
+    """Delete manifests and contents and commit; return the blobs they used."""
+    blobs: _Blobs = {}
+    contents = 0
+    bound = registry_for_session(registry, session) if registry is not None else None
+    for chunk in _chunks(list(manifest_ids)):
+        rows = (
+            await session.execute(
+                select(
+                    ContentRecord.content_hash,
+                    ContentRecord.storage_name,
+                    ContentRecord.storage_config,
+                ).where(ContentRecord.manifest_id.in_(chunk))
+            )
+        ).all()
+        contents += len(rows)
+        if with_blobs and bound is not None:
+            for content_hash, storage_name, config in rows:
+                storage = bound.get_storage(storage_name)
+                blobs[(storage_name, _canonical(config))] = (storage, content_hash, config)
+    for chunk in _chunks(list(manifest_ids)):
+        # Contents first: SQLite enforces no ON DELETE CASCADE unless foreign keys are enabled.
+        await session.execute(delete(ContentRecord).where(ContentRecord.manifest_id.in_(chunk)))
+        await session.execute(delete(ManifestRecord).where(ManifestRecord.id.in_(chunk)))
     await session.commit()
+    return blobs, contents
 
-    deleted = kept = 0
+
+@dataclass(slots=True)
+class BlobOutcome:
+    """What happened to the blobs of deleted records."""
+
+    deleted: int = 0
+    kept: int = 0
+    would_delete: list[tuple[str, StorageConfig]] = field(default_factory=list)
+    """(storage name, config) of each blob deleted, or to be deleted in a dry run."""
+    notes: list[str] = field(default_factory=list)
+    """Why blobs were kept when it is not "still referenced" (ownership, failures)."""
+
+
+async def _delete_unused_blobs(
+    session: AsyncSession,
+    blobs: _Blobs,
+    grace: timedelta,
+    outcome: BlobOutcome,
+    *,
+    dry_run: bool,
+    ignoring: frozenset[uuid.UUID] = frozenset(),
+) -> None:
+    """Delete (or list, in a dry run) each blob no manifest but ``ignoring`` uses."""
+    database = session_database(session)
+    cutoff = utcnow() - grace
+    owned: dict[str, bool] = {}
     for (storage_name, canonical), (storage, content_hash, config) in blobs.items():
-        if await _still_referenced(session, content_hash, canonical):
-            kept += 1
+        if await _still_referenced(session, content_hash, canonical, ignoring):
+            outcome.kept += 1
+            continue
+        if storage_name not in owned:
+            try:
+                await require_sole_owner(storage, database)
+                owned[storage_name] = True
+            except StorageOwnershipError as error:
+                owned[storage_name] = False
+                outcome.notes.append(str(error))
+        if not owned[storage_name] or not await _old_enough(storage, config, cutoff, grace):
+            outcome.kept += 1
+            continue
+        outcome.would_delete.append((storage_name, config))
+        if dry_run:
             continue
         try:
             await storage.delete_data(config)
         except Exception as error:
             error.add_note(
-                f"The records of manifest {manifest_id} are deleted; the blob left behind in "
-                f"{storage_name!r} is removed by the next collect_garbage."
+                f"The records are deleted; the blob left behind in {storage_name!r} is "
+                f"removed by the next collect_garbage."
             )
             raise
-        deleted += 1
-    return DeleteReport(manifest_id, len(contents), deleted, kept)
+        outcome.deleted += 1
 
 
-async def _still_referenced(session: AsyncSession, content_hash: str, canonical: str) -> bool:
-    """Whether another content record points at the same blob, found through its hash.
+async def _still_referenced(
+    session: AsyncSession,
+    content_hash: str,
+    canonical: str,
+    ignoring: frozenset[uuid.UUID] = frozenset(),
+) -> bool:
+    """Whether a content record of a manifest not in ``ignoring`` points at the same blob.
 
     As in ``collect_garbage``, any record with the same config counts, whatever storage
     name it gives: two names over one location must not delete each other's blobs.
     """
-    configs = await session.scalars(
-        select(ContentRecord.storage_config).where(ContentRecord.content_hash == content_hash)
+    rows = await session.execute(
+        select(ContentRecord.manifest_id, ContentRecord.storage_config).where(
+            ContentRecord.content_hash == content_hash
+        )
     )
-    return any(_canonical(config) == canonical for config in configs)
+    return any(
+        manifest_id not in ignoring and _canonical(config) == canonical
+        for manifest_id, config in rows
+    )
+
+
+async def _old_enough(
+    storage: Storage, config: StorageConfig, cutoff: datetime, grace: timedelta
+) -> bool:
+    """Whether the blob was last written before ``cutoff``, asked of the storage right now."""
+    if grace <= timedelta(0):
+        return True
+    modified = await storage.blob_modified(config)
+    return modified is not None and modified < cutoff
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    """What ``delete_manifests`` deleted (or would delete, in a dry run)."""
+
+    dry_run: bool
+    manifests: list[ManifestRecord] = field(default_factory=list)
+    """The manifests selected, newest first (detached records: id, created_at, tags...)."""
+    contents_deleted: int = 0
+    blobs: BlobOutcome = field(default_factory=BlobOutcome)
+
+
+async def delete_manifests(
+    session: AsyncSession,
+    registry: Registry,
+    *,
+    older_than: datetime | None = None,
+    keep_last: int | None = None,
+    group_by: str | None = None,
+    tags: Tags | None = None,
+    delete_data: bool = True,
+    dry_run: bool = False,
+    grace: timedelta = DEFAULT_GRACE,
+    on_progress: ProgressCallback | None = None,
+) -> RetentionReport:
+    """Delete the manifests a retention rule selects, then the blobs nobody else uses.
+
+    A manifest is selected when it carries every pair of ``tags`` and, when given, was
+    created before ``older_than`` (timezone-aware) and is not among the ``keep_last``
+    newest of its group: manifests with the same value of tag ``group_by`` (all matching
+    manifests form one group when ``group_by`` is None; manifests without the tag form one
+    group of their own). At least one of ``older_than``, ``keep_last`` and ``tags`` is
+    required. Blobs follow the rules of ``collect_garbage`` (references, owners, grace).
+    With ``dry_run=True`` nothing is deleted and the report lists what would be.
+    ``on_progress(done, total)`` counts manifests deleted.
+    """
+    if older_than is None and keep_last is None and not tags:
+        raise ValueError(
+            "delete_manifests needs a rule: older_than=, keep_last= and/or tags= (it never "
+            "deletes every record by default)."
+        )
+    if keep_last is not None and (isinstance(keep_last, bool) or keep_last < 0):
+        raise ValueError(f"keep_last must be a non-negative int, not {keep_last!r}.")
+    if older_than is not None and older_than.tzinfo is None:
+        raise ValueError(
+            f"older_than={older_than!r} has no timezone; pass an aware datetime (records are "
+            f"stamped in UTC)."
+        )
+    wanted = check_tags(tags)
+    report = RetentionReport(dry_run=dry_run)
+    seen: dict[str | None, int] = {}
+    for manifest in await find_manifests(session, tags=wanted or None):
+        group = manifest.tags.get(group_by) if group_by is not None else None
+        rank = seen[group] = seen.get(group, 0) + 1
+        if keep_last is not None and rank <= keep_last:
+            continue
+        if older_than is not None and manifest.created_at >= older_than:
+            continue
+        report.manifests.append(manifest)
+    total = len(report.manifests)
+    if on_progress is not None:
+        on_progress(0, total)
+    if dry_run:
+        selected = frozenset(m.id for m in report.manifests)
+        blobs = await _blobs_of(session, registry, list(selected)) if delete_data else {}
+        await _delete_unused_blobs(
+            session, blobs, grace, report.blobs, dry_run=True, ignoring=selected
+        )
+        return report
+    done = 0
+    for chunk in _chunks([m.id for m in report.manifests]):
+        blobs, contents = await _delete_records(session, chunk, registry, delete_data)
+        report.contents_deleted += contents
+        if blobs:
+            await _delete_unused_blobs(session, blobs, grace, report.blobs, dry_run=False)
+        done += len(chunk)
+        if on_progress is not None:
+            on_progress(done, total)
+    return report
+
+
+async def _blobs_of(
+    session: AsyncSession, registry: Registry, manifest_ids: Sequence[uuid.UUID]
+) -> _Blobs:
+    bound = registry_for_session(registry, session)
+    blobs: _Blobs = {}
+    for chunk in _chunks(list(manifest_ids)):
+        rows = await session.execute(
+            select(
+                ContentRecord.content_hash, ContentRecord.storage_name, ContentRecord.storage_config
+            ).where(ContentRecord.manifest_id.in_(chunk))
+        )
+        for content_hash, storage_name, config in rows:
+            blobs[(storage_name, _canonical(config))] = (
+                bound.get_storage(storage_name),
+                content_hash,
+                config,
+            )
+    return blobs
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -198,6 +402,7 @@ async def verify_manifests(
     A bad blob becomes a line of the report; only a failure to query the database raises.
     """
     _check_concurrency(concurrency)
+    registry = registry_for_session(registry, session)
     report = VerifyReport()
     columns = (
         ContentRecord.manifest_id,
@@ -279,7 +484,13 @@ class StorageGarbage:
     listed: int = 0
     """Blobs the storage holds (as listed before references were read)."""
     unreferenced: list[StorageConfig] = field(default_factory=list)
-    """Blobs no content record points at: deleted, or to be deleted in a dry run."""
+    """Blobs no content record points at and older than the grace period: deleted, or to be
+    deleted in a dry run."""
+    young: int = 0
+    """Unreferenced blobs kept because they are younger than the grace period (or their age
+    is unknown): a save may be about to record them."""
+    temporary: list[str] = field(default_factory=list)
+    """Temporary files of dead writes (older than the grace period): removed, or to be."""
     deleted: int = 0
     errors: list[str] = field(default_factory=list)
     """One line per blob whose deletion failed (it stays, and is tried again next time)."""
@@ -290,6 +501,9 @@ class GarbageReport:
     """Garbage per registered storage. Sizes are not reported: storages do not list them."""
 
     dry_run: bool
+    grace: timedelta = DEFAULT_GRACE
+    database: str = ""
+    """The database whose references were read (its label, without credentials)."""
     storages: list[StorageGarbage] = field(default_factory=list)
 
     @property
@@ -301,6 +515,14 @@ class GarbageReport:
         return sum(storage.deleted for storage in self.storages)
 
     @property
+    def young(self) -> int:
+        return sum(storage.young for storage in self.storages)
+
+    @property
+    def temporary(self) -> int:
+        return sum(len(storage.temporary) for storage in self.storages)
+
+    @property
     def errors(self) -> list[str]:
         return [error for storage in self.storages for error in storage.errors]
 
@@ -310,29 +532,39 @@ async def collect_garbage(
     registry: Registry,
     *,
     dry_run: bool = False,
+    grace: timedelta = DEFAULT_GRACE,
+    claim: bool = False,
     on_progress: ProgressCallback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> GarbageReport:
-    """Delete the blobs of registered storages that no content record points at.
+    """Delete the blobs of registered storages that nobody uses, and dead temporary files.
 
-    Every storage is listed before any reference is read, so blobs of a save that commits
-    during collection are not taken for garbage (see the module docstring for the one
-    window that remains). A blob is kept if *any* content record holds the same config,
-    whatever storage name it gives: two registered names over one location (say a storage
-    renamed from ``@v1`` to ``@v2``) then never delete each other's blobs.
+    A blob goes only when no content record of this database points at it, it is older
+    than ``grace`` (checked again just before the delete), and this database is the only
+    recorded owner of its storage; otherwise StorageOwnershipError is raised before
+    anything is deleted, naming the databases this one cannot see. ``claim=True`` first
+    records this database as an owner, for storages written before owners were recorded:
+    only pass it when no other database uses them. Every storage is listed before any
+    reference is read, so blobs of a save that commits during collection are not taken
+    for garbage. Temporary files (``.tmp/``) older than ``grace`` are writes of killed
+    processes and are removed whatever the owners.
 
     ``on_progress(done, None)`` counts blobs while listing, then ``on_progress(done,
-    total)`` counts deletions. With ``dry_run=True`` nothing is deleted.
+    total)`` counts deletions. With ``dry_run=True`` nothing is deleted and the report
+    lists every blob and temporary file that would be.
     """
     _check_concurrency(concurrency)
-    report = GarbageReport(dry_run=dry_run)
-    candidates: list[tuple[Storage, StorageGarbage, dict[str, StorageConfig]]] = []
+    registry = registry_for_session(registry, session)
+    database = session_database(session)
+    cutoff = utcnow() - grace
+    report = GarbageReport(dry_run=dry_run, grace=grace, database=database)
+    candidates: list[tuple[Storage, StorageGarbage, dict[str, StoredBlob]]] = []
     listed_so_far = 0
     for name, storage in sorted(registry.storages.items()):
         found = StorageGarbage(name)
-        listed: dict[str, StorageConfig] = {}
-        async for config in storage.iter_stored():
-            listed[_canonical(config)] = config
+        listed: dict[str, StoredBlob] = {}
+        async for blob in storage.iter_stored_blobs():
+            listed[_canonical(blob.config)] = blob
             listed_so_far += 1
             if on_progress is not None:
                 on_progress(listed_so_far, None)
@@ -349,15 +581,32 @@ async def collect_garbage(
             for _, _, listed in candidates:
                 listed.pop(canonical, None)
 
-    for _, found, listed in candidates:
-        found.unreferenced = list(listed.values())
+    for storage, found, listed in candidates:
+        old = [blob for blob in listed.values() if _older(blob.modified, cutoff, grace)]
+        found.young = len(listed) - len(old)
+        found.unreferenced = [blob.config for blob in old]
+        if found.unreferenced:
+            if claim and not dry_run:
+                await storage.add_owner(database)
+            if not (claim and dry_run):
+                await require_sole_owner(storage, database)
+    for storage, found, _ in candidates:
+        found.temporary = await storage.collect_temporary(cutoff, dry_run=dry_run)
     if not dry_run:
-        await _delete_all(candidates, on_progress, concurrency)
+        await _delete_all(candidates, cutoff, grace, on_progress, concurrency)
     return report
 
 
+def _older(modified: datetime | None, cutoff: datetime, grace: timedelta) -> bool:
+    if grace <= timedelta(0):
+        return True
+    return modified is not None and modified < cutoff
+
+
 async def _delete_all(
-    candidates: Sequence[tuple[Storage, StorageGarbage, dict[str, StorageConfig]]],
+    candidates: Sequence[tuple[Storage, StorageGarbage, dict[str, StoredBlob]]],
+    cutoff: datetime,
+    grace: timedelta,
     on_progress: ProgressCallback | None,
     concurrency: int,
 ) -> None:
@@ -370,6 +619,10 @@ async def _delete_all(
     async def remove(blob: tuple[Storage, StorageGarbage, StorageConfig]) -> None:
         storage, found, config = blob
         try:
+            if not await _old_enough(storage, config, cutoff, grace):
+                found.young += 1  # a save rewrote it since the listing: it is in use
+                found.unreferenced.remove(config)
+                return
             await storage.delete_data(config)
         except Exception as error:
             found.errors.append(f"{found.storage_name}: {config}: {type(error).__name__}: {error}")
@@ -425,14 +678,18 @@ def _check_concurrency(concurrency: int) -> None:
 
 
 __all__ = [
+    "DEFAULT_GRACE",
+    "BlobOutcome",
     "ContentCheck",
     "ContentStatus",
     "DeleteReport",
     "GarbageReport",
     "ProgressCallback",
+    "RetentionReport",
     "StorageGarbage",
     "VerifyReport",
     "collect_garbage",
     "delete_manifest",
+    "delete_manifests",
     "verify_manifests",
 ]

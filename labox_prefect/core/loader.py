@@ -3,6 +3,9 @@
 Classes and components are found through the registry only (by class id and by name), so
 loading never imports what stored data names. Every blob is verified against the sha256
 recorded on save; streams are verified as they are read and fail at their end if corrupted.
+A record whose rows cannot make its class (content rows gone, a class id altered to name a
+class of another unpacker family) raises DamagedRecordError naming the manifest, never a
+bare KeyError or a half-built object. Reading the rows retries transient database failures.
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ from typing import Any, TypeVar, overload
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import ContentRecord, ManifestRecord
+from labox_prefect.core.defaults import registry_for_session
 from labox_prefect.core.digest import verify_bytes, verify_stream
-from labox_prefect.core.errors import LaboxError, StorableTypeError
+from labox_prefect.core.errors import (
+    DamagedRecordError,
+    LaboxError,
+    ManifestNotFoundError,
+    StorableTypeError,
+)
 from labox_prefect.core.future import Future, raise_first_failure, settle_failures
+from labox_prefect.core.ownership import session_database
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, SerializedDataStream, StreamSerializer
 from labox_prefect.core.storable import Storable
@@ -32,10 +43,6 @@ DEFAULT_MAX_CONCURRENCY = 16
 _INLINE_DESERIALIZE_LIMIT = 64 * 1024
 """Blobs up to this size are decoded on the loop; a thread hop costs more than they do."""
 _IDS_PER_QUERY = 1_000
-
-
-class ManifestNotFoundError(LaboxError, LookupError):
-    """No manifest record has the requested id."""
 
 
 @dataclass(slots=True)
@@ -57,7 +64,7 @@ class Loader:
         max_concurrency: int,
     ) -> None:
         self._session = session
-        self._registry = registry
+        self._registry = registry_for_session(registry, session)
         self._stack = stack
         self._max_concurrency = max_concurrency
         self._requests: list[_Request] = []
@@ -79,7 +86,11 @@ class Loader:
         if not requests:
             return
         ids = list({r.manifest_id for r in requests})
-        manifests, contents = await self._fetch(ids)
+        manifests, contents = await retrying(
+            lambda: self._fetch(ids),
+            database=session_database(self._session),
+            reset=self._session.rollback,
+        )
         limit = asyncio.Semaphore(self._max_concurrency)
 
         async def load(request: _Request) -> Any:
@@ -127,6 +138,7 @@ class Loader:
             )
         cls = self._storable_class(request.cls, manifest["class_id"])
         unpacker = self._registry.get_unpacker(manifest["unpacker_name"])
+        _check_unpacker_family(manifest, cls, self._registry.infer_unpacker(cls).name)
         values: dict[str, Any] = {}
         for row in contents[request.manifest_id]:
             try:
@@ -140,7 +152,18 @@ class Loader:
                     f"{request.manifest_id})"
                 )
                 raise
-        return unpacker.repack_object(cls, values, self._registry)
+        try:
+            return unpacker.repack_object(cls, values, self._registry)
+        except LaboxError:
+            raise
+        except (KeyError, TypeError, ValueError) as error:
+            raise DamagedRecordError(
+                f"Manifest {request.manifest_id} cannot be rebuilt as a {cls.__qualname__} with "
+                f"{unpacker.name!r} from its contents {sorted(values) or 'none'} "
+                f"({type(error).__name__}: {error}). The record is damaged (content rows "
+                f"deleted or altered); run `verify`, then delete the record or save the object "
+                f"again."
+            ) from error
 
     def _storable_class(self, cls: type[Storable] | None, class_id: uuid.UUID) -> type[Storable]:
         if cls is None:
@@ -263,6 +286,23 @@ async def load_one(
     async with new_loader(session=session, registry=registry, stack=stack) as loader:
         future = loader.load_soon(record, cls)
     return future.value
+
+
+def _check_unpacker_family(manifest: Mapping[str, Any], cls: type[Storable], expected: str) -> None:
+    """Refuse a class whose unpacker is not of the family the record was saved with.
+
+    Versions of one unpacker (``x@v1``, ``x@v2``) are one family; another family means the
+    class id names a class the record was never saved as, and repacking would build a
+    broken object.
+    """
+    recorded = str(manifest["unpacker_name"])
+    if recorded.split("@", 1)[0] != expected.split("@", 1)[0]:
+        raise DamagedRecordError(
+            f"Manifest {manifest['id']} was saved with unpacker {recorded!r}, but its class id "
+            f"{manifest['class_id']} names {cls.__qualname__}, which {expected!r} unpacks. "
+            f"The record's class id was altered, or two classes share one id; fix the class "
+            f"id or delete the record."
+        )
 
 
 def _manifest_id(record: ManifestRecord | uuid.UUID) -> uuid.UUID:

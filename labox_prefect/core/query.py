@@ -26,16 +26,11 @@ from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 
 from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
-from labox_prefect.core.errors import LaboxError
-from labox_prefect.core.loader import ManifestNotFoundError
+from labox_prefect.core.errors import ManifestNotFoundError, UnsupportedDatabaseError
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.tags import Tags, check_tags
 
 R = TypeVar("R", bound=BaseRecord)
-
-
-class UnsupportedDatabaseError(LaboxError, NotImplementedError):
-    """A query needs a database feature that only PostgreSQL and SQLite are known to have."""
 
 
 async def find_manifests(

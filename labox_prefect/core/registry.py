@@ -16,7 +16,8 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from labox_prefect.core.digest import Digest
-from labox_prefect.core.errors import NotRegisteredError
+from labox_prefect.core.errors import NotRegisteredError, StorageNotConfiguredError
+from labox_prefect.core.inline_storage import DatabaseStorage
 from labox_prefect.core.serializer import Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage
@@ -55,8 +56,10 @@ class _Tables:
 class Registry:
     """Everything a save or load may use, looked up by name, class id or type.
 
-    With no ``default_storage``, saves go to a FileStorage under ``$LABOX_HOME`` so that
-    saved data outlives the process.
+    With no ``default_storage`` (here or in ``registries``) the registry has no storage of
+    its own for blobs: the saver then derives one from the database it saves to (a folder
+    beside a SQLite file, see ``labox_prefect.core.defaults``), or refuses with
+    StorageNotConfiguredError. A registry reads no environment variable.
     """
 
     def __init__(
@@ -79,14 +82,6 @@ class Registry:
         if default_storage is not None:
             tables.storages[default_storage.name] = default_storage
             tables.default_storage = default_storage
-        if tables.default_storage is None:
-            from labox_prefect.core.builtin.storages import default_file_storage
-
-            fallback = default_file_storage()
-            tables.storages.setdefault(fallback.name, fallback)
-            tables.default_storage = tables.storages[fallback.name]
-        from labox_prefect.core.builtin.storages import DatabaseStorage
-
         inline = tables.storages.setdefault(
             DatabaseStorage.default_name, DatabaseStorage(max_size=max(inline_max_size, 0))
         )
@@ -98,8 +93,30 @@ class Registry:
 
     @property
     def default_storage(self) -> Storage:
-        assert self._tables.default_storage is not None
-        return self._tables.default_storage
+        """Where contents with no storage of their own go.
+
+        Raises StorageNotConfiguredError when the registry was made without one.
+        """
+        storage = self._tables.default_storage
+        if storage is None:
+            raise StorageNotConfiguredError(
+                "This registry has no default storage, so a content too large to keep in its "
+                "record has nowhere to go. Pass Registry(default_storage=FileStorage('folder')) "
+                "or S3Storage('bucket'), or save to a SQLite file database (blobs then go to "
+                "a folder beside it)."
+            )
+        return storage
+
+    @property
+    def has_default_storage(self) -> bool:
+        """Whether a default storage was given (here or by a merged registry)."""
+        return self._tables.default_storage is not None
+
+    def with_default_storage(self, storage: Storage) -> Registry:
+        """This registry with ``storage`` as its default, registered under its name."""
+        return Registry(
+            registries=[self], default_storage=storage, inline_max_size=self._inline_max_size
+        )
 
     def get_storable(self, class_id: uuid.UUID) -> type[Storable]:
         try:

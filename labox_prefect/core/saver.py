@@ -1,8 +1,11 @@
 """Saving storables: unpack, serialize, write the bytes, then record them.
 
-Order matters for safety: every blob of an object is written before its manifest exists, and
+Order matters for safety: the database is recorded as an owner of each storage it writes
+to (see ``ownership``), every blob of an object is written before its manifest exists, and
 all manifests and contents of a batch go to the database in one multi-row INSERT each, in
-one transaction. An object that fails fails only its own future; the others are committed.
+one transaction. An object that fails (bad tags included: they are checked before anything
+is written) fails only its own future; the others are committed. A transient database
+failure of that transaction is retried (see ``connection``).
 """
 
 from __future__ import annotations
@@ -15,18 +18,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import ContentRecord, ManifestRecord, utcnow
+from labox_prefect.core.defaults import registry_for_session
 from labox_prefect.core.digest import Digest, HashingStream, digest_bytes
 from labox_prefect.core.errors import NotRegisteredError, SerializationError, StorableTypeError
 from labox_prefect.core.future import Future, raise_first_failure, settle_failures
+from labox_prefect.core.ownership import claim, session_database
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage
-from labox_prefect.core.tags import Tags, check_tags
+from labox_prefect.core.tags import InvalidTagsError, Tags, check_tags
 from labox_prefect.core.unpacker import Unpacked, UnpackedStream, UnpackedValue
 
 DEFAULT_MAX_CONCURRENCY = 16
@@ -41,6 +48,8 @@ class _Request:
     obj: Storable
     tags: dict[str, str]
     future: Future[ManifestRecord]
+    refused: Exception | None = None
+    """Why the object was refused when queued (its tags): it fails without being written."""
 
 
 class Saver:
@@ -55,7 +64,8 @@ class Saver:
         max_concurrency: int,
     ) -> None:
         self._session = session
-        self._registry = registry
+        self._registry = registry_for_session(registry, session)
+        self._database = session_database(session)
         self._tags = check_tags(tags)
         self._max_concurrency = max_concurrency
         self._requests: list[_Request] = []
@@ -63,8 +73,12 @@ class Saver:
     def save_soon(self, obj: Storable, tags: Tags | None = None) -> Future[ManifestRecord]:
         """Queue ``obj``; the future resolves to its ManifestRecord after the context."""
         future: Future[ManifestRecord] = Future()
-        merged = {**self._tags, **check_tags(tags)}
-        self._requests.append(_Request(obj, merged, future))
+        try:
+            merged = {**self._tags, **check_tags(tags)}
+        except InvalidTagsError as error:
+            self._requests.append(_Request(obj, {}, future, refused=error))
+        else:
+            self._requests.append(_Request(obj, merged, future))
         return future
 
     async def _save_all(self) -> None:
@@ -74,8 +88,10 @@ class Saver:
         limit = asyncio.Semaphore(self._max_concurrency)
 
         async def write(request: _Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            if request.refused is not None:
+                raise request.refused
             async with limit:
-                return await _write_object(request, self._registry)
+                return await _write_object(request, self._registry, self._database)
 
         outcomes = await asyncio.gather(*map(write, requests), return_exceptions=True)
         failures = settle_failures([r.future for r in requests], outcomes)
@@ -93,12 +109,25 @@ class Saver:
     ) -> None:
         manifests = [manifest for _, manifest, _ in written]
         contents = [row for _, _, rows in written for row in rows]
+        attempts = 0
+
+        async def insert_and_commit() -> None:
+            nonlocal attempts
+            attempts += 1
+            try:
+                await _insert_many(self._session, ManifestRecord, manifests)
+                await _insert_many(self._session, ContentRecord, contents)
+                await self._session.commit()
+            except IntegrityError:
+                # A retry after a commit whose answer was lost finds its own rows: done.
+                await self._session.rollback()
+                if attempts == 1 or not await _committed(self._session, manifests[0]["id"]):
+                    raise
+
         try:
-            await _insert_many(self._session, ManifestRecord, manifests)
-            await _insert_many(self._session, ContentRecord, contents)
-            await self._session.commit()
+            await retrying(insert_and_commit, database=self._database, reset=self._session.rollback)
         except Exception as error:
-            await self._session.rollback()
+            await _rollback_quietly(self._session)
             for request, _, _ in written:
                 request.future.set_exception(error)
             raise
@@ -141,8 +170,21 @@ async def save_one(
     return future.value
 
 
+async def _committed(session: AsyncSession, manifest_id: uuid.UUID) -> bool:
+    found = await session.scalar(select(ManifestRecord.id).where(ManifestRecord.id == manifest_id))
+    await session.rollback()
+    return found is not None
+
+
+async def _rollback_quietly(session: AsyncSession) -> None:
+    try:
+        await session.rollback()
+    except Exception:  # the connection is gone; the original error says why
+        return
+
+
 async def _write_object(
-    request: _Request, registry: Registry
+    request: _Request, registry: Registry, database: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     obj = request.obj
     if not isinstance(obj, Storable):
@@ -158,7 +200,9 @@ async def _write_object(
     for key, unpacked in unpacker.unpack_object(obj, registry).items():
         try:
             rows.append(
-                await _write_content(manifest_id, key, unpacked, request.tags, registry, now)
+                await _write_content(
+                    manifest_id, key, unpacked, request.tags, registry, database, now
+                )
             )
         except Exception as error:
             error.add_note(f"(while saving content {key!r} of a {cls.__qualname__})")
@@ -179,6 +223,7 @@ async def _write_content(
     unpacked: Unpacked,
     tags: dict[str, str],
     registry: Registry,
+    database: str,
     now: datetime,
 ) -> dict[str, Any]:
     if isinstance(unpacked, UnpackedValue):
@@ -191,6 +236,7 @@ async def _write_content(
         storage = _registered_storage(unpacked.storage, registry) or registry.storage_for(
             serialized.data, digest
         )
+        await claim(storage, database)
         config = await storage.write_data(serialized.data, digest, tags)
         serializer_name, serializer_config, kind = serializer.name, serialized.config, "value"
     else:
@@ -203,6 +249,7 @@ async def _write_content(
             serialized_stream.content_type,
             serialized_stream.content_encoding,
         )
+        await claim(storage, database)
         config = await storage.write_data_stream(hashing, hashing.digest, tags)
         digest = hashing.digest()
         serializer_name, serializer_config = stream_serializer.name, serialized_stream.config

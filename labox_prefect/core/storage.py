@@ -8,6 +8,8 @@ a storage must refuse any config that would point outside it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from labox_prefect.core.component import Component
@@ -15,6 +17,15 @@ from labox_prefect.core.digest import Digest
 
 StorageConfig = dict[str, Any]
 TagMap = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A blob as a storage lists it: its config and when it was last written (if known)."""
+
+    config: StorageConfig
+    modified: datetime | None
+    """Timezone-aware; None when the storage cannot tell (garbage collection then keeps it)."""
 
 
 class Storage(Component):
@@ -52,3 +63,41 @@ class Storage(Component):
         Storages that keep nothing outside the database yield nothing.
         """
         raise NotImplementedError
+
+    # --- maintenance: garbage collection and ownership (optional, safe defaults) ------------
+
+    async def iter_stored_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Like ``iter_stored``, with each blob's last write time where the storage knows it.
+
+        The default knows no time, so garbage collection with a grace period keeps every
+        blob of such a storage.
+        """
+        async for config in self.iter_stored():
+            yield StoredBlob(config, None)
+
+    async def blob_modified(self, config: StorageConfig, /) -> datetime | None:
+        """When the blob was last written (None: unknown or gone), checked just before a delete."""
+        return None
+
+    async def add_owner(self, database: str, /) -> None:
+        """Record that ``database`` (a label without credentials) writes to this storage.
+
+        Called by the saver before it writes the first blob of a process for that database;
+        must be idempotent. The default records nothing, which is right for storages that
+        keep nothing outside the database (nothing of theirs is ever collected).
+        """
+
+    async def list_owners(self) -> list[str] | None:
+        """The databases recorded by ``add_owner``; None if this storage cannot record them.
+
+        Garbage collection deletes a blob only when the owners are exactly the database it
+        reads references from.
+        """
+        return None
+
+    async def collect_temporary(self, older_than: datetime, *, dry_run: bool) -> list[str]:
+        """Remove temporary files of writes that died before ``older_than``; return their names.
+
+        The default has no temporary files.
+        """
+        return []

@@ -1,20 +1,36 @@
-"""Tags: the string-to-string labels every manifest carries."""
+"""Tags: the string-to-string labels every manifest carries, and the one rule they follow.
+
+The rule is checked before anything is written (by the saver, per object, and by queries),
+so a tag is either stored and found again by itself on every database, or refused:
+
+- keys and values are ``str``;
+- no NUL character (``"\\x00"``): PostgreSQL's JSONB cannot hold ``\\u0000`` in text, and
+  SQLite's JSON functions stop at it, so such a tag would fail on one database and be
+  unfindable on the other;
+- no lone surrogate (``"\\ud800"``): it has no UTF-8 encoding, so no database stores it;
+- keys are at most ``MAX_KEY_LENGTH`` characters, values at most ``MAX_VALUE_LENGTH``: tags
+  are labels that every manifest row carries and every tag query compares, not a place for
+  data (put that in the storable).
+"""
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 
-from labox_prefect.core.errors import LaboxError
+from labox_prefect.core.errors import InvalidTagsError
 
 Tags = Mapping[str, str]
 
+MAX_KEY_LENGTH = 256
+"""Longest tag key, in characters."""
 
-class InvalidTagsError(LaboxError, TypeError):
-    """Tags must map strings to strings."""
+MAX_VALUE_LENGTH = 4096
+"""Longest tag value, in characters."""
 
 
 def check_tags(tags: Tags | None) -> dict[str, str]:
-    """Return a plain dict copy of ``tags`` or raise an error naming the bad entry."""
+    """Return a plain dict copy of ``tags`` or raise InvalidTagsError naming the bad entry."""
     if tags is None:
         return {}
     if not isinstance(tags, Mapping):
@@ -29,5 +45,32 @@ def check_tags(tags: Tags | None) -> dict[str, str]:
                 f"tag {key!r}: {value!r} is not str to str; convert it, e.g. "
                 f"{{{str(key)!r}: {str(value)!r}}}."
             )
+        _check_text(key, key, "key", MAX_KEY_LENGTH)
+        _check_text(key, value, "value", MAX_VALUE_LENGTH)
         checked[key] = value
     return checked
+
+
+def _check_text(key: str, text: str, part: str, max_length: int) -> None:
+    name = reprlib.repr(key)
+    if len(text) > max_length:
+        raise InvalidTagsError(
+            f"tag {name}: the {part} has {len(text)} characters, more than {max_length}; "
+            f"shorten it (tags are labels: keep data in the object you save)."
+        )
+    if "\x00" in text:
+        raise InvalidTagsError(
+            f"tag {name}: the {part} holds a NUL character ('\\x00'), which PostgreSQL "
+            f"cannot store and SQLite cannot query; remove it or replace it (e.g. "
+            f"text.replace('\\x00', '')) before saving."
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidTagsError(
+            f"tag {name}: the {part} holds a lone surrogate, which has no UTF-8 encoding "
+            f"and no database can store; decode the text it came from with errors='replace'."
+        ) from None
+
+
+__all__ = ["MAX_KEY_LENGTH", "MAX_VALUE_LENGTH", "InvalidTagsError", "Tags", "check_tags"]

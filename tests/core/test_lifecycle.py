@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,12 @@ from labox_prefect.core.lifecycle import (
 )
 from labox_prefect.core.query import get_contents
 from labox_prefect.core.saver import save_one
+from labox_prefect.core.storage import StoredBlob
 
 Sessions = async_sessionmaker[AsyncSession]
+
+NO_GRACE = timedelta(0)
+"""Blobs written a moment ago count as old: what tests of deletion need."""
 
 MODULES = ["labox_prefect.core.builtin"]
 
@@ -114,7 +119,9 @@ async def test_delete_data_removes_only_blobs_nobody_else_uses(
         assert (await load_one(second, session=session, registry=registry)).value == "shared bytes"
 
     async with sessions() as session:
-        report = await delete_manifest(session, second, registry=registry, delete_data=True)
+        report = await delete_manifest(
+            session, second, registry=registry, delete_data=True, grace=NO_GRACE
+        )
     assert (report.blobs_deleted, report.blobs_kept) == (1, 0)
     assert shared_key not in await stored_keys(storage)
     assert (await count(sessions, ManifestRecord), await count(sessions, ContentRecord)) == (0, 0)
@@ -274,7 +281,7 @@ async def test_gc_deletes_only_unreferenced_blobs_in_every_storage(
     file_orphan = await orphan(files, b"orphan in files")
 
     async with sessions() as session:
-        preview = await collect_garbage(session, registry, dry_run=True)
+        preview = await collect_garbage(session, registry, dry_run=True, grace=NO_GRACE)
     assert preview.dry_run
     assert preview.unreferenced == 2
     assert preview.deleted == 0
@@ -282,7 +289,9 @@ async def test_gc_deletes_only_unreferenced_blobs_in_every_storage(
 
     progress: list[tuple[int, int | None]] = []
     async with sessions() as session:
-        report = await collect_garbage(session, registry, on_progress=lambda *p: progress.append(p))
+        report = await collect_garbage(
+            session, registry, grace=NO_GRACE, on_progress=lambda *p: progress.append(p)
+        )
 
     found = {entry.storage_name: entry for entry in report.storages}
     assert found[storage.name].unreferenced == [memory_orphan]
@@ -324,9 +333,9 @@ class SaveDuringListing(MemoryStorage):
         self.registry: Registry | None = None
         self.saved: uuid.UUID | None = None
 
-    async def iter_stored(self) -> AsyncIterator[StorageConfig]:
-        async for config in super().iter_stored():
-            yield config
+    async def iter_stored_blobs(self) -> AsyncIterator[StoredBlob]:
+        async for blob in super().iter_stored_blobs():
+            yield blob
         assert self.sessions is not None
         assert self.registry is not None
         self.saved = await save(self.sessions, self.registry, "committed during gc")
@@ -339,7 +348,7 @@ async def test_gc_lists_blobs_before_reading_references(sessions: Sessions) -> N
     storage.sessions, storage.registry = sessions, registry
 
     async with sessions() as session:
-        report = await collect_garbage(session, registry)
+        report = await collect_garbage(session, registry, grace=NO_GRACE)
 
     assert report.unreferenced == 0
     assert storage.saved is not None
@@ -363,8 +372,8 @@ async def test_gc_reports_a_failed_deletion_and_goes_on(
     first = await orphan(stubborn, b"one")
     second = await orphan(stubborn, b"two")
 
-    async with sessions() as session:
-        report = await collect_garbage(session, registry)
+    async with sessions() as session:  # orphans only: no save ever recorded an owner
+        report = await collect_garbage(session, registry, grace=NO_GRACE, claim=True)
 
     assert report.deleted == 1
     [error] = report.errors

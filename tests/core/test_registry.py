@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from labox_prefect.core import NotRegisteredError, Registry, SerializedData, Serializer
-from labox_prefect.core.builtin import FileStorage, MemoryStorage, StorableValue, json_serializer
+from labox_prefect.core import (
+    NotRegisteredError,
+    Registry,
+    SerializedData,
+    Serializer,
+    StorageNotConfiguredError,
+)
+from labox_prefect.core.builtin import MemoryStorage, StorableValue, json_serializer
 
 
 class LoudJson(Serializer[dict[str, object]]):
@@ -44,13 +50,18 @@ def test_missing_components_are_named_with_what_is_registered() -> None:
         registry.get_storage("elsewhere@v1")
 
 
-def test_default_storage_is_files_under_labox_home(
+def test_a_registry_without_default_storage_has_none_and_says_how_to_give_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LABOX_HOME", str(tmp_path))
-    storage = Registry().default_storage
-    assert isinstance(storage, FileStorage)
-    assert Path(storage.root) == tmp_path / "storage"
+    monkeypatch.setenv("LABOX_HOME", str(tmp_path))  # read by the integration only
+    registry = Registry(modules=["labox_prefect.core.builtin"])
+    assert not registry.has_default_storage
+    with pytest.raises(StorageNotConfiguredError, match=r"default_storage=FileStorage"):
+        _ = registry.default_storage
+    given = registry.with_default_storage(MemoryStorage())
+    assert isinstance(given.default_storage, MemoryStorage)
+    assert given.get_storage("labox.memory@v1") is given.default_storage
+    assert not (tmp_path / "storage").exists()
 
 
 def test_a_registry_refuses_things_that_are_not_components() -> None:

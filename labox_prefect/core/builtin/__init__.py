@@ -36,8 +36,6 @@ from labox_prefect.core.builtin.storages import (
     FsspecStorage,
     MemoryStorage,
     S3Storage,
-    default_file_storage,
-    labox_home,
 )
 
 __all__ = [
@@ -63,10 +61,8 @@ __all__ = [
     "bytes_serializer",
     "bytes_stream_serializer",
     "datetime_serializer",
-    "default_file_storage",
     "json_lines_stream_serializer",
     "json_serializer",
-    "labox_home",
     "text_serializer",
     "text_stream_serializer",
 ]

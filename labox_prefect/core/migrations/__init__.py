@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
-from labox_prefect.core.errors import LaboxError
+from labox_prefect.core.errors import SchemaMismatchError
 
 VERSION_TABLE = "labox_alembic_version"
 """Where the Labox schema revision is kept (not Alembic's default ``alembic_version``)."""
@@ -42,10 +42,6 @@ POSTGRESQL_ONLY_INDEXES = frozenset({"ix_labox_manifests_tags"})
 SCRIPT_LOCATION = Path(__file__).parent
 
 T = TypeVar("T")
-
-
-class SchemaMismatchError(LaboxError, RuntimeError):
-    """Existing Labox tables have no recorded revision and differ from the known schema."""
 
 
 def upgrade(url: str | URL, revision: str = "head") -> None:

@@ -185,10 +185,11 @@ async def check_overwrite(storage: Storage, *, tamper: Tamper | None = None) -> 
 
 
 async def check_dedup(storage: Storage, *, tamper: Tamper | None = None) -> None:
-    """Identical content is stored once: one listed blob, and a second write rewrites nothing.
+    """Identical content is stored once (one listed blob), and a second write heals it.
 
-    With a tamper callback, the blob is altered between the writes: a storage that skipped
-    the second write still holds the altered bytes.
+    With a tamper callback, the blob is altered between the writes: the second write must
+    leave the right bytes under the key (a storage that skipped it on ``exists`` would keep
+    the damage, and every later record of that content would point at it).
     """
     data = _json_content(80)
     digest = digest_bytes(data, JSON_TYPE)
@@ -200,9 +201,9 @@ async def check_dedup(storage: Storage, *, tamper: Tamper | None = None) -> None
     _require(len(listed) == 1, f"{storage!r} lists identical content {len(listed)} times")
     if tamper is not None:
         _require(
-            await storage.read_data(config) != data,
-            f"{storage!r} rewrote a blob it already held; content-addressed writes of present "
-            f"content should be skipped",
+            await storage.read_data(config) == data,
+            f"{storage!r} kept a damaged blob when the same content was written again; "
+            f"rewrite present content (temporary name, then rename or put) so it heals",
         )
 
 

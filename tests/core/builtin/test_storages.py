@@ -20,7 +20,6 @@ from labox_prefect.core.builtin.storages import (
     FsspecStorage,
     MemoryStorage,
     S3Storage,
-    default_file_storage,
 )
 from labox_prefect.core.builtin.storages.fsspec import key_for_hash
 from labox_prefect.core.digest import HashingStream, digest_bytes
@@ -138,24 +137,6 @@ async def test_file_storage_creates_its_folder_on_first_write(tmp_path: Path) ->
     assert not root.exists()
     await storage.write_data(b"x", digest_bytes(b"x", "text/plain"), {})
     assert root.is_dir()
-
-
-async def test_default_file_storage_lives_under_labox_home(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("LABOX_HOME", str(tmp_path / "home"))
-    storage = default_file_storage()
-    assert storage.name == "labox.file@v1"
-    assert storage.root == (tmp_path / "home" / "storage").as_posix()
-    assert not (tmp_path / "home").exists()
-    config = await storage.write_data(b"kept", digest_bytes(b"kept", "text/plain"), {})
-    assert (tmp_path / "home" / "storage" / config["key"]).read_bytes() == b"kept"
-
-
-def test_default_labox_home_is_in_the_user_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("LABOX_HOME", raising=False)
-    expected = Path("~/.labox-prefect/storage").expanduser().as_posix()
-    assert default_file_storage().root == expected
 
 
 async def test_memory_storages_do_not_share_blobs() -> None:

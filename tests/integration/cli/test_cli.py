@@ -146,6 +146,7 @@ def test_show_of_an_unregistered_class_says_what_to_register(backend: Backend) -
 
 @sqlite_only
 def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
+    save({"n": 1}, prefect_tags())  # a database exists: only the ids are wrong
     assert_clean_failure(run("results", "show", "nope"), "is not a record id")
     assert_clean_failure(run("results", "show", "0000abcd"), "No record id starts with")
     assert_clean_failure(run("results", "show", str(uuid.uuid4())), "No manifest with id")
@@ -227,12 +228,19 @@ def test_gc_lists_then_deletes_unreferenced_blobs(backend: Backend) -> None:
 
     get_runtime().run(forget())
 
-    dry = run("gc", "--dry-run")
-    assert dry.exit_code == 0, dry.output
-    assert "1 unreferenced blobs would be deleted" in dry.stdout
+    young = run("gc")  # written a moment ago: within the grace period
+    assert young.exit_code == 0, young.output
+    assert "Deleted 0 of 0 unreferenced blobs" in young.stdout
+    assert "1 younger than 1h kept" in young.stdout
     assert orphan.exists()
 
-    real = run("gc")
+    dry = run("gc", "--dry-run", "--grace", "0s")
+    assert dry.exit_code == 0, dry.output
+    assert "1 unreferenced blobs and 0 temporary files would be deleted" in dry.stdout
+    assert f"would delete blob labox.file@v1 {orphan.parent.name}/{orphan.name}" in dry.stdout
+    assert orphan.exists()
+
+    real = run("gc", "--grace", "0s")
     assert real.exit_code == 0, real.output
     assert "Deleted 1 of 1 unreferenced blobs" in real.stdout
     assert not orphan.exists()

@@ -7,29 +7,42 @@ the root, whatever a database row says.
 
 Writes never leave a partial blob under a final key. Filesystems write a temporary file
 and rename it; object stores put a value in one request, and upload a stream to a temporary
-key that is copied to the final key server-side once complete. fsspec's calls are blocking
-(s3fs runs them on fsspec's own IO loop), so each one runs in a worker thread: the storage
-can be used from any event loop or thread over its life.
+key that is copied to the final key server-side once complete.
+
+Writes heal: a blob whose key already exists is written again all the same (the rename or
+put replaces it), so a damaged or truncated blob is repaired by the next save of the same
+bytes, and its modification time is refreshed, which is what keeps a blob that a save just
+reused out of garbage collection's reach for the grace period. The cost is the write that
+an ``exists`` check used to skip, only for content already stored.
+
+Maintenance lives beside the blobs: ``.owners/`` holds one small JSON object per database
+that wrote here (its label, no credentials), ``.tmp/`` the writes in progress.
+
+fsspec's calls are blocking (s3fs runs them on fsspec's own IO loop), so each one runs in a
+worker thread: the storage can be used from any event loop or thread over its life.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import posixpath
 import re
 import reprlib
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from fsspec import AbstractFileSystem
 
 from labox_prefect.core.component import check_component_name
 from labox_prefect.core.digest import HASH_ALGORITHM, Digest
-from labox_prefect.core.errors import ContentMissingError, StorageKeyError
-from labox_prefect.core.storage import Storage, StorageConfig, TagMap
+from labox_prefect.core.errors import ContentMissingError, StorageKeyError, StorageUnavailableError
+from labox_prefect.core.storage import Storage, StorageConfig, StoredBlob, TagMap
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +57,9 @@ WRITE_BLOCK_SIZE = 8 * 1024 * 1024
 
 TEMP_DIR = ".tmp"
 """Folder under the root for writes in progress; never a valid key, so never listed."""
+
+OWNERS_DIR = ".owners"
+"""Folder under the root with one ``<sha256 of the label>.json`` per database writing here."""
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 _KEY = re.compile(r"(?P<folder>[0-9a-f]{2})/(?P<hash>[0-9a-f]{64})")
@@ -84,6 +100,7 @@ class FsspecStorage(Storage):
         self._fs = fs
         self._root = root.rstrip("/")
         self._object_store = object_store
+        self._unavailable_errors: tuple[type[BaseException], ...] = ()
 
     @property
     def root(self) -> str:
@@ -98,20 +115,34 @@ class FsspecStorage(Storage):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} at {self._root!r}>"
 
+    @contextlib.contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Turn the filesystem's "cannot connect" errors into StorageUnavailableError."""
+        try:
+            yield
+        except self._unavailable_errors as error:
+            raise StorageUnavailableError(
+                f"{self.name}: the storage at {self._root!r} cannot be reached "
+                f"({type(error).__name__}: {error}). Check that the server runs and its "
+                f"endpoint and network; nothing of this content was recorded."
+            ) from error
+
     # --- the storage contract -------------------------------------------------------------
 
     async def write_data(self, data: bytes, digest: Digest, tags: TagMap, /) -> StorageConfig:
-        key = key_for_hash(digest.content_hash)
-        await asyncio.to_thread(self._write_bytes, data, self._path(key))
-        return {"key": key}
+        with self._reachable():
+            key = key_for_hash(digest.content_hash)
+            await asyncio.to_thread(self._write_bytes, data, self._path(key))
+            return {"key": key}
 
     async def read_data(self, config: StorageConfig, /) -> bytes:
-        key = self.key_of(config)
-        try:
-            data: bytes = await asyncio.to_thread(self._fs.cat_file, self._path(key))
-        except FileNotFoundError:
-            raise self._missing(key) from None
-        return data
+        with self._reachable():
+            key = self.key_of(config)
+            try:
+                data: bytes = await asyncio.to_thread(self._fs.cat_file, self._path(key))
+            except FileNotFoundError:
+                raise self._missing(key) from None
+            return data
 
     async def write_data_stream(
         self,
@@ -120,49 +151,106 @@ class FsspecStorage(Storage):
         tags: TagMap,
         /,
     ) -> StorageConfig:
-        temp = f"{self._root}/{TEMP_DIR}/{uuid.uuid4().hex}"
-        file: IO[bytes] = await asyncio.to_thread(
-            self._fs.open, temp, "wb", block_size=WRITE_BLOCK_SIZE
-        )
-        try:
+        with self._reachable():
+            temp = f"{self._root}/{TEMP_DIR}/{uuid.uuid4().hex}"
+            file: IO[bytes] = await asyncio.to_thread(
+                self._fs.open, temp, "wb", block_size=WRITE_BLOCK_SIZE
+            )
             try:
-                await _copy_stream(data_stream, file)
-            finally:
-                await asyncio.to_thread(file.close)
-            key = key_for_hash(get_digest().content_hash)
-            await asyncio.to_thread(self._move_into_place, temp, self._path(key))
-        except BaseException:
-            await asyncio.to_thread(self._discard_temp, temp)
-            raise
-        return {"key": key}
+                try:
+                    await _copy_stream(data_stream, file)
+                finally:
+                    await asyncio.to_thread(file.close)
+                key = key_for_hash(get_digest().content_hash)
+                await asyncio.to_thread(self._move_into_place, temp, self._path(key))
+            except BaseException:
+                await asyncio.to_thread(self._discard_temp, temp)
+                raise
+            return {"key": key}
 
     async def read_data_stream(self, config: StorageConfig, /) -> AsyncIterator[bytes]:
-        key = self.key_of(config)
-        try:
-            file: IO[bytes] = await asyncio.to_thread(
-                self._fs.open, self._path(key), "rb", block_size=READ_CHUNK_SIZE
-            )
-        except FileNotFoundError:
-            raise self._missing(key) from None
-        try:
-            while chunk := await asyncio.to_thread(file.read, READ_CHUNK_SIZE):
-                yield chunk
-        finally:
-            await asyncio.to_thread(file.close)
+        with self._reachable():
+            key = self.key_of(config)
+            try:
+                file: IO[bytes] = await asyncio.to_thread(
+                    self._fs.open, self._path(key), "rb", block_size=READ_CHUNK_SIZE
+                )
+            except FileNotFoundError:
+                raise self._missing(key) from None
+            try:
+                while chunk := await asyncio.to_thread(file.read, READ_CHUNK_SIZE):
+                    yield chunk
+            finally:
+                await asyncio.to_thread(file.close)
 
     async def delete_data(self, config: StorageConfig, /) -> None:
-        key = self.key_of(config)
-        await asyncio.to_thread(self._remove_quietly, self._path(key))
+        with self._reachable():
+            key = self.key_of(config)
+            await asyncio.to_thread(self._remove_quietly, self._path(key))
 
     async def iter_stored(self) -> AsyncIterator[StorageConfig]:
-        # One folder at a time: memory stays bounded by the largest folder, not the store.
-        for folder in await asyncio.to_thread(self._list_names, self._root):
-            if not _FOLDER.fullmatch(folder):
-                continue  # the temporary folder, or files someone else put under the root
-            for name in await asyncio.to_thread(self._list_names, f"{self._root}/{folder}"):
-                key = f"{folder}/{name}"
-                if _is_key(key):
-                    yield {"key": key}
+        async for blob in self.iter_stored_blobs():
+            yield blob.config
+
+    # --- maintenance ----------------------------------------------------------------------
+
+    async def iter_stored_blobs(self) -> AsyncIterator[StoredBlob]:
+        with self._reachable():
+            # One folder at a time: memory stays bounded by the largest folder, not the store.
+            for folder, _ in await asyncio.to_thread(self._list, self._root):
+                if not _FOLDER.fullmatch(folder):
+                    continue  # .tmp, .owners, or files someone else put under the root
+                for name, info in await asyncio.to_thread(self._list, f"{self._root}/{folder}"):
+                    key = f"{folder}/{name}"
+                    if _is_key(key):
+                        yield StoredBlob({"key": key}, _modified(info))
+
+    async def blob_modified(self, config: StorageConfig, /) -> datetime | None:
+        with self._reachable():
+            path = self._path(self.key_of(config))
+            try:
+                info = await asyncio.to_thread(self._fs.info, path)
+            except FileNotFoundError:
+                return None
+            return _modified(info)
+
+    async def add_owner(self, database: str, /) -> None:
+        with self._reachable():
+            path = self._owner_path(database)
+            if await asyncio.to_thread(self._fs.exists, path):
+                return
+            body = json.dumps({"database": database}, sort_keys=True).encode("utf-8")
+            await asyncio.to_thread(self._write_bytes, body, path)
+
+    async def list_owners(self) -> list[str]:
+        with self._reachable():
+            owners: list[str] = []
+            for name, _ in await asyncio.to_thread(self._list, f"{self._root}/{OWNERS_DIR}"):
+                if not name.endswith(".json"):
+                    continue
+                try:
+                    raw = await asyncio.to_thread(
+                        self._fs.cat_file, f"{self._root}/{OWNERS_DIR}/{name}"
+                    )
+                    database = json.loads(raw)["database"]
+                except FileNotFoundError:
+                    continue
+                except (ValueError, KeyError, TypeError):
+                    database = f"<unreadable owner marker {name}>"  # unknown: counts as a stranger
+                owners.append(str(database))
+            return sorted(owners)
+
+    async def collect_temporary(self, older_than: datetime, *, dry_run: bool) -> list[str]:
+        with self._reachable():
+            removed: list[str] = []
+            for name, info in await asyncio.to_thread(self._list, f"{self._root}/{TEMP_DIR}"):
+                modified = _modified(info)
+                if modified is None or modified >= older_than:
+                    continue  # a write may still be in progress
+                if not dry_run:
+                    await asyncio.to_thread(self._remove_quietly, f"{self._root}/{TEMP_DIR}/{name}")
+                removed.append(f"{TEMP_DIR}/{name}")
+            return removed
 
     # --- keys and paths -------------------------------------------------------------------
 
@@ -186,6 +274,10 @@ class FsspecStorage(Storage):
     def _path(self, key: str) -> str:
         return f"{self._root}/{key}"
 
+    def _owner_path(self, database: str) -> str:
+        digest = hashlib.sha256(database.encode("utf-8")).hexdigest()[:32]
+        return f"{self._root}/{OWNERS_DIR}/{digest}.json"
+
     def _missing(self, key: str) -> ContentMissingError:
         return ContentMissingError(
             f"{self.name}: no blob at key {key!r} under {self._root!r}. It was deleted, or "
@@ -195,8 +287,7 @@ class FsspecStorage(Storage):
     # --- blocking filesystem work (always run in a worker thread) --------------------------
 
     def _write_bytes(self, data: bytes, path: str) -> None:
-        if self._fs.exists(path):
-            return  # same hash, same bytes: already stored
+        # No exists() shortcut: rewriting repairs a damaged blob and refreshes its age.
         if self._object_store:
             self._fs.pipe_file(path, data)  # one put: the object appears whole or not at all
             return
@@ -209,15 +300,13 @@ class FsspecStorage(Storage):
             raise
 
     def _move_into_place(self, temp: str, path: str) -> None:
-        if self._fs.exists(path):
-            self._fs.rm_file(temp)  # identical content got there first
-            return
+        """Put a complete temporary blob under its final key, replacing what is there."""
         if self._object_store:
             self._fs.cp_file(temp, path)  # a server-side copy: the object appears whole
             self._fs.rm_file(temp)
         else:
             self._fs.makedirs(posixpath.dirname(path), exist_ok=True)
-            self._fs.mv(temp, path)  # a rename within one filesystem: atomic
+            self._fs.mv(temp, path)  # a rename within one filesystem: atomic, replaces
 
     def _remove_quietly(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -230,12 +319,28 @@ class FsspecStorage(Storage):
         except Exception:
             logger.warning("%s: could not remove the temporary blob %r", self.name, temp)
 
-    def _list_names(self, path: str) -> list[str]:
+    def _list(self, path: str) -> list[tuple[str, dict[str, Any]]]:
+        """(base name, fsspec info) of each entry of a folder; empty if it does not exist."""
         try:
-            entries: Iterable[Any] = self._fs.ls(path, detail=False, refresh=True)
+            entries: Iterable[Any] = self._fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
-        return [posixpath.basename(str(entry).rstrip("/")) for entry in entries]
+        return [
+            (posixpath.basename(str(entry["name"]).rstrip("/")), entry)
+            for entry in entries
+            if isinstance(entry, dict)
+        ]
+
+
+def _modified(info: dict[str, Any]) -> datetime | None:
+    """The last write time in an fsspec info dict (local, memory and S3 spell it apart)."""
+    for field in ("mtime", "LastModified", "created"):
+        value = info.get(field)
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+    return None
 
 
 def _is_key(key: str) -> bool:

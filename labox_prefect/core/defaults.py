@@ -1,0 +1,47 @@
+"""The storage a registry made without ``default_storage`` saves to: one per database.
+
+A registry reads no environment and picks no folder. When it has no default storage, the
+saver, loader and maintenance functions bind it to the database of their session:
+
+- a SQLite file ``/path/mine.db`` gets ``FileStorage("/path/mine.db-blobs")`` (named
+  ``labox.file@v1``), a sidecar folder like SQLite's own ``-wal`` file: the blobs of a
+  database live beside it, and two databases never share a folder unless told to;
+- any other database (PostgreSQL, in-memory SQLite) gets none: saving a content that does
+  not fit in its record raises StorageNotConfiguredError naming the fix (pass
+  ``Registry(default_storage=...)``). Small JSON bodies still go into their records.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from labox_prefect.core.registry import Registry
+
+SIDECAR_SUFFIX = "-blobs"
+"""Appended to a SQLite database file's name to name its blob folder."""
+
+_bound: weakref.WeakKeyDictionary[Registry, dict[str, Registry]] = weakref.WeakKeyDictionary()
+
+
+def registry_for_session(registry: Registry, session: AsyncSession) -> Registry:
+    """``registry`` if it has a default storage, else its binding to the session's database."""
+    if registry.has_default_storage:
+        return registry
+    url = session.get_bind().engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return registry
+    folder = Path(url.database).expanduser().absolute()
+    folder = folder.with_name(folder.name + SIDECAR_SUFFIX)
+    bindings = _bound.setdefault(registry, {})
+    bound = bindings.get(folder.as_posix())
+    if bound is None:
+        from labox_prefect.core.builtin.storages.file import FileStorage  # a battery, on demand
+
+        bound = bindings[folder.as_posix()] = registry.with_default_storage(FileStorage(folder))
+    return bound
+
+
+__all__ = ["SIDECAR_SUFFIX", "registry_for_session"]
