@@ -154,7 +154,8 @@ class Loader:
                 raise
         try:
             return unpacker.repack_object(cls, values, self._registry)
-        except LaboxError:
+        except LaboxError as error:
+            error.add_note(f"(while rebuilding manifest {request.manifest_id})")
             raise
         except (KeyError, TypeError, ValueError) as error:
             raise DamagedRecordError(

@@ -40,7 +40,7 @@ def database_label(url: URL) -> str:
         if database != ":memory:":
             database = Path(database).expanduser().absolute().as_posix()
         return f"sqlite:///{database}"
-    bare = url.set(drivername=backend, username=None, password=None, query={})
+    bare = URL.create(backend, host=url.host, port=url.port, database=url.database)
     return bare.render_as_string(hide_password=False)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from labox_prefect.core.lifecycle import (
     ContentStatus,
     collect_garbage,
     delete_manifest,
+    delete_manifests,
     verify_manifests,
 )
 from labox_prefect.core.query import get_contents
@@ -380,3 +383,100 @@ async def test_gc_reports_a_failed_deletion_and_goes_on(
     assert "PermissionError: read-only blob" in error
     assert await stored_keys(stubborn) == {first["key"]}
     assert second["key"] not in await stored_keys(stubborn)
+
+
+# --- grace period, temporary files, retention -----------------------------------------------
+
+
+async def test_gc_keeps_a_blob_whose_record_is_not_committed_yet(
+    sessions: Sessions, registry: Registry, storage: MemoryStorage
+) -> None:
+    """The issue's race: a blob written just before its record commits is not garbage."""
+    await save(sessions, registry, "recorded")
+    in_flight = await orphan(storage, b"written, record about to commit")
+
+    async with sessions() as session:
+        report = await collect_garbage(session, registry)  # the default grace: one hour
+
+    assert (report.unreferenced, report.young, report.deleted) == (0, 1, 0)
+    assert in_flight["key"] in await stored_keys(storage)
+
+
+async def test_gc_grace_is_checked_again_just_before_the_delete(
+    sessions: Sessions, tmp_path: Path
+) -> None:
+    files = FileStorage(tmp_path / "blobs")
+    registry = Registry(modules=MODULES, inline_max_size=0, default_storage=files)
+    await save(sessions, registry, "recorded")
+    config = await orphan(files, b"reused by a save while gc runs")
+    blob = tmp_path / "blobs" / config["key"]
+    old = time.time() - 7200
+    os.utime(blob, (old, old))
+
+    class Resaved(FileStorage):
+        async def iter_stored_blobs(self) -> AsyncIterator[StoredBlob]:
+            async for stored in super().iter_stored_blobs():
+                yield stored
+            os.utime(blob)  # a save rewrote the blob after the listing: it is young again
+
+    resaved = Resaved(tmp_path / "blobs")
+    async with sessions() as session:
+        report = await collect_garbage(
+            session, Registry(modules=MODULES, inline_max_size=0, default_storage=resaved)
+        )
+    assert (report.deleted, report.young) == (0, 1)
+    assert blob.exists()
+
+
+async def test_retention_by_age_count_and_tags_removes_only_unused_blobs(
+    sessions: Sessions, registry: Registry, storage: MemoryStorage
+) -> None:
+    async def tagged(value: object, task: str) -> uuid.UUID:
+        async with sessions() as session:
+            record = await save_one(
+                StorableValue(value), session=session, registry=registry, tags={"task": task}
+            )
+        return record.id
+
+    train = [await tagged(f"train {i}", "train") for i in range(4)]
+    shared = await tagged("train 0", "score")  # the same bytes as train[0]: one blob
+    keys = {manifest_id: await key_of(sessions, manifest_id) for manifest_id in [*train, shared]}
+
+    async with sessions() as session:
+        preview = await delete_manifests(
+            session, registry, keep_last=1, group_by="task", dry_run=True, grace=NO_GRACE
+        )
+    assert [m.id for m in preview.manifests] == train[2::-1]  # newest first
+    assert sorted(c["key"] for _, c in preview.blobs.would_delete) == sorted(
+        keys[m] for m in train[1:3]
+    )
+    assert await count(sessions, ManifestRecord) == 5
+
+    progress: list[tuple[int, int | None]] = []
+    async with sessions() as session:
+        report = await delete_manifests(
+            session,
+            registry,
+            keep_last=1,
+            group_by="task",
+            tags={"task": "train"},
+            grace=NO_GRACE,
+            on_progress=lambda *p: progress.append(p),
+        )
+    assert {m.id for m in report.manifests} == set(train[:3])
+    assert (report.contents_deleted, report.blobs.deleted, report.blobs.kept) == (3, 2, 1)
+    assert progress[-1] == (3, 3)
+    assert await stored_keys(storage) == {keys[train[3]], keys[shared]}
+    async with sessions() as session:
+        assert (await load_one(shared, session=session, registry=registry)).value == "train 0"
+        assert (await verify_manifests(session, registry)).ok
+        later = datetime.now(UTC) + timedelta(seconds=1)
+        gone = await delete_manifests(session, registry, older_than=later, grace=NO_GRACE)
+    assert {m.id for m in gone.manifests} == {train[3], shared}
+    assert await stored_keys(storage) == set()
+
+
+async def test_retention_needs_a_rule(sessions: Sessions, registry: Registry) -> None:
+    async with sessions() as session:
+        with pytest.raises(ValueError, match="needs a rule"):
+            await delete_manifests(session, registry)

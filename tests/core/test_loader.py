@@ -13,13 +13,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from labox_prefect.core import (
     ContentCorruptedError,
     ContentRecord,
+    DamagedRecordError,
     ManifestNotFoundError,
+    ManifestRecord,
     NotRegisteredError,
     Registry,
     StorableTypeError,
@@ -181,3 +183,34 @@ def _only_blob(root: Path, size: int) -> Path:
     """The single stored file of that size under a FileStorage root."""
     (path,) = [p for p in root.rglob("*") if p.is_file() and p.stat().st_size == size]
     return path
+
+
+async def test_a_manifest_whose_contents_are_gone_names_itself(
+    sessions: Sessions, registry: Registry
+) -> None:
+    """The issue's example: a bare KeyError before; now the damaged manifest is named."""
+    async with sessions() as session:
+        record = await save_one(StorableValue({"kept": 1}), session=session, registry=registry)
+        await session.execute(delete(ContentRecord).where(ContentRecord.manifest_id == record.id))
+        await session.commit()
+    async with sessions() as session:
+        with pytest.raises(DamagedRecordError, match=rf"Manifest {record.id} cannot be rebuilt"):
+            await load_one(record.id, session=session, registry=registry)
+
+
+async def test_a_class_id_naming_a_class_of_another_unpacker_is_refused(
+    sessions: Sessions, registry: Registry
+) -> None:
+    """The issue's example: a manifest whose class id names another registered class."""
+    async with sessions() as session:
+        record = await save_one(StorableValue([1, 2]), session=session, registry=registry)
+        await session.execute(
+            update(ManifestRecord)
+            .where(ManifestRecord.id == record.id)
+            .values(class_id=Note.storable_class_id())
+        )
+        await session.commit()
+    async with sessions() as session:
+        knows_note = Registry(registries=[registry], storables=[Note])
+        with pytest.raises(DamagedRecordError, match=r"class id .* names Note"):
+            await load_one(record.id, session=session, registry=knows_note)

@@ -6,6 +6,7 @@ import datetime
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
@@ -22,11 +23,18 @@ from labox_prefect.core import (
     Registry,
     SaveNotCompleteError,
     StorableTypeError,
+    get_contents,
     load_one,
     new_saver,
     save_one,
+    verify_manifests,
 )
-from labox_prefect.core.builtin import MemoryStorage, StorableDataclass, StorableValue
+from labox_prefect.core.builtin import (
+    FileStorage,
+    MemoryStorage,
+    StorableDataclass,
+    StorableValue,
+)
 from labox_prefect.core.extra.pandas import ParquetDataFrameStreamSerializer
 from labox_prefect.core.extra.pydantic import ContentSpec, StorableModel
 
@@ -304,3 +312,26 @@ async def test_small_json_lives_in_its_record_and_the_rest_in_the_storage(
     }
     async with sessions() as session:
         assert (await load_one(small, session=session, registry=inline)).value == {"k": 1}
+
+
+async def test_saving_again_repairs_a_damaged_blob(sessions: Sessions, tmp_path: Path) -> None:
+    """The issue's example: flip a byte of a stored blob, save the same value again."""
+    files = FileStorage(tmp_path / "blobs")
+    registry = Registry(
+        modules=["labox_prefect.core.builtin"], inline_max_size=0, default_storage=files
+    )
+    value = b"measured bytes " * 100
+    async with sessions() as session:
+        old = await save_one(StorableValue(value), session=session, registry=registry)
+        [content] = await get_contents(session, old.id)
+    blob = tmp_path / "blobs" / content.storage_config["key"]
+    damaged = bytearray(blob.read_bytes())
+    damaged[10] ^= 0xFF
+    blob.write_bytes(bytes(damaged))
+
+    async with sessions() as session:
+        new = await save_one(StorableValue(value), session=session, registry=registry)
+    async with sessions() as session:
+        assert (await load_one(new, session=session, registry=registry)).value == value
+        assert (await load_one(old, session=session, registry=registry)).value == value
+        assert (await verify_manifests(session, registry)).ok

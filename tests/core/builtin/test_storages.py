@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from labox_prefect.core import ContentMissingError, Storage, StorageConfig
+from labox_prefect.core import ContentMissingError, Storage, StorageConfig, StorageUnavailableError
 from labox_prefect.core.builtin.storages import (
     DatabaseStorage,
     FileStorage,
@@ -317,3 +318,19 @@ async def test_database_storage_refuses_nul_characters() -> None:
     data = b'"\x00"'
     with pytest.raises(ValueError, match="NUL"):
         await DatabaseStorage().write_data(data, digest_bytes(data, "application/json"), {})
+
+
+async def test_an_unreachable_s3_endpoint_fails_fast_and_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's example: S3 down gave botocore's EndpointConnectionError after ~16 s."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    storage = S3Storage("down", endpoint_url=f"http://127.0.0.1:{port}", key="K", secret="S")
+    data = b"nowhere to go"
+    with pytest.raises(StorageUnavailableError, match=r"cannot be reached.*server runs"):
+        await storage.write_data(data, digest_bytes(data, "text/plain"), {})
+    with pytest.raises(StorageUnavailableError):
+        await storage.read_data({"key": key_for_hash("0" * 64)})

@@ -1,0 +1,66 @@
+"""Database failures a user meets become LaboxErrors; transient ones are retried first."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from labox_prefect.core import (
+    BaseRecord,
+    DatabaseUnavailableError,
+    Registry,
+    load_one,
+    save_one,
+)
+from labox_prefect.core.builtin import MemoryStorage, StorableValue
+from tests.conftest import _execute
+
+
+async def test_a_terminated_connection_is_retried_on_a_new_one(postgres_url: str) -> None:
+    """The issue's example: the README's core example after the server dropped its backend.
+
+    The engine is made as the README makes it (no pool pre-ping), so the pooled connection
+    is dead when the next save takes it.
+    """
+    engine = create_async_engine(postgres_url)
+    await BaseRecord.create_all(engine)
+    sessions = async_sessionmaker(engine, expire_on_commit=True)
+    registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
+    try:
+        async with sessions() as session:
+            await save_one(StorableValue("before"), session=session, registry=registry)
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        _execute(postgres_url, f"SELECT pg_terminate_backend({int(pid)})")
+
+        async with sessions() as session:  # the pool hands out the terminated connection
+            record = await save_one(StorableValue("after"), session=session, registry=registry)
+        async with sessions() as session:
+            assert (await load_one(record, session=session, registry=registry)).value == "after"
+    finally:
+        await engine.dispose()
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_an_unreachable_database_is_named_with_the_fix() -> None:
+    url = f"postgresql+asyncpg://ana:s3cr3t@127.0.0.1:{_closed_port()}/results"
+    engine = create_async_engine(url)
+    registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
+    try:
+        async with async_sessionmaker(engine)() as session:
+            with pytest.raises(DatabaseUnavailableError) as caught:
+                await save_one(StorableValue(1), session=session, registry=registry)
+    finally:
+        await engine.dispose()
+    message = str(caught.value)
+    assert "postgresql://127.0.0.1:" in message
+    assert "check that the server runs" in message
+    assert "s3cr3t" not in message
