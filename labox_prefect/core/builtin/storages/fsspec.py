@@ -9,11 +9,12 @@ Writes never leave a partial blob under a final key. Filesystems write a tempora
 and rename it; object stores put a value in one request, and upload a stream to a temporary
 key that is copied to the final key server-side once complete.
 
-Writes heal: a blob whose key already exists is written again all the same (the rename or
-put replaces it), so a damaged or truncated blob is repaired by the next save of the same
-bytes, and its modification time is refreshed, which is what keeps a blob that a save just
-reused out of garbage collection's reach for the grace period. The cost is the write that
-an ``exists`` check used to skip, only for content already stored.
+Writes heal: when a value's key already exists on a filesystem, the stored bytes are read
+and compared with the value's (a read costs less than a write); if they differ (a damaged
+or truncated blob) the blob is rewritten, else only its modification time is refreshed.
+Streams and object-store puts always replace what is there. Either way a save of content
+already stored repairs it, and leaves it young, which is what keeps a blob a save just
+reused out of garbage collection's reach for the grace period.
 
 Maintenance lives beside the blobs: ``.owners/`` holds one small JSON object per database
 that wrote here (its label, no credentials), ``.tmp/`` the writes in progress.
@@ -287,10 +288,14 @@ class FsspecStorage(Storage):
     # --- blocking filesystem work (always run in a worker thread) --------------------------
 
     def _write_bytes(self, data: bytes, path: str) -> None:
-        # No exists() shortcut: rewriting repairs a damaged blob and refreshes its age.
         if self._object_store:
-            self._fs.pipe_file(path, data)  # one put: the object appears whole or not at all
+            # One put, also over a present key: the object appears whole or not at all, a
+            # damaged one is replaced, and its age is refreshed (a GET to compare costs as
+            # much as the put).
+            self._fs.pipe_file(path, data)
             return
+        if self._intact(path, data) and self._refresh_age(path):
+            return  # the same bytes are there: keep them, now young again for gc's grace
         temp = f"{self._root}/{TEMP_DIR}/{uuid.uuid4().hex}"
         try:
             self._fs.pipe_file(temp, data)
@@ -298,6 +303,22 @@ class FsspecStorage(Storage):
         except BaseException:
             self._discard_temp(temp)
             raise
+
+    def _intact(self, path: str, data: bytes) -> bool:
+        """Whether ``path`` holds exactly ``data`` (reading costs less than writing)."""
+        try:
+            present: bytes = self._fs.cat_file(path)
+        except FileNotFoundError:
+            return False
+        return present == data
+
+    def _refresh_age(self, path: str) -> bool:
+        """Mark a reused blob as just written; False if this filesystem cannot."""
+        try:
+            self._fs.touch(path, truncate=False)
+        except NotImplementedError:
+            return False
+        return True
 
     def _move_into_place(self, temp: str, path: str) -> None:
         """Put a complete temporary blob under its final key, replacing what is there."""
