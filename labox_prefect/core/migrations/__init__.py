@@ -157,7 +157,7 @@ async def arun_on_database(
     if isinstance(url_or_engine, AsyncEngine):
         async with url_or_engine.begin() as connection:
             return await connection.run_sync(work)
-    engine = create_async_engine(url_or_engine)
+    engine = create_async_engine(url_or_engine, pool_pre_ping=True)
     try:
         async with engine.begin() as connection:
             return await connection.run_sync(work)
