@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from labox_prefect.core import (
@@ -64,3 +64,26 @@ async def test_an_unreachable_database_is_named_with_the_fix() -> None:
     assert "postgresql://127.0.0.1:" in message
     assert "check that the server runs" in message
     assert "s3cr3t" not in message
+
+
+async def test_a_database_at_its_connection_limit_says_so_after_retries(
+    postgres_url: str,
+) -> None:
+    """The issue's example: a connection limit read as "check that the database is reachable"."""
+    database = make_url(postgres_url).database
+    holder = create_async_engine(postgres_url)
+    engine = create_async_engine(postgres_url)
+    registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
+    _execute(postgres_url, f'ALTER DATABASE "{database}" CONNECTION LIMIT 1')
+    try:
+        async with holder.connect() as held:
+            await held.execute(text("SELECT 1"))  # the one connection the database allows
+            async with async_sessionmaker(engine)() as session:
+                with pytest.raises(DatabaseUnavailableError, match="connection limit") as caught:
+                    await save_one(StorableValue(1), session=session, registry=registry)
+    finally:
+        await holder.dispose()
+        await engine.dispose()
+        _execute(postgres_url, f'ALTER DATABASE "{database}" CONNECTION LIMIT -1')
+    assert "max_connections" in str(caught.value)
+    assert "after 3 attempts" in str(caught.value)
