@@ -288,6 +288,36 @@ async def check_failed_stream(storage: Storage, *, tamper: Tamper | None = None)
     _require(after == before, f"{storage!r} kept a blob of a failed stream: {after} != {before}")
 
 
+async def check_owners(storage: Storage, *, tamper: Tamper | None = None) -> None:
+    """Recorded owners are listed back, once each (a storage may decline to record any)."""
+    before = await storage.list_owners()
+    if before is None:
+        return  # it records no owner: garbage collection never deletes from it
+    databases = ["sqlite:///tmp/check-a.db", "postgresql://db.example:5432/check-b"]
+    for database in [*databases, databases[0]]:
+        await storage.add_owner(database)
+    after = await storage.list_owners()
+    _require(
+        after is not None and sorted(after) == sorted({*before, *databases}),
+        f"{storage!r} listed owners {after} after recording {databases} over {before}",
+    )
+
+
+async def check_blob_ages(storage: Storage, *, tamper: Tamper | None = None) -> None:
+    """A blob is listed once with its last write time, which is timezone-aware when known."""
+    data = _json_content(90)
+    config = await storage.write_data(data, digest_bytes(data, JSON_TYPE), {})
+    listed = [blob async for blob in storage.iter_stored_blobs() if blob.config == config]
+    _require(len(listed) == 1, f"{storage!r} lists a new blob {len(listed)} times with its age")
+    modified = listed[0].modified
+    checked = await storage.blob_modified(config)
+    for moment in (modified, checked):
+        _require(
+            moment is None or moment.tzinfo is not None,
+            f"{storage!r} gave a naive modification time {moment!r}; give it a timezone (UTC)",
+        )
+
+
 STORAGE_CHECKS: Mapping[str, StorageCheck] = {
     "value_round_trip": check_value_round_trip,
     "stream_round_trip": check_stream_round_trip,
@@ -301,6 +331,8 @@ STORAGE_CHECKS: Mapping[str, StorageCheck] = {
     "delete": check_delete,
     "iter_stored": check_iter_stored,
     "failed_stream": check_failed_stream,
+    "owners": check_owners,
+    "blob_ages": check_blob_ages,
 }
 """Every check by name, for parametrized tests."""
 

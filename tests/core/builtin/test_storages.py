@@ -36,6 +36,7 @@ SKIPPED_CHECKS: dict[str, dict[str, str]] = {
         "iter_stored": NOT_OUTSIDE_THE_RECORD + " (iter_stored yields nothing)",
         "large_stream_round_trip": "DatabaseStorage refuses content over max_size",
         "failed_stream": "DatabaseStorage refuses content over max_size before a stream ends",
+        "blob_ages": NOT_OUTSIDE_THE_RECORD + " (iter_stored_blobs yields nothing)",
     }
 }
 
