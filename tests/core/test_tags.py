@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -63,3 +65,27 @@ async def test_a_nul_in_a_tag_fails_its_object_alone_in_a_batch(
         assert (await load_one(after.value, session=session, registry=registry)).value == "after"
     blobs = [config async for config in storage.iter_stored()]
     assert len(blobs) == 2  # nothing of the refused object was written
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(tags=st.dictionaries(st.text(max_size=12), st.text(max_size=12), min_size=1, max_size=3))
+async def test_every_tag_the_rule_accepts_is_found_again_by_itself(
+    sessions: Sessions, registry: Registry, tags: dict[str, str]
+) -> None:
+    """The one rule means: accepted tags are stored and found by themselves on any database."""
+    try:
+        check_tags(tags)
+    except InvalidTagsError:
+        return  # refused before anything is written, on every database alike
+    async with sessions() as session:
+        async with new_saver(session=session, registry=registry) as saver:
+            future = saver.save_soon(StorableValue(1), tags)
+        for key, value in tags.items():
+            found = await find_manifests(session, tags={key: value})
+            assert future.value.id in {m.id for m in found}
+        found = await find_manifests(session, tags=tags)
+        assert future.value.id in {m.id for m in found}
