@@ -113,6 +113,14 @@ def gc(
             "before owners were recorded; only if no other database uses it).",
         ),
     ] = False,
+    forget_owner: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forget-owner",
+            help="Remove the owner marker of a database that no longer exists (its label as "
+            "gc names it; repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Delete stored blobs that no record points at, and files of killed writes.
 
@@ -123,7 +131,9 @@ def gc(
     with reported_errors():
         target = settings_target()
         with _progress("Collecting garbage") as advance:
-            report = get_runtime().run(_collect(target, dry_run, keep_for, claim, advance))
+            report = get_runtime().run(
+                _collect(target, dry_run, keep_for, claim, forget_owner or [], advance)
+            )
     _print_garbage(report)
     if report.errors:
         raise typer.Exit(1)
@@ -215,13 +225,20 @@ async def _collect(
     dry_run: bool,
     grace: timedelta,
     claim: bool,
+    forget_owners: list[str],
     advance: Callable[[int, int | None], None],
 ) -> GarbageReport:
     registry = get_runtime().registry(target, registry_modules())
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await collect_garbage(
-            session, registry, dry_run=dry_run, grace=grace, claim=claim, on_progress=advance
+            session,
+            registry,
+            dry_run=dry_run,
+            grace=grace,
+            claim=claim,
+            forget_owners=forget_owners,
+            on_progress=advance,
         )
 
 

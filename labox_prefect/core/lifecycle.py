@@ -534,6 +534,7 @@ async def collect_garbage(
     dry_run: bool = False,
     grace: timedelta = DEFAULT_GRACE,
     claim: bool = False,
+    forget_owners: Sequence[str] = (),
     on_progress: ProgressCallback | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> GarbageReport:
@@ -544,7 +545,10 @@ async def collect_garbage(
     recorded owner of its storage; otherwise StorageOwnershipError is raised before
     anything is deleted, naming the databases this one cannot see. ``claim=True`` first
     records this database as an owner, for storages written before owners were recorded:
-    only pass it when no other database uses them. Every storage is listed before any
+    only pass it when no other database uses them. ``forget_owners`` removes the owner
+    markers of databases that no longer exist (labels as the refusal names them) from every
+    registered storage before the check (in a dry run, they are only disregarded). Every
+    storage is listed before any
     reference is read, so blobs of a save that commits during collection are not taken
     for garbage. Temporary files (``.tmp/``) older than ``grace`` are writes of killed
     processes and are removed whatever the owners.
@@ -585,11 +589,14 @@ async def collect_garbage(
         old = [blob for blob in listed.values() if _older(blob.modified, cutoff, grace)]
         found.young = len(listed) - len(old)
         found.unreferenced = [blob.config for blob in old]
+        if not dry_run:
+            for forgotten in forget_owners:
+                await storage.remove_owner(forgotten)
         if found.unreferenced:
             if claim and not dry_run:
                 await storage.add_owner(database)
             if not (claim and dry_run):
-                await require_sole_owner(storage, database)
+                await require_sole_owner(storage, database, ignoring=forget_owners)
     for storage, found, _ in candidates:
         found.temporary = await storage.collect_temporary(cutoff, dry_run=dry_run)
     if not dry_run:

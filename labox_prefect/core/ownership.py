@@ -16,6 +16,7 @@ unreferenced from one database may be in use by another. Hence:
 from __future__ import annotations
 
 import weakref
+from collections.abc import Collection
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -58,13 +59,20 @@ async def claim(storage: Storage, database: str) -> None:
     seen.add(database)
 
 
-async def require_sole_owner(storage: Storage, database: str) -> None:
-    """Raise StorageOwnershipError unless ``database`` is the only recorded owner of ``storage``."""
-    owners = await storage.list_owners()
+async def require_sole_owner(
+    storage: Storage, database: str, *, ignoring: Collection[str] = ()
+) -> None:
+    """Raise StorageOwnershipError unless ``database`` is the only recorded owner of ``storage``.
+
+    ``ignoring``: owners to disregard (databases that no longer exist, being forgotten).
+    """
+    listed = await storage.list_owners()
+    owners = None if listed is None else [owner for owner in listed if owner not in ignoring]
     fix = (
-        "Collect garbage from a process that sees every database using this storage, give "
-        "each database a storage of its own, or pass claim=True (CLI: --claim) once if you "
-        "know that no other database uses it."
+        "Collect garbage from a process that sees every database using this storage, or give "
+        "each database a storage of its own; if a database named here no longer exists, "
+        "forget it with forget_owners=[label] (CLI: --forget-owner LABEL); pass claim=True "
+        "(CLI: --claim) once if you know that no other database uses it."
     )
     if owners is None:
         raise StorageOwnershipError(

@@ -87,6 +87,9 @@ class Storage(Component):
         keep nothing outside the database (nothing of theirs is ever collected).
         """
 
+    async def remove_owner(self, database: str, /) -> None:
+        """Forget ``database`` as an owner (it no longer exists); a missing one is no error."""
+
     async def list_owners(self) -> list[str] | None:
         """The databases recorded by ``add_owner``; None if this storage cannot record them.
 

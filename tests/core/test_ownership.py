@@ -90,3 +90,35 @@ async def test_gc_refuses_blobs_no_database_claimed_until_told(
             await collect_garbage(session, registry, grace=timedelta(0))
         report = await collect_garbage(session, registry, grace=timedelta(0), claim=True)
     assert report.deleted == 1
+
+
+async def test_a_database_that_no_longer_exists_can_be_forgotten(tmp_path: Path) -> None:
+    shared = FileStorage(tmp_path / "shared")
+    registry = Registry(modules=MODULES, inline_max_size=0, default_storage=shared)
+    gone, gone_engine = await open_database(tmp_path / "gone.db")
+    ours, our_engine = await open_database(tmp_path / "ours.db")
+    try:
+        async with gone() as session:
+            await save_one(
+                StorableValue("from a dropped database"), session=session, registry=registry
+            )
+            gone_label = session_database(session)
+        (tmp_path / "gone.db").unlink()
+        async with ours() as session:
+            kept = await save_one(StorableValue("ours"), session=session, registry=registry)
+            with pytest.raises(StorageOwnershipError, match=r"gone\.db.*--forget-owner"):
+                await collect_garbage(session, registry, grace=timedelta(0))
+            preview = await collect_garbage(
+                session, registry, grace=timedelta(0), forget_owners=[gone_label], dry_run=True
+            )
+            assert await shared.list_owners() == sorted([gone_label, session_database(session)])
+            report = await collect_garbage(
+                session, registry, grace=timedelta(0), forget_owners=[gone_label]
+            )
+            assert await shared.list_owners() == [session_database(session)]
+            loaded = await load_one(kept, session=session, registry=registry)
+    finally:
+        await gone_engine.dispose()  # type: ignore[attr-defined]
+        await our_engine.dispose()  # type: ignore[attr-defined]
+    assert (preview.unreferenced, report.deleted) == (1, 1)
+    assert loaded.value == "ours"

@@ -223,6 +223,10 @@ class FsspecStorage(Storage):
             body = json.dumps({"database": database}, sort_keys=True).encode("utf-8")
             await asyncio.to_thread(self._write_bytes, body, path)
 
+    async def remove_owner(self, database: str, /) -> None:
+        with self._reachable():
+            await asyncio.to_thread(self._remove_quietly, self._owner_path(database))
+
     async def list_owners(self) -> list[str]:
         with self._reachable():
             owners: list[str] = []
