@@ -4,6 +4,9 @@ Every record returned here is *detached*: built from the selected row and attach
 session. It stays readable after the caller's session commits (``expire_on_commit=True``)
 or closes, and querying never disturbs objects the caller already holds in its session.
 
+Queries retry transient database failures (see ``connection``) before they raise
+DatabaseUnavailableError.
+
 Tag filters mean containment: a manifest matches when it carries every given pair, and
 may carry more. On PostgreSQL that is JSONB ``tags @> '{...}'``, which the GIN index
 ``ix_labox_manifests_tags`` answers. On SQLite each pair is an ``EXISTS`` over
@@ -25,8 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 
+from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
 from labox_prefect.core.errors import ManifestNotFoundError, UnsupportedDatabaseError
+from labox_prefect.core.ownership import session_database
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.tags import Tags, check_tags
 
@@ -121,7 +126,12 @@ async def _detached(session: AsyncSession, record: type[R], statement: Select[An
     mapper: Mapper[R] = sa_inspect(record)
     manager = mapper.class_manager
     records: list[R] = []
-    for row in (await session.execute(statement)).mappings():
+    result = await retrying(
+        lambda: session.execute(statement),
+        database=session_database(session),
+        reset=session.rollback,
+    )
+    for row in result.mappings():
         instance = manager.new_instance()
         instance_state(instance).dict.update(row)
         make_transient_to_detached(instance)

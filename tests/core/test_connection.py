@@ -12,6 +12,7 @@ from labox_prefect.core import (
     BaseRecord,
     DatabaseUnavailableError,
     Registry,
+    find_manifests,
     load_one,
     save_one,
 )
@@ -37,6 +38,15 @@ async def test_a_terminated_connection_is_retried_on_a_new_one(postgres_url: str
 
         async with sessions() as session:  # the pool hands out the terminated connection
             record = await save_one(StorableValue("after"), session=session, registry=registry)
+        async with sessions() as session:
+            assert (await load_one(record, session=session, registry=registry)).value == "after"
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        _execute(postgres_url, f"SELECT pg_terminate_backend({int(pid)})")
+
+        async with sessions() as session:  # queries and loads retry the same way
+            assert record.id in {m.id for m in await find_manifests(session)}
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
+        _execute(postgres_url, f"SELECT pg_terminate_backend({int(pid)})")
         async with sessions() as session:
             assert (await load_one(record, session=session, registry=registry)).value == "after"
     finally:
