@@ -39,6 +39,9 @@ from labox_prefect.core.unpacker import Unpacked, UnpackedStream, UnpackedValue
 DEFAULT_MAX_CONCURRENCY = 16
 """Objects written at once: enough to hide storage latency, few enough to bound memory."""
 
+MAX_CONTENT_KEY_LENGTH = 255
+"""Longest content key: ``labox_contents.content_key`` is VARCHAR(255)."""
+
 _INLINE_SERIALIZE_LIMIT = 256
 """Containers up to this many items are serialized on the loop; a thread hop costs more."""
 
@@ -196,8 +199,10 @@ async def _write_object(
     unpacker = registry.infer_unpacker(cls)
     manifest_id = uuid.uuid4()
     now = utcnow()
+    contents = unpacker.unpack_object(obj, registry)
+    _check_content_keys(contents, cls)
     rows = []
-    for key, unpacked in unpacker.unpack_object(obj, registry).items():
+    for key, unpacked in contents.items():
         try:
             rows.append(
                 await _write_content(
@@ -270,6 +275,18 @@ async def _write_content(
         "storage_name": storage.name,
         "storage_config": config,
     }
+
+
+def _check_content_keys(contents: Mapping[str, Unpacked], cls: type[Storable]) -> None:
+    """Refuse, before any write, content keys that the content table cannot hold."""
+    for key in contents:
+        if not isinstance(key, str) or len(key) > MAX_CONTENT_KEY_LENGTH:
+            shown = repr(key) if not isinstance(key, str) else f"{key[:40]!r}... ({len(key)} chars)"
+            raise StorableTypeError(
+                f"A {cls.__qualname__} unpacks to the content key {shown}; content keys are "
+                f"text of at most {MAX_CONTENT_KEY_LENGTH} characters (the content_key column). "
+                f"Shorten the field name, or name the content in the unpacker."
+            )
 
 
 def _serialize(serializer: Serializer[Any], value: Any) -> tuple[SerializedData, Digest]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -335,3 +335,28 @@ async def test_saving_again_repairs_a_damaged_blob(sessions: Sessions, tmp_path:
         assert (await load_one(new, session=session, registry=registry)).value == value
         assert (await load_one(old, session=session, registry=registry)).value == value
         assert (await verify_manifests(session, registry)).ok
+
+
+@pytest.mark.filterwarnings("ignore:types.Wide has no class_id")
+async def test_a_content_key_too_long_for_its_column_fails_its_object_alone(
+    sessions: Sessions, registry: Registry, storage: MemoryStorage
+) -> None:
+    """Long keys: a raw "value too long" from PostgreSQL lost the whole batch before."""
+    long_name = "measurement_" + "x" * 300
+    Wide = make_dataclass(
+        "Wide",
+        [(long_name, Annotated[bytes, ContentSpec()])],
+        bases=(StorableDataclass,),
+    )
+    wide = Wide(b"payload")
+    async with sessions() as session:
+        with pytest.raises(StorableTypeError, match=r"content keys are text of at most 255"):
+            async with new_saver(
+                session=session, registry=Registry(registries=[registry], storables=[Wide])
+            ) as saver:
+                refused = saver.save_soon(wide)
+                kept = saver.save_soon(StorableValue(b"kept"))
+    with pytest.raises(StorableTypeError):
+        _ = refused.value
+    async with sessions() as session:
+        assert (await load_one(kept.value, session=session, registry=registry)).value == b"kept"
