@@ -249,6 +249,11 @@ async def _write_content(
         stream_serializer = _stream_serializer(unpacked, registry)
         _require_registered(registry.get_stream_serializer, stream_serializer.name)
         serialized_stream = stream_serializer.serialize_data_stream(unpacked.stream)
+        _check_media(
+            stream_serializer.name,
+            serialized_stream.content_type,
+            serialized_stream.content_encoding,
+        )
         hashing = HashingStream(
             serialized_stream.data_stream,
             serialized_stream.content_type,
@@ -296,8 +301,22 @@ def _serialize(serializer: Serializer[Any], value: Any) -> tuple[SerializedData,
             f"Serializer {serializer.name!r} returned {type(serialized.data).__name__}, not "
             f"bytes; serialize_data must return SerializedData(data=<bytes>, ...)."
         )
+    _check_media(serializer.name, serialized.content_type, serialized.content_encoding)
     digest = digest_bytes(serialized.data, serialized.content_type, serialized.content_encoding)
     return serialized, digest
+
+
+def _check_media(serializer: str, content_type: str, content_encoding: str | None) -> None:
+    """Refuse, before any write, a content type or encoding too long for its column."""
+    for what, text, bound in (
+        ("content type", content_type, 255),
+        ("content encoding", content_encoding, 64),
+    ):
+        if text is not None and (not isinstance(text, str) or len(text) > bound):
+            raise SerializationError(
+                f"Serializer {serializer!r} gave the {what} {str(text)[:60]!r}, which is not "
+                f"text of at most {bound} characters (the record's column); fix the serializer."
+            )
 
 
 def _stream_serializer(unpacked: UnpackedStream, registry: Registry) -> StreamSerializer[Any]:

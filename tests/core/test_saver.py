@@ -22,6 +22,9 @@ from labox_prefect.core import (
     NotRegisteredError,
     Registry,
     SaveNotCompleteError,
+    SerializationError,
+    SerializedData,
+    Serializer,
     StorableTypeError,
     get_contents,
     load_one,
@@ -360,3 +363,31 @@ async def test_a_content_key_too_long_for_its_column_fails_its_object_alone(
         _ = refused.value
     async with sessions() as session:
         assert (await load_one(kept.value, session=session, registry=registry)).value == b"kept"
+
+
+class WordySerializer(Serializer[complex]):
+    """A serializer whose content type does not fit its column."""
+
+    name = "test.wordy@v1"
+    types = (complex,)
+
+    def serialize_data(self, value: complex, /) -> SerializedData:
+        return SerializedData(data=str(value).encode(), content_type="text/x-" + "w" * 300)
+
+    def deserialize_data(self, content: SerializedData, /) -> complex:
+        return complex(content.data.decode())
+
+
+async def test_a_content_type_too_long_for_its_column_fails_its_object_alone(
+    sessions: Sessions, registry: Registry
+) -> None:
+    wordy = Registry(registries=[registry], serializers=[WordySerializer()])
+    async with sessions() as session:
+        with pytest.raises(SerializationError, match=r"content type .* at most 255"):
+            async with new_saver(session=session, registry=wordy) as saver:
+                refused = saver.save_soon(StorableValue(1 + 2j))
+                kept = saver.save_soon(StorableValue("kept"))
+    with pytest.raises(SerializationError):
+        _ = refused.value
+    async with sessions() as session:
+        assert (await load_one(kept.value, session=session, registry=wordy)).value == "kept"
