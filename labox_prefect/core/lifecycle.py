@@ -125,25 +125,9 @@ async def _delete_records(
     registry: Registry | None,
     with_blobs: bool,
 ) -> tuple[_Blobs, int]:
-    """Delete manifests and contents and commit; return the blobs they used."""
-    blobs: _Blobs = {}
-    contents = 0
-    bound = registry_for_session(registry, session) if registry is not None else None
-    for chunk in _chunks(list(manifest_ids)):
-        rows = (
-            await session.execute(
-                select(
-                    ContentRecord.content_hash,
-                    ContentRecord.storage_name,
-                    ContentRecord.storage_config,
-                ).where(ContentRecord.manifest_id.in_(chunk))
-            )
-        ).all()
-        contents += len(rows)
-        if with_blobs and bound is not None:
-            for content_hash, storage_name, config in rows:
-                storage = bound.get_storage(storage_name)
-                blobs[(storage_name, _canonical(config))] = (storage, content_hash, config)
+    """Delete manifests and contents and commit; return the blobs they used, and how many
+    content records went. Every storage is resolved before anything is deleted."""
+    blobs, contents = await _blobs_of(session, registry if with_blobs else None, manifest_ids)
     for chunk in _chunks(list(manifest_ids)):
         # Contents first: SQLite enforces no ON DELETE CASCADE unless foreign keys are enabled.
         await session.execute(delete(ContentRecord).where(ContentRecord.manifest_id.in_(chunk)))
@@ -303,7 +287,7 @@ async def delete_manifests(
         on_progress(0, total)
     if dry_run:
         selected = frozenset(m.id for m in report.manifests)
-        blobs = await _blobs_of(session, registry, list(selected)) if delete_data else {}
+        blobs, _ = await _blobs_of(session, registry if delete_data else None, list(selected))
         await _delete_unused_blobs(
             session, blobs, grace, report.blobs, dry_run=True, ignoring=selected
         )
@@ -321,10 +305,12 @@ async def delete_manifests(
 
 
 async def _blobs_of(
-    session: AsyncSession, registry: Registry, manifest_ids: Sequence[uuid.UUID]
-) -> _Blobs:
-    bound = registry_for_session(registry, session)
+    session: AsyncSession, registry: Registry | None, manifest_ids: Sequence[uuid.UUID]
+) -> tuple[_Blobs, int]:
+    """The blobs the manifests' contents use (none without a registry), and their count."""
+    bound = registry_for_session(registry, session) if registry is not None else None
     blobs: _Blobs = {}
+    contents = 0
     for chunk in _chunks(list(manifest_ids)):
         rows = await session.execute(
             select(
@@ -332,12 +318,11 @@ async def _blobs_of(
             ).where(ContentRecord.manifest_id.in_(chunk))
         )
         for content_hash, storage_name, config in rows:
-            blobs[(storage_name, _canonical(config))] = (
-                bound.get_storage(storage_name),
-                content_hash,
-                config,
-            )
-    return blobs
+            contents += 1
+            if bound is not None:
+                storage = bound.get_storage(storage_name)
+                blobs[(storage_name, _canonical(config))] = (storage, content_hash, config)
+    return blobs, contents
 
 
 # --- verify ---------------------------------------------------------------------------------

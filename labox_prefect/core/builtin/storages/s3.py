@@ -56,9 +56,7 @@ class S3Storage(FsspecStorage):
         if any(part in {".", ".."} or "\\" in part for part in parts):
             msg = f"S3Storage: the prefix {prefix!r} may not contain '.', '..' or '\\' segments."
             raise ValueError(msg)
-        from botocore.exceptions import (  # type: ignore[import-untyped]
-            ConnectionError as BotoConnectionError,
-        )
+        from botocore.exceptions import ConnectionError as BotoConnectionError
         from s3fs import S3FileSystem
 
         config_kwargs = {
