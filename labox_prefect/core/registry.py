@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from labox_prefect.core.digest import Digest
 from labox_prefect.core.errors import NotRegisteredError
 from labox_prefect.core.serializer import Serializer, StreamSerializer
-from labox_prefect.core.storable import Storable
+from labox_prefect.core.storable import Storable, pinned_storable
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.unpacker import Unpacker
 
@@ -102,14 +102,19 @@ class Registry:
         return self._tables.default_storage
 
     def get_storable(self, class_id: uuid.UUID) -> type[Storable]:
-        try:
-            return self._tables.storables[class_id]
-        except KeyError:
+        """The class registered with ``class_id``, else the one defined in this process.
+
+        Every Storable class with a pinned class_id is known once its class statement ran
+        (a script's own classes included); registered classes win over those.
+        """
+        found = self._tables.storables.get(class_id) or pinned_storable(class_id)
+        if found is None:
             raise NotRegisteredError(
-                f"No storable class with class_id {class_id} is registered "
-                f"({_listing(c.__qualname__ for c in self._tables.storables.values())}). "
-                f"Add its module to Registry(modules=[...]) or pass storables=[...]."
-            ) from None
+                f"No storable class with class_id {class_id} is registered or defined in this "
+                f"process ({_listing(c.__qualname__ for c in self._tables.storables.values())}). "
+                f"Import the module that defines it, or pass it with Registry(storables=[...])."
+            )
+        return found
 
     def get_unpacker(self, name: str) -> Unpacker[Any]:
         return _lookup(self._tables.unpackers, name, "unpacker", "unpackers")
@@ -142,7 +147,17 @@ class Registry:
     # --- inference from Python types ----------------------------------------------------
 
     def infer_serializer(self, cls: type[Any]) -> Serializer[Any]:
-        """The serializer registered for the nearest class in ``cls``'s MRO."""
+        """The serializer registered for the nearest class in ``cls``'s MRO.
+
+        A class none is registered for (a plain dataclass has no common base) gets the
+        first registered serializer whose ``handles_type(cls)`` says it takes it.
+        """
+        for base in cls.__mro__:
+            if (found := self._tables.serializer_by_type.get(base)) is not None:
+                return found
+        for serializer in self._tables.serializers.values():
+            if serializer.handles_type(cls):
+                return serializer
         return _infer(
             self._tables.serializer_by_type,
             cls,
@@ -180,12 +195,11 @@ def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
             # A base like StorableModel brings its family's unpacker; a class is found by
             # id only when it pinned one (or was passed explicitly).
             if item._storable_unpacker is not None:
-                unpacker = item.storable_unpacker()
-                tables.unpackers[unpacker.name] = unpacker
+                _add_unpacker(tables, item.storable_unpacker())
             if explicit or item.has_explicit_class_id():
                 tables.storables[item.storable_class_id()] = item
         elif isinstance(item, Unpacker):
-            tables.unpackers[item.name] = item
+            _add_unpacker(tables, item)
         elif isinstance(item, Serializer):
             tables.serializers[item.name] = item
             tables.serializer_by_type.update(dict.fromkeys(item.types, item))
@@ -197,6 +211,12 @@ def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
         elif explicit:
             raise TypeError(f"{item!r} is not a storable class, unpacker, serializer or storage.")
     return tables
+
+
+def _add_unpacker(tables: _Tables, unpacker: Unpacker[Any]) -> None:
+    for older in unpacker.legacy:
+        tables.unpackers.setdefault(older.name, older)
+    tables.unpackers[unpacker.name] = unpacker
 
 
 def _module_exports(modules: Iterable[str | ModuleType]) -> Iterator[Any]:

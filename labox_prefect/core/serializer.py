@@ -47,6 +47,14 @@ class Serializer(Component, Generic[T]):
     types: ClassVar[tuple[type[Any], ...]] = ()
     content_types: ClassVar[tuple[str, ...]] = ()
 
+    def handles_type(self, cls: type[Any], /) -> bool:
+        """True if this serializer takes ``cls`` although no class of its MRO is in ``types``.
+
+        The registry asks only when no serializer is registered for ``cls``'s MRO (plain
+        dataclasses, for instance, have no common base class to register).
+        """
+        return False
+
     def serialize_data(self, value: T, /) -> SerializedData:
         raise NotImplementedError
 

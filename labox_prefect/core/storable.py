@@ -18,6 +18,18 @@ from labox_prefect.core.unpacker import Unpacker
 _CLASS_ID_NAMESPACE = uuid.UUID("6f1d3c1e-6b0a-4c35-9a37-3c8f3e0b7a51")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,32}$")
 
+_pinned: dict[uuid.UUID, type[Storable]] = {}
+"""Every Storable class with a pinned class_id defined in this process, by id.
+
+A class enters it by being defined (its class statement runs ``__init_subclass__``), never
+because stored data names it. A later class with the same id replaces an earlier one (a
+module or notebook cell run again redefines its classes)."""
+
+
+def pinned_storable(class_id: uuid.UUID) -> type[Storable] | None:
+    """The class defined in this process with the pinned ``class_id``, if any."""
+    return _pinned.get(class_id)
+
 
 def normalize_class_id(class_id: str | uuid.UUID, owner: str = "a storable class") -> uuid.UUID:
     """Turn 8 to 32 hex digits (or a UUID) into the UUID stored in manifests."""
@@ -59,6 +71,8 @@ class Storable:
             None if class_id is None else normalize_class_id(class_id, qualified)
         )
         cls._storable_id_warned = False
+        if cls._storable_class_id is not None:
+            _pinned[cls._storable_class_id] = cls
         if unpacker is not None:
             cls._storable_unpacker = unpacker
 

@@ -13,6 +13,8 @@ from labox_prefect.core.builtin.serializers import (
     JsonSerializer,
     TextSerializer,
     TextStreamSerializer,
+    ValuesSerializer,
+    ValueTreeSerializer,
     bytes_serializer,
     bytes_stream_serializer,
     datetime_serializer,
@@ -20,6 +22,8 @@ from labox_prefect.core.builtin.serializers import (
     json_serializer,
     text_serializer,
     text_stream_serializer,
+    value_tree_serializer,
+    values_serializer,
 )
 from labox_prefect.core.builtin.storables import (
     ContentSpec,
@@ -60,6 +64,8 @@ __all__ = [
     "StorableValueUnpacker",
     "TextSerializer",
     "TextStreamSerializer",
+    "ValueTreeSerializer",
+    "ValuesSerializer",
     "bytes_serializer",
     "bytes_stream_serializer",
     "datetime_serializer",
@@ -69,4 +75,6 @@ __all__ = [
     "labox_home",
     "text_serializer",
     "text_stream_serializer",
+    "value_tree_serializer",
+    "values_serializer",
 ]

@@ -1,4 +1,4 @@
-"""Built-in serializers: JSON, text, bytes and datetimes, as values and as streams.
+"""Built-in serializers: typed values, JSON, text, bytes and datetimes, values and streams.
 
 Each serializer is exported both as its class and as a ready-made instance: a registry built
 from this module's ``__all__`` registers the instances.
@@ -11,9 +11,19 @@ from labox_prefect.core.builtin.serializers.json import (
     JsonSerializer,
 )
 from labox_prefect.core.builtin.serializers.text import TextSerializer, TextStreamSerializer
+from labox_prefect.core.builtin.serializers.values import (
+    EncodedTree,
+    ValuesSerializer,
+    ValueTreeSerializer,
+)
 
+values_serializer = ValuesSerializer()
+"""Plain values (dicts, lists, tuples, sets, numbers, dates, ..., the user's dataclasses,
+models, Enums and NamedTuples) as a typed JSON tree that reads back the same types."""
+value_tree_serializer = ValueTreeSerializer()
+"""Typed JSON trees encoded by unpackers: the bodies of storables (v2 formats)."""
 json_serializer = JsonSerializer()
-"""JSON for dicts, lists, numbers, booleans and None (and every storable's body)."""
+"""Plain JSON, only where named (the bodies of v1 records); values use values_serializer."""
 text_serializer = TextSerializer()
 """UTF-8 for str, so stored text stays readable with any tool."""
 bytes_serializer = BytesSerializer()
@@ -29,12 +39,15 @@ text_stream_serializer = TextStreamSerializer()
 
 __all__ = [
     "BytesSerializer",
+    "EncodedTree",
     "BytesStreamSerializer",
     "DatetimeSerializer",
     "JsonLinesStreamSerializer",
     "JsonSerializer",
     "TextSerializer",
     "TextStreamSerializer",
+    "ValueTreeSerializer",
+    "ValuesSerializer",
     "bytes_serializer",
     "bytes_stream_serializer",
     "datetime_serializer",
@@ -42,4 +55,6 @@ __all__ = [
     "json_serializer",
     "text_serializer",
     "text_stream_serializer",
+    "value_tree_serializer",
+    "values_serializer",
 ]

@@ -69,10 +69,13 @@ def decode_json(data: bytes | bytearray, serializer_name: str, where: str = "") 
 
 
 class JsonSerializer(Serializer[Any]):
-    """JSON for dicts, lists, numbers, booleans and None: the format of every storable body."""
+    """Plain JSON for dicts, lists, numbers, booleans and None, used only where named.
+
+    It reads tuples back as lists, so it is inferred for no type: values go through the typed
+    values serializer (values.py). It reads the bodies of v1 records.
+    """
 
     name = "labox.json@v1"
-    types = (dict, list, tuple, int, float, bool, type(None))
     content_types = (JSON_CONTENT_TYPE,)
 
     def serialize_data(self, value: Any, /) -> SerializedData:

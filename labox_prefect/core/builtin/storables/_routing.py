@@ -1,0 +1,72 @@
+"""Which leaves of a value become contents of their own, and the tree that references them.
+
+A leaf whose type has a registered serializer of its own (a DataFrame, an ndarray, an Arrow
+table, ...: anything the registry infers for it besides the typed-values serializer), and
+bytes larger than BYTES_INLINE_MAX, are stored as one content each, under the key of their
+path in the value (``value['frames']['a']``, or a field's name); the body holds
+``{"!ref": key}`` in their place. Everything else is encoded inline by the value tree.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from labox_prefect.core.builtin.serializers.values import (
+    ValueEncoder,
+    ValuesSerializer,
+    handled_by_kind,
+)
+from labox_prefect.core.errors import NotRegisteredError
+from labox_prefect.core.registry import Registry
+from labox_prefect.core.serializer import Serializer
+from labox_prefect.core.storage import Storage
+from labox_prefect.core.unpacker import Unpacked, UnpackedValue
+
+_BUILTIN_BASES = (str, int, float, bytes, bytearray, list, dict, tuple, datetime.date)
+"""A subclass of these read back by their serializer would come back as the base type."""
+
+
+def own_serializer(value: Any, registry: Registry) -> Serializer[Any] | None:
+    """The serializer that stores ``value`` as one content, or None for the value tree.
+
+    A serializer registered for the value's exact type wins; then the tree for what it
+    encodes by kind (Enums, NamedTuples, dataclasses, models, pandas and numpy scalars,
+    whatever their bases); then the serializer of the nearest registered base class.
+    """
+    cls = type(value)
+    try:
+        serializer = registry.infer_serializer(cls)
+    except NotRegisteredError:
+        return None
+    if isinstance(serializer, ValuesSerializer):
+        return None
+    if cls in serializer.types:
+        return serializer
+    if handled_by_kind(cls) or issubclass(cls, _BUILTIN_BASES):
+        return None
+    return serializer
+
+
+class ContentRouter:
+    """Encodes values, sending leaves with serializers of their own to ``contents``."""
+
+    def __init__(
+        self, registry: Registry, contents: dict[str, Unpacked], storage: Storage | None
+    ) -> None:
+        self._registry = registry
+        self._storage = storage
+        self.contents = contents
+        self.encoder = ValueEncoder(route=self._route)
+
+    def _route(self, leaf: Any, where: str) -> str | None:
+        serializer = own_serializer(leaf, self._registry)
+        if serializer is None:
+            return None
+        key = where
+        n = 1
+        while key in self.contents:
+            n += 1
+            key = f"{where}#{n}"
+        self.contents[key] = UnpackedValue(leaf, serializer, self._storage)
+        return key
