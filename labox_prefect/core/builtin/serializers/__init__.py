@@ -39,9 +39,9 @@ text_stream_serializer = TextStreamSerializer()
 
 __all__ = [
     "BytesSerializer",
-    "EncodedTree",
     "BytesStreamSerializer",
     "DatetimeSerializer",
+    "EncodedTree",
     "JsonLinesStreamSerializer",
     "JsonSerializer",
     "TextSerializer",

@@ -368,9 +368,7 @@ class ValueDecoder:
                 key = next(iter(node))
                 if key[:1] == TAG:
                     return self._tag(key, node[key])
-            return {
-                k: (self.decode(x) if type(x) in _CONTAINERS else x) for k, x in node.items()
-            }
+            return {k: (self.decode(x) if type(x) in _CONTAINERS else x) for k, x in node.items()}
         return node
 
     def _tag(self, tag: str, payload: Any) -> Any:
@@ -390,7 +388,7 @@ class ValueDecoder:
                 f"corrupted or was not written by labox_prefect."
             ) from None
 
-    def dataclass(self, cls: type[Any], fields: Mapping[str, Any]) -> Any:
+    def dataclass(self, cls: Any, fields: Mapping[str, Any]) -> Any:
         """An instance of dataclass ``cls`` with ``fields`` (nodes) set, without ``__init__``.
 
         Fields added to the class since the save take their defaults.
@@ -417,7 +415,7 @@ class ValueDecoder:
             )
         return obj
 
-    def model(self, cls: type[Any], state: Mapping[str, Any]) -> Any:
+    def model(self, cls: Any, state: Mapping[str, Any]) -> Any:
         """An instance of pydantic model ``cls`` from its stored state, without validation."""
         fields = {k: self.decode(x) for k, x in state["fields"].items()}
         extra = self.decode(state["extra"]) if "extra" in state else None
@@ -455,11 +453,18 @@ class ValueDecoder:
 
 def _time_zone_check(enc: ValueEncoder, v: datetime.time | datetime.datetime) -> None:
     tz = v.tzinfo
-    if tz is None or isinstance(tz, zoneinfo.ZoneInfo) and tz.key and type(v) is datetime.datetime:
+    if tz is None:
         return
-    if type(tz) is datetime.timezone and tz == datetime.timezone(tz.utcoffset(None)):
-        if tz.tzname(None) == datetime.timezone(tz.utcoffset(None)).tzname(None):
-            return
+    if isinstance(tz, zoneinfo.ZoneInfo) and tz.key and type(v) is datetime.datetime:
+        return
+    offset = tz.utcoffset(None)
+    # isoformat keeps the offset, not a custom name: timezone(offset, "CET") would change
+    if (
+        type(tz) is datetime.timezone
+        and offset is not None
+        and tz.tzname(None) == datetime.timezone(offset).tzname(None)
+    ):
+        return
     raise enc.refuse(
         v,
         f"its time zone {tz!r} ({type(tz).__qualname__}) would come back as another type",
@@ -496,10 +501,7 @@ _ENCODERS: dict[type[Any], Callable[[ValueEncoder, Any], Any]] = {
     datetime.timedelta: lambda enc, v: {"!timedelta": [v.days, v.seconds, v.microseconds]},
     uuid.UUID: lambda enc, v: {"!uuid": str(v)},
     complex: lambda enc, v: {"!complex": [enc._enc(v.real), enc._enc(v.imag)]},
-    **{
-        c: (lambda enc, v: {"!path": [type(v).__name__, str(v)]})
-        for c in _PATHS.values()
-    },
+    **{c: (lambda enc, v: {"!path": [type(v).__name__, str(v)]}) for c in _PATHS.values()},
 }
 
 
