@@ -475,13 +475,13 @@ def _time_zone_check(enc: ValueEncoder, v: datetime.time | datetime.datetime) ->
 def _encode_datetime(enc: ValueEncoder, v: datetime.datetime) -> Any:
     _time_zone_check(enc, v)
     if isinstance(v.tzinfo, zoneinfo.ZoneInfo):
-        return {"!datetime": [v.isoformat(), v.tzinfo.key]}
-    return {"!datetime": v.isoformat()}
+        return {"!datetime": [v.isoformat(), v.tzinfo.key, v.fold]}
+    return {"!datetime": [v.isoformat(), None, v.fold] if v.fold else v.isoformat()}
 
 
 def _encode_time(enc: ValueEncoder, v: datetime.time) -> Any:
     _time_zone_check(enc, v)
-    return {"!time": v.isoformat()}
+    return {"!time": [v.isoformat(), v.fold] if v.fold else v.isoformat()}
 
 
 def _encode_tuple(enc: ValueEncoder, v: tuple[Any, ...]) -> Any:
@@ -511,8 +511,10 @@ _ENCODERS: dict[type[Any], Callable[[ValueEncoder, Any], Any]] = {
 def _decode_datetime(dec: ValueDecoder, payload: Any) -> datetime.datetime:
     if isinstance(payload, str):
         return datetime.datetime.fromisoformat(payload)
-    text, key = payload
-    value = datetime.datetime.fromisoformat(text)
+    text, key, fold = payload
+    value = datetime.datetime.fromisoformat(text).replace(fold=fold)
+    if key is None:
+        return value
     try:
         zone = zoneinfo.ZoneInfo(key)
     except zoneinfo.ZoneInfoNotFoundError:
@@ -520,11 +522,16 @@ def _decode_datetime(dec: ValueDecoder, payload: Any) -> datetime.datetime:
             f"Cannot read a datetime in the time zone {key!r}: this machine has no data for "
             f"it. Install the tzdata package."
         ) from None
-    for fold in (0, 1):
-        in_zone = value.replace(tzinfo=zone, fold=fold)
-        if in_zone.utcoffset() == value.utcoffset():
-            return in_zone
+    in_zone = value.replace(tzinfo=zone)
+    if in_zone.utcoffset() == value.utcoffset():
+        return in_zone
     return value.astimezone(zone)  # the zone's rules changed: keep the recorded instant
+
+
+def _decode_time(dec: ValueDecoder, payload: Any) -> datetime.time:
+    if isinstance(payload, str):
+        return datetime.time.fromisoformat(payload)
+    return datetime.time.fromisoformat(payload[0]).replace(fold=payload[1])
 
 
 def _decode_enum(dec: ValueDecoder, payload: Any) -> Any:
@@ -589,6 +596,8 @@ def _decode_numpy(dec: ValueDecoder, payload: Any) -> Any:
     dtype = numpy.dtype(str(payload[0]))
     if dtype.kind not in _NUMPY_KINDS or dtype.fields is not None:
         raise SerializationError(f"A stored numpy scalar has the dtype {dtype}, which is refused.")
+    if dtype.itemsize == 0:  # an empty str_ or bytes_ has a zero-width dtype
+        return dtype.type()
     return numpy.frombuffer(base64.b64decode(payload[1]), dtype=dtype)[0]
 
 
@@ -621,7 +630,7 @@ _DECODERS: dict[str, Callable[[ValueDecoder, Any], Any]] = {
     "!bytearray": lambda dec, p: bytearray(base64.b64decode(p, validate=True)),
     "!decimal": lambda dec, p: decimal.Decimal(p),
     "!date": lambda dec, p: datetime.date.fromisoformat(p),
-    "!time": lambda dec, p: datetime.time.fromisoformat(p),
+    "!time": _decode_time,
     "!datetime": _decode_datetime,
     "!timedelta": lambda dec, p: datetime.timedelta(days=p[0], seconds=p[1], microseconds=p[2]),
     "!uuid": lambda dec, p: uuid.UUID(p),

@@ -10,6 +10,7 @@ path in the value (``value['frames']['a']``, or a field's name); the body holds
 from __future__ import annotations
 
 import datetime
+import hashlib
 from typing import Any
 
 from labox_prefect.core.builtin.serializers.values import (
@@ -22,6 +23,9 @@ from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.unpacker import Unpacked, UnpackedValue
+
+MAX_KEY_LENGTH = 200
+"""Content keys are at most 255 characters in the database; longer paths are shortened."""
 
 _BUILTIN_BASES = (str, int, float, bytes, bytearray, list, dict, tuple, datetime.date)
 """A subclass of these read back by their serializer would come back as the base type."""
@@ -63,6 +67,9 @@ class ContentRouter:
         serializer = own_serializer(leaf, self._registry)
         if serializer is None:
             return None
+        if len(where) > MAX_KEY_LENGTH:  # a long path (a bytes dict key...): cut, keep unique
+            digest = hashlib.sha256(where.encode("utf-8", "backslashreplace")).hexdigest()
+            where = f"{where[: MAX_KEY_LENGTH - 20]}...{digest[:16]}"
         key = where
         n = 1
         while key in self.contents:
