@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from labox_prefect.core.errors import StorableTypeError
@@ -29,6 +31,20 @@ module or notebook cell run again redefines its classes)."""
 def pinned_storable(class_id: uuid.UUID) -> type[Storable] | None:
     """The class defined in this process with the pinned ``class_id``, if any."""
     return _pinned.get(class_id)
+
+
+@contextmanager
+def forgotten(*classes: type[Storable]) -> Iterator[None]:
+    """Act, inside the block, as a process that never imported ``classes`` (for tests)."""
+    removed = {
+        cls.storable_class_id(): _pinned.pop(cls.storable_class_id())
+        for cls in classes
+        if cls.has_explicit_class_id() and _pinned.get(cls.storable_class_id()) is cls
+    }
+    try:
+        yield
+    finally:
+        _pinned.update(removed)
 
 
 def normalize_class_id(class_id: str | uuid.UUID, owner: str = "a storable class") -> uuid.UUID:

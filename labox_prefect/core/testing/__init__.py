@@ -10,6 +10,7 @@ here too when hypothesis is installed.
 
 from typing import Any
 
+from labox_prefect.core.storable import forgotten
 from labox_prefect.core.testing.fidelity import (
     check_saved_round_trip,
     check_serializer_round_trip,
@@ -78,6 +79,7 @@ __all__ = [
     "check_value_serializer",
     "containers",
     "difference",
+    "forgotten",
     "iter_chunkings",
     "leaves",
     "nested_samples",
