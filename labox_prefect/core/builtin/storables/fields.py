@@ -20,7 +20,7 @@ from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_args, get_origin
 
-from labox_prefect.core.builtin.serializers import value_tree_serializer
+from labox_prefect.core.builtin.serializers import json_serializer, value_tree_serializer
 from labox_prefect.core.builtin.serializers.values import (
     REF_TAG,
     EncodedTree,
@@ -219,7 +219,9 @@ class FieldsUnpacker(Unpacker[S]):
                 )
             else:
                 body_names.append(field.name)
-        contents[BODY_KEY] = UnpackedValue(value=self.dump_body(obj, body_names))
+        contents[BODY_KEY] = UnpackedValue(
+            value=self.dump_body(obj, body_names), serializer=json_serializer
+        )
         return contents
 
     def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:
