@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -99,3 +100,21 @@ async def test_records_of_the_v1_format_still_load(
     async with sessions() as session:
         loaded = await load_one(record, Report, session=session, registry=registry)
     assert loaded.stats == {"a": 1.5}
+
+
+class Unpinned(StorableModel):
+    value: Any
+
+
+async def test_an_unpinned_model_defined_in_this_process_loads_without_configuration(
+    sessions: Sessions,
+) -> None:
+    bare = Registry(
+        modules=["labox_prefect.core.builtin", "labox_prefect.core.extra.pydantic"],
+        default_storage=MemoryStorage(),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the advice to pin a class_id, warned once
+        loaded = await round_trip(Unpinned(value=(1, "a")), sessions, bare)
+    assert type(loaded) is Unpinned
+    assert loaded.value == (1, "a")
