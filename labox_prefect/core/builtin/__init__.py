@@ -13,6 +13,7 @@ from labox_prefect.core.builtin.serializers import (
     JsonSerializer,
     TextSerializer,
     TextStreamSerializer,
+    ValuesLinesStreamSerializer,
     ValuesSerializer,
     ValueTreeSerializer,
     bytes_serializer,
@@ -23,6 +24,7 @@ from labox_prefect.core.builtin.serializers import (
     text_serializer,
     text_stream_serializer,
     value_tree_serializer,
+    values_lines_stream_serializer,
     values_serializer,
 )
 from labox_prefect.core.builtin.storables import (
@@ -65,6 +67,7 @@ __all__ = [
     "TextSerializer",
     "TextStreamSerializer",
     "ValueTreeSerializer",
+    "ValuesLinesStreamSerializer",
     "ValuesSerializer",
     "bytes_serializer",
     "bytes_stream_serializer",
@@ -76,5 +79,6 @@ __all__ = [
     "text_serializer",
     "text_stream_serializer",
     "value_tree_serializer",
+    "values_lines_stream_serializer",
     "values_serializer",
 ]

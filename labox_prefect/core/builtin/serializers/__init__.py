@@ -13,6 +13,7 @@ from labox_prefect.core.builtin.serializers.json import (
 from labox_prefect.core.builtin.serializers.text import TextSerializer, TextStreamSerializer
 from labox_prefect.core.builtin.serializers.values import (
     EncodedTree,
+    ValuesLinesStreamSerializer,
     ValuesSerializer,
     ValueTreeSerializer,
 )
@@ -30,8 +31,10 @@ bytes_serializer = BytesSerializer()
 """bytes and bytearray stored as they are."""
 datetime_serializer = DatetimeSerializer()
 """ISO-8601 datetimes that keep their time zone."""
+values_lines_stream_serializer = ValuesLinesStreamSerializer()
+"""Streams of values (and of str) as JSON Lines of typed value trees, read back item by item."""
 json_lines_stream_serializer = JsonLinesStreamSerializer()
-"""Streams of JSON values (and of str) as JSON Lines, read back item by item."""
+"""Streams of plain JSON values as JSON Lines, only where named (records that name it)."""
 bytes_stream_serializer = BytesStreamSerializer()
 """Streams of bytes chunks stored as one blob."""
 text_stream_serializer = TextStreamSerializer()
@@ -47,6 +50,7 @@ __all__ = [
     "TextSerializer",
     "TextStreamSerializer",
     "ValueTreeSerializer",
+    "ValuesLinesStreamSerializer",
     "ValuesSerializer",
     "bytes_serializer",
     "bytes_stream_serializer",
@@ -56,5 +60,6 @@ __all__ = [
     "text_serializer",
     "text_stream_serializer",
     "value_tree_serializer",
+    "values_lines_stream_serializer",
     "values_serializer",
 ]

@@ -33,11 +33,13 @@ from typing import Any
 
 import orjson
 
+from labox_prefect.core.builtin.serializers.json import (
+    JSON_CONTENT_TYPE,
+    JsonLinesStreamSerializer,
+)
 from labox_prefect.core.classes import class_identity, find_class
 from labox_prefect.core.errors import LaboxError, SerializationError
 from labox_prefect.core.serializer import SerializedData, Serializer
-
-JSON_CONTENT_TYPE = "application/json"
 
 TAG = "!"
 """Every tag, and only tags, start with this character."""
@@ -732,6 +734,24 @@ class ValueTreeSerializer(Serializer[Any]):
 
     def deserialize_data(self, content: SerializedData, /) -> EncodedTree:
         return load_tree(content.data, self.name)
+
+
+class ValuesLinesStreamSerializer(JsonLinesStreamSerializer):
+    """A stream of values as JSON Lines, one typed value tree per line (see VALUES.md).
+
+    Items come back with their types (a tuple stays a tuple); an item that cannot be kept
+    stops the stream with a SerializationError naming it.
+    """
+
+    name = "labox.values-lines@v1"
+    types = (str, *ValuesSerializer.types)
+
+    def encode_line(self, value: Any, /) -> bytes:
+        return dump_tree(encode_value(value, "stream item"))
+
+    def decode_line(self, line: bytes, where: str, /) -> Any:
+        tree = load_tree(line, self.name)
+        return tree.tree if tree.plain else decode_value(tree.tree)
 
 
 def load_tree(data: bytes, serializer_name: str) -> EncodedTree:
