@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from labox_prefect.core.builtin.serializers.values import ValueDecoder, ValueEncoder
+from labox_prefect.core.builtin.serializers.tree import ValueDecoder, ValueEncoder
 from labox_prefect.core.builtin.storables.fields import (
     ContentSpec,
     FieldInfo,

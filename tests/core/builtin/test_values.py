@@ -18,7 +18,7 @@ import pytest
 from labox_prefect.core import NotRegisteredError, SerializationError, SerializedData
 from labox_prefect.core.builtin import values_serializer
 from labox_prefect.core.builtin.serializers import values as values_module
-from labox_prefect.core.builtin.serializers.values import TAGS, decode_value, encode_value
+from labox_prefect.core.builtin.serializers.tree import TAGS, decode_value, encode_value
 from labox_prefect.core.testing import Box, Pair, Shade, same
 
 
@@ -151,3 +151,10 @@ def test_a_script_class_is_named_by_the_module_python_ran_it_as(
     tree = encode_value(cls(1))
     assert tree["!dataclass"][0] == "flows.etl:ScriptPoint"  # `python -m flows.etl`
     assert same(cls(1), decode_value(tree))
+
+
+def test_objects_that_contain_themselves_are_refused_not_a_recursion_error() -> None:
+    box = Box(None)
+    box.content = [box]
+    with pytest.raises(SerializationError, match=r"value\.content\[0\]\.content.*nested more"):
+        dump(box)

@@ -11,8 +11,8 @@ from labox_prefect.core.builtin.serializers.json import (
     JsonSerializer,
 )
 from labox_prefect.core.builtin.serializers.text import TextSerializer, TextStreamSerializer
+from labox_prefect.core.builtin.serializers.tree import EncodedTree
 from labox_prefect.core.builtin.serializers.values import (
-    EncodedTree,
     ValuesLinesStreamSerializer,
     ValuesSerializer,
     ValueTreeSerializer,

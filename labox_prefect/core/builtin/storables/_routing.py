@@ -13,11 +13,8 @@ import datetime
 import hashlib
 from typing import Any
 
-from labox_prefect.core.builtin.serializers.values import (
-    ValueEncoder,
-    ValuesSerializer,
-    handled_by_kind,
-)
+from labox_prefect.core.builtin.serializers.tree import ValueEncoder, handled_by_kind
+from labox_prefect.core.builtin.serializers.values import ValuesSerializer
 from labox_prefect.core.errors import NotRegisteredError
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
-from labox_prefect.core.builtin.serializers.values import ValueDecoder, ValueEncoder
+from labox_prefect.core.builtin.serializers.tree import ValueDecoder, ValueEncoder
 from labox_prefect.core.builtin.storables.fields import (
     FieldInfo,
     FieldsUnpacker,

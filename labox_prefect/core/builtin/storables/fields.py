@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, get_args, get_origin
 
 from labox_prefect.core.builtin.serializers import json_serializer, value_tree_serializer
-from labox_prefect.core.builtin.serializers.values import (
+from labox_prefect.core.builtin.serializers.tree import (
     REF_TAG,
     EncodedTree,
     ValueDecoder,

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from labox_prefect.core.builtin.serializers import value_tree_serializer
-from labox_prefect.core.builtin.serializers.values import EncodedTree, decode_value
+from labox_prefect.core.builtin.serializers.tree import EncodedTree, decode_value
 from labox_prefect.core.builtin.storables._routing import ContentRouter, own_serializer
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer, StreamSerializer
