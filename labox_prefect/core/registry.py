@@ -3,7 +3,9 @@
 Loading resolves every component through the registry by the name a record stores, and
 every storable class by its class id, so nothing is ever imported because stored data said
 so. Precedence (lowest to highest): components found in ``modules``, then those of
-``registries`` (in order), then the ones passed explicitly.
+``registries`` (in order), then the ones passed explicitly. A class id no table holds is
+looked up among the Storable classes defined in this process (storable.pinned_storable):
+a class is known once its class statement ran, never because a record names it.
 """
 
 from __future__ import annotations
