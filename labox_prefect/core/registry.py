@@ -149,14 +149,15 @@ class Registry:
     # --- inference from Python types ----------------------------------------------------
 
     def infer_serializer(self, cls: type[Any]) -> Serializer[Any]:
-        """The serializer registered for the nearest class in ``cls``'s MRO.
+        """The serializer for values of ``cls``.
 
-        A class none is registered for (a plain dataclass has no common base) gets the
-        first registered serializer whose ``handles_type(cls)`` says it takes it.
+        The one registered for exactly ``cls``; else the first whose ``handles_type(cls)``
+        takes it by kind (the values serializer takes Enums, NamedTuples, dataclasses,
+        models and pandas or numpy scalars, whose bases' serializers would change their
+        type); else the one registered for the nearest class in ``cls``'s MRO.
         """
-        for base in cls.__mro__:
-            if (found := self._tables.serializer_by_type.get(base)) is not None:
-                return found
+        if (exact := self._tables.serializer_by_type.get(cls)) is not None:
+            return exact
         for serializer in self._tables.serializers.values():
             if serializer.handles_type(cls):
                 return serializer

@@ -48,10 +48,11 @@ class Serializer(Component, Generic[T]):
     content_types: ClassVar[tuple[str, ...]] = ()
 
     def handles_type(self, cls: type[Any], /) -> bool:
-        """True if this serializer takes ``cls`` although no class of its MRO is in ``types``.
+        """True if this serializer takes ``cls`` by kind, whatever its bases.
 
-        The registry asks only when no serializer is registered for ``cls``'s MRO (plain
-        dataclasses, for instance, have no common base class to register).
+        The registry asks when no serializer is registered for exactly ``cls``, before
+        looking at its base classes: plain dataclasses have no common base to register, and
+        an IntEnum's base ``int`` would read back as an int.
         """
         return False
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from labox_prefect.core.storable import forgotten
 from labox_prefect.core.testing.fidelity import (
+    check_registry_round_trips,
     check_saved_round_trip,
     check_serializer_round_trip,
     difference,
@@ -73,6 +74,7 @@ __all__ = [
     "Shade",
     "StorageCheck",
     "Tamper",
+    "check_registry_round_trips",
     "check_saved_round_trip",
     "check_serializer_round_trip",
     "check_stream_serializer",

@@ -2,9 +2,10 @@
 
 ``same(a, b)`` compares value AND type recursively (NaN equals NaN, -0.0 differs from 0.0,
 dict key order counts, a tuple is not a list); ``difference(a, b)`` says where they first
-differ. ``check_serializer_round_trip`` and ``check_saved_round_trip`` run a value through a
-serializer, or through ``save_one``/``load_one``, and pass only if it came back ``same`` or
-was refused with a LaboxError before anything was written::
+differ. ``check_serializer_round_trip``, ``check_registry_round_trips`` and
+``check_saved_round_trip`` run values through a serializer, the serializers a registry
+infers, or ``save_one``/``load_one``, and pass only if each came back ``same`` or was
+refused with a LaboxError before anything was written::
 
     from labox_prefect.core.testing import check_saved_round_trip
 
@@ -18,7 +19,7 @@ import dataclasses
 import datetime
 import decimal
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.database import ManifestRecord
-from labox_prefect.core.errors import LaboxError
+from labox_prefect.core.errors import LaboxError, NotRegisteredError
 from labox_prefect.core.loader import load_one
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.saver import save_one
@@ -128,6 +129,24 @@ def check_serializer_round_trip(serializer: Serializer[Any], value: Any) -> bool
     )
     _assert_same(value, loaded, serializer.name)
     return True
+
+
+def check_registry_round_trips(registry: Registry, values: Iterable[Any]) -> list[Any]:
+    """Run each value through the serializer ``registry`` infers for its type.
+
+    Returns the values that were refused (no serializer, or one that refused on write);
+    raises AssertionError for any value that came back different.
+    """
+    refused = []
+    for value in values:
+        try:
+            serializer = registry.infer_serializer(type(value))
+        except NotRegisteredError:
+            refused.append(value)
+            continue
+        if not check_serializer_round_trip(serializer, value):
+            refused.append(value)
+    return refused
 
 
 async def check_saved_round_trip(

@@ -23,6 +23,7 @@ from labox_prefect.core.testing import (
     LEAF_STRATEGIES,
     SAMPLE_LEAVES,
     Box,
+    check_registry_round_trips,
     check_saved_round_trip,
     check_serializer_round_trip,
     difference,
@@ -128,3 +129,10 @@ async def test_a_refused_value_commits_nothing(sessions: Sessions, registry: Reg
     assert not await check_saved_round_trip(
         {"ok": 1, "bad": [object()]}, sessions=sessions, registry=registry
     )
+
+
+def test_every_sample_leaf_round_trips_through_the_serializer_its_registry_infers(
+    registry: Registry,
+) -> None:
+    leaves = [leaf for samples in SAMPLE_LEAVES.values() for leaf in samples]
+    assert check_registry_round_trips(registry, leaves) == []

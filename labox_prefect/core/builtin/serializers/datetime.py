@@ -25,10 +25,12 @@ class DatetimeSerializer(Serializer[datetime.datetime]):
     content_types = (TEXT_CONTENT_TYPE,)
 
     def serialize_data(self, value: datetime.datetime, /) -> SerializedData:
-        if not isinstance(value, datetime.datetime):
+        if type(value) is not datetime.datetime:
             raise SerializationError(
-                f"{self.name} writes datetime.datetime, not {type(value).__name__}; convert "
-                f"it first (a date: datetime.datetime.combine(d, datetime.time()))."
+                f"{self.name} writes datetime.datetime, not {type(value).__name__} (a subclass "
+                f"would come back as datetime); convert it first (a date: "
+                f"datetime.datetime.combine(d, datetime.time())), or use the values serializer "
+                f"(it keeps pandas Timestamps)."
             )
         _check_zone(value, self.name)
         config: dict[str, object] = {}

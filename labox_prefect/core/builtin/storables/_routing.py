@@ -13,7 +13,7 @@ import datetime
 import hashlib
 from typing import Any
 
-from labox_prefect.core.builtin.serializers.tree import ValueEncoder, handled_by_kind
+from labox_prefect.core.builtin.serializers.tree import ValueEncoder
 from labox_prefect.core.builtin.serializers.values import ValuesSerializer
 from labox_prefect.core.errors import NotRegisteredError
 from labox_prefect.core.registry import Registry
@@ -31,9 +31,9 @@ _BUILTIN_BASES = (str, int, float, bytes, bytearray, list, dict, tuple, datetime
 def own_serializer(value: Any, registry: Registry) -> Serializer[Any] | None:
     """The serializer that stores ``value`` as one content, or None for the value tree.
 
-    A serializer registered for the value's exact type wins; then the tree for what it
-    encodes by kind (Enums, NamedTuples, dataclasses, models, pandas and numpy scalars,
-    whatever their bases); then the serializer of the nearest registered base class.
+    The registry's inferred serializer, unless it is the values serializer (the tree is its
+    format), or it was found for a builtin base class of the value's type (a str or dict
+    subclass would come back as the base: the tree refuses it with a clear error).
     """
     cls = type(value)
     try:
@@ -42,9 +42,7 @@ def own_serializer(value: Any, registry: Registry) -> Serializer[Any] | None:
         return None
     if isinstance(serializer, ValuesSerializer):
         return None
-    if cls in serializer.types:
-        return serializer
-    if handled_by_kind(cls) or issubclass(cls, _BUILTIN_BASES):
+    if cls not in serializer.types and issubclass(cls, _BUILTIN_BASES):
         return None
     return serializer
 
