@@ -88,7 +88,8 @@ class StorableStreamUnpacker(Unpacker["StorableStream[Any]"]):
 class StorableValue(
     Storable, Generic[T], class_id="9a1b5c0e3f2d4e6a", unpacker=StorableValueUnpacker()
 ):
-    """Any single value the registry has a serializer for (or that names its own)."""
+    """Any single value: one content by its own serializer (given, or registered for its
+    type), or a typed value tree that loads back with the same types (see VALUES.md)."""
 
     __slots__ = ("serializer", "storage", "value")
 
