@@ -26,13 +26,17 @@ from labox_prefect.core import (
 )
 from labox_prefect.core.builtin import StorableValue, json_serializer
 from labox_prefect.core.builtin.storables.value import LegacyValueUnpacker
-from labox_prefect.core.testing import difference
+from labox_prefect.core.testing import Level, difference
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 class Color(enum.Enum):
     RED = "red"
+
+
+class Mode(enum.StrEnum):
+    FAST = "fast"
 
 
 class Point(NamedTuple):
@@ -71,6 +75,11 @@ async def round_trip(value: Any, sessions: Sessions, registry: Registry) -> Any:
         Color.RED,
         Point(1, 2),
         [pd.Timestamp("2024-01-01 00:00:00.000000001"), pd.NaT, np.int16(3)],
+        pd.NaT,
+        pd.Timestamp("2024-01-01 12:00", tz="Europe/Paris"),
+        np.float64("nan"),
+        Mode.FAST,
+        Level.HIGH,
     ],
     ids=lambda v: type(v).__name__,
 )
