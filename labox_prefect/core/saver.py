@@ -154,8 +154,12 @@ async def _write_object(
     unpacker = registry.infer_unpacker(cls)
     manifest_id = uuid.uuid4()
     now = utcnow()
+    if unpacker.unpacks_quickly(obj):
+        contents = unpacker.unpack_object(obj, registry)
+    else:
+        contents = await asyncio.to_thread(unpacker.unpack_object, obj, registry)
     rows = []
-    for key, unpacked in unpacker.unpack_object(obj, registry).items():
+    for key, unpacked in contents.items():
         try:
             rows.append(
                 await _write_content(manifest_id, key, unpacked, request.tags, registry, now)

@@ -55,5 +55,12 @@ class Unpacker(Component, Generic[S]):
     def unpack_object(self, obj: S, registry: Registry, /) -> Mapping[str, Unpacked]:
         raise NotImplementedError
 
+    def unpacks_quickly(self, obj: S, /) -> bool:
+        """False if ``unpack_object`` may take long enough to stall the event loop.
+
+        The saver then runs it in a worker thread (a hop costs more than small objects do).
+        """
+        return True
+
     def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:
         raise NotImplementedError

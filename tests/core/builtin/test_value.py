@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,6 +26,7 @@ from labox_prefect.core import (
     save_one,
 )
 from labox_prefect.core.builtin import StorableValue, json_serializer
+from labox_prefect.core.builtin.storables import value as value_module
 from labox_prefect.core.builtin.storables.value import LegacyValueUnpacker
 from labox_prefect.core.testing import Level, difference
 
@@ -171,3 +173,22 @@ async def test_records_of_the_v1_format_still_load(
     async with sessions() as session:
         loaded = await load_one(record, StorableValue, session=session, registry=registry)
     assert loaded.value == {"a": [1, 2]}
+
+
+async def test_a_large_value_is_encoded_off_the_event_loop(
+    sessions: Sessions, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+    original = value_module.ContentRouter.__init__
+
+    def spy(self: Any, *args: Any) -> None:
+        threads.append(threading.current_thread().name)
+        original(self, *args)
+
+    monkeypatch.setattr(value_module.ContentRouter, "__init__", spy)
+    small, large = {"a": 1}, [{"i": i} for i in range(5000)]
+    assert await round_trip(small, sessions, registry) == small
+    assert await round_trip(large, sessions, registry) == large
+    main = threading.main_thread().name
+    assert threads[0] == main
+    assert threads[1] != main

@@ -13,13 +13,16 @@ import datetime
 import hashlib
 from typing import Any
 
-from labox_prefect.core.builtin.serializers.tree import ValueEncoder
+from labox_prefect.core.builtin.serializers.tree import ValueEncoder, handled_by_kind
 from labox_prefect.core.builtin.serializers.values import ValuesSerializer
 from labox_prefect.core.errors import NotRegisteredError
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.unpacker import Unpacked, UnpackedValue
+
+SMALL_NODES = 1024
+"""Values with up to this many nodes are encoded on the event loop; larger ones in a thread."""
 
 MAX_KEY_LENGTH = 200
 """Content keys are at most 255 characters in the database; longer paths are shortened."""
@@ -72,3 +75,30 @@ class ContentRouter:
             key = f"{where}#{n}"
         self.contents[key] = UnpackedValue(leaf, serializer, self._storage)
         return key
+
+
+def is_small(value: Any) -> bool:
+    """True if ``value`` has at most SMALL_NODES items, counted through its containers.
+
+    Stops counting at the limit, so a large value costs the same few microseconds as a
+    value of the limit's size.
+    """
+    budget = SMALL_NODES
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, (list, tuple, set, frozenset)):
+            budget -= len(item)
+            pending.extend(item)
+        elif isinstance(item, dict):
+            budget -= len(item)
+            pending.extend(item.values())
+        elif isinstance(item, (str, bytes, bytearray)):
+            budget -= len(item) // 4096
+        elif handled_by_kind(type(item)) and hasattr(item, "__dict__"):  # dataclass, model
+            attributes = vars(item)
+            budget -= len(attributes)
+            pending.extend(attributes.values())
+        if budget < 0:
+            return False
+    return True

@@ -27,7 +27,7 @@ from labox_prefect.core.builtin.serializers.tree import (
     ValueDecoder,
     ValueEncoder,
 )
-from labox_prefect.core.builtin.storables._routing import ContentRouter
+from labox_prefect.core.builtin.storables._routing import ContentRouter, is_small
 from labox_prefect.core.errors import StorableTypeError
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer, StreamSerializer
@@ -173,6 +173,9 @@ class TreeFieldsUnpacker(Unpacker[S]):
         body = self.encode_body(router.encoder, obj, nodes)
         contents[BODY_KEY] = UnpackedValue(body, value_tree_serializer)
         return contents
+
+    def unpacks_quickly(self, obj: S, /) -> bool:
+        return all(is_small(getattr(obj, field.name)) for field in self.fields(type(obj)))
 
     def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:
         body = contents.get(BODY_KEY)

@@ -7,7 +7,11 @@ from typing import Any, Generic, TypeVar
 
 from labox_prefect.core.builtin.serializers import value_tree_serializer
 from labox_prefect.core.builtin.serializers.tree import EncodedTree, decode_value
-from labox_prefect.core.builtin.storables._routing import ContentRouter, own_serializer
+from labox_prefect.core.builtin.storables._routing import (
+    ContentRouter,
+    is_small,
+    own_serializer,
+)
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
@@ -59,6 +63,9 @@ class StorableValueUnpacker(Unpacker["StorableValue[Any]"]):
         tree = router.encoder.encode(obj.value, VALUE_KEY)
         contents[VALUE_KEY] = UnpackedValue(tree, value_tree_serializer, obj.storage)
         return contents
+
+    def unpacks_quickly(self, obj: StorableValue[Any], /) -> bool:
+        return is_small(obj.value)
 
     def repack_object(
         self, cls: type[StorableValue[Any]], contents: Mapping[str, Any], registry: Registry, /
