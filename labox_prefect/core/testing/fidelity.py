@@ -77,12 +77,8 @@ def difference(expected: Any, actual: Any, where: str = "value") -> str | None:
         return None if same_parts else f"{where}: {actual!r} != {expected!r}"
     if isinstance(expected, decimal.Decimal):
         return None if str(expected) == str(actual) else f"{where}: {actual!r} != {expected!r}"
-    if hasattr(expected, "unit") and hasattr(expected, "asm8"):  # pandas Timestamp, Timedelta
-        if str(expected) != str(actual) or expected.unit != actual.unit:
-            return f"{where}: {actual!r} ({actual.unit}) != {expected!r} ({expected.unit})"
-        if type(getattr(expected, "tz", None)) is not type(getattr(actual, "tz", None)):
-            return f"{where}: time zone {actual.tz!r} instead of {expected.tz!r}"
-        return None
+    if type(expected).__module__.startswith("pandas"):  # before datetime: Timestamp is one
+        return _difference_in_pandas(expected, actual, where)
     if isinstance(expected, (datetime.datetime, datetime.time)):
         return _difference_in_time(expected, actual, where)
     if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
@@ -95,11 +91,9 @@ def difference(expected: Any, actual: Any, where: str = "value") -> str | None:
         return None
     if hasattr(expected, "__pydantic_fields_set__"):
         return _difference_in_models(expected, actual, where)
-    if _is_numpy_scalar(expected):
-        if expected.dtype != actual.dtype or expected.tobytes() != actual.tobytes():
-            return f"{where}: {actual!r} ({actual.dtype}) != {expected!r} ({expected.dtype})"
-        return None
-    if callable(getattr(expected, "equals", None)):
+    if type(expected).__module__ == "numpy" and hasattr(expected, "shape"):
+        return _difference_in_arrays(expected, actual, where)
+    if callable(getattr(expected, "equals", None)):  # Arrow tables and the like
         return None if expected.equals(actual) else f"{where}: {actual!r} != {expected!r}"
     try:
         equal = bool(expected == actual)
@@ -220,5 +214,55 @@ def _difference_in_models(expected: Any, actual: Any, where: str) -> str | None:
     return None
 
 
-def _is_numpy_scalar(value: Any) -> bool:
-    return type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.ndim == 0
+def _difference_in_pandas(expected: Any, actual: Any, where: str) -> str | None:
+    """Exact comparison of pandas objects: values, dtypes, index, names, categories."""
+    import pandas as pd
+
+    checks: dict[type[Any], Callable[..., None]] = {
+        pd.DataFrame: pd.testing.assert_frame_equal,
+        pd.Series: pd.testing.assert_series_equal,
+        pd.api.extensions.ExtensionArray: pd.testing.assert_extension_array_equal,
+    }
+    for kind, check in checks.items():
+        if isinstance(expected, kind):
+            try:
+                check(expected, actual, check_exact=True)
+            except AssertionError as error:
+                return f"{where}: {error}"
+            return None
+    if isinstance(expected, pd.Index):
+        try:
+            pd.testing.assert_index_equal(expected, actual, exact=True, check_exact=True)
+        except AssertionError as error:
+            return f"{where}: {error}"
+        return None
+    if hasattr(expected, "unit") and hasattr(expected, "asm8"):  # Timestamp, Timedelta
+        if str(expected) != str(actual) or expected.unit != actual.unit:
+            return f"{where}: {actual!r} ({actual.unit}) != {expected!r} ({expected.unit})"
+        if type(getattr(expected, "tz", None)) is not type(getattr(actual, "tz", None)):
+            return f"{where}: time zone {actual.tz!r} instead of {expected.tz!r}"
+        return None
+    if expected is actual or (
+        callable(getattr(expected, "equals", None)) and expected.equals(actual)
+    ):
+        return None
+    return f"{where}: {actual!r} != {expected!r}"
+
+
+def _difference_in_arrays(expected: Any, actual: Any, where: str) -> str | None:
+    import numpy as np
+
+    if expected.ndim == 0:  # a numpy scalar: same dtype, same bytes (NaN payloads, -0.0)
+        if expected.dtype != actual.dtype or expected.tobytes() != actual.tobytes():
+            return f"{where}: {actual!r} ({actual.dtype}) != {expected!r} ({expected.dtype})"
+        return None
+    if expected.dtype != actual.dtype or expected.shape != actual.shape:
+        return (
+            f"{where}: array {actual.dtype} {actual.shape} instead of {expected.dtype} "
+            f"{expected.shape}"
+        )
+    try:
+        equal = bool(np.array_equal(expected, actual, equal_nan=True))
+    except TypeError:  # dtypes without NaN (str, object)
+        equal = bool(np.array_equal(expected, actual))
+    return None if equal else f"{where}: array values differ"
