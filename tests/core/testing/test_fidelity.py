@@ -73,11 +73,20 @@ def test_serializer_check_reports_refusals_and_silent_changes() -> None:
 
 def test_strategies_take_new_leaf_types() -> None:
     register_leaves("test-only", st.just(Box("registered")))
+    drawn: list[Any] = []
     try:
-        assert "test-only" in LEAF_STRATEGIES
-        assert values(depth=1, leaf_names=["test-only"]).example is not None
+
+        @settings(derandomize=True, max_examples=20, database=None)
+        @given(values(depth=1, leaf_names=["test-only"]))
+        def collect(value: Any) -> None:
+            drawn.append(value)
+
+        collect()
     finally:
         del LEAF_STRATEGIES["test-only"]
+    assert drawn
+    assert all("registered" in repr(value) or not value for value in drawn)
+    assert any(same(value, Box("registered")) for value in drawn)
 
 
 def test_every_sample_type_nested_two_levels_deep_keeps_its_type_in_the_serializer() -> None:
