@@ -27,8 +27,7 @@ import sys
 import uuid
 import zoneinfo
 from collections.abc import AsyncIterable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -63,9 +62,10 @@ Route = Callable[[Any, str], "str | None"]
 """Given a leaf and its path, the key of the content it was stored as, or None to inline it."""
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedTree:
-    """A JSON tree as read, before decoding; ``plain`` if it holds no tag (decodes to itself)."""
+class EncodedTree(NamedTuple):
+    """A JSON tree as read, before decoding; ``plain`` if it holds no tag (decodes to itself).
+
+    A NamedTuple: one is made per content read, and it costs a fraction of a dataclass."""
 
     tree: Any
     plain: bool = False
@@ -99,7 +99,13 @@ class ValueEncoder:
         self._path: list[Any] = []
 
     def encode(self, value: Any, where: str = "value") -> Any:
-        """The JSON tree of ``value``; ``where`` names it in error messages and content keys."""
+        """The JSON tree of ``value``; ``where`` names it in error messages and content keys.
+
+        A value that is plain JSON already (the common small result) is its own tree: it is
+        checked, not copied.
+        """
+        if is_plain_json(value):
+            return value
         self.at(where)
         return self._enc(value)
 
@@ -646,6 +652,49 @@ _CONTAINERS = (list, dict)
 
 TAGS = frozenset(_DECODERS)
 """The closed set of tags (documented in VALUES.md)."""
+
+
+def is_plain_json(value: Any, depth: int = 0) -> bool:
+    """True if ``value`` is exactly JSON (str-keyed dicts without tag-like keys, lists, str,
+    bool, None, 64-bit ints, finite floats), so that it is its own tree."""
+    t = type(value)
+    if t is dict:
+        items: Any = value.items()
+    elif t is list:
+        items = enumerate(value)
+    else:
+        return _is_plain_atom(value, t)
+    if depth >= MAX_DEPTH:
+        return False
+    is_dict = t is dict
+    for key, x in items:
+        if is_dict and (type(key) is not str or key[:1] == TAG):
+            return False
+        tx = type(x)
+        if tx is str or tx is bool or x is None:
+            continue
+        if tx is int:
+            if not _INT_MIN <= x <= _INT_MAX:
+                return False
+        elif tx is float:
+            if x - x != 0.0:
+                return False
+        elif tx is dict or tx is list:
+            if not is_plain_json(x, depth + 1):
+                return False
+        else:
+            return False
+    return True
+
+
+def _is_plain_atom(value: Any, t: type[Any]) -> bool:
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return bool(_INT_MIN <= value <= _INT_MAX)
+    if t is float:
+        return bool(value - value == 0.0)
+    return False
 
 
 def encode_value(value: Any, where: str = "value") -> Any:
