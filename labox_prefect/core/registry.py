@@ -3,7 +3,9 @@
 Loading resolves every component through the registry by the name a record stores, and
 every storable class by its class id, so nothing is ever imported because stored data said
 so. Precedence (lowest to highest): components found in ``modules``, then those of
-``registries`` (in order), then the ones passed explicitly.
+``registries`` (in order), then the ones passed explicitly. A class id no table holds is
+looked up among the Storable classes defined in this process (storable.pinned_storable):
+a class is known once its class statement ran, never because a record names it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from labox_prefect.core.digest import Digest
 from labox_prefect.core.errors import NotRegisteredError, StorageNotConfiguredError
 from labox_prefect.core.inline_storage import DatabaseStorage
 from labox_prefect.core.serializer import Serializer, StreamSerializer
-from labox_prefect.core.storable import Storable
+from labox_prefect.core.storable import Storable, pinned_storable
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.unpacker import Unpacker
 
@@ -119,14 +121,19 @@ class Registry:
         )
 
     def get_storable(self, class_id: uuid.UUID) -> type[Storable]:
-        try:
-            return self._tables.storables[class_id]
-        except KeyError:
+        """The class registered with ``class_id``, else the one defined in this process.
+
+        Every Storable class with a pinned class_id is known once its class statement ran
+        (a script's own classes included); registered classes win over those.
+        """
+        found = self._tables.storables.get(class_id) or pinned_storable(class_id)
+        if found is None:
             raise NotRegisteredError(
-                f"No storable class with class_id {class_id} is registered "
-                f"({_listing(c.__qualname__ for c in self._tables.storables.values())}). "
-                f"Add its module to Registry(modules=[...]) or pass storables=[...]."
-            ) from None
+                f"No storable class with class_id {class_id} is registered or defined in this "
+                f"process ({_listing(c.__qualname__ for c in self._tables.storables.values())}). "
+                f"Import the module that defines it, or pass it with Registry(storables=[...])."
+            )
+        return found
 
     def get_unpacker(self, name: str) -> Unpacker[Any]:
         return _lookup(self._tables.unpackers, name, "unpacker", "unpackers")
@@ -159,7 +166,18 @@ class Registry:
     # --- inference from Python types ----------------------------------------------------
 
     def infer_serializer(self, cls: type[Any]) -> Serializer[Any]:
-        """The serializer registered for the nearest class in ``cls``'s MRO."""
+        """The serializer for values of ``cls``.
+
+        The one registered for exactly ``cls``; else the first whose ``handles_type(cls)``
+        takes it by kind (the values serializer takes Enums, NamedTuples, dataclasses,
+        models and pandas or numpy scalars, whose bases' serializers would change their
+        type); else the one registered for the nearest class in ``cls``'s MRO.
+        """
+        if (exact := self._tables.serializer_by_type.get(cls)) is not None:
+            return exact
+        for serializer in self._tables.serializers.values():
+            if serializer.handles_type(cls):
+                return serializer
         return _infer(
             self._tables.serializer_by_type,
             cls,
@@ -197,12 +215,11 @@ def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
             # A base like StorableModel brings its family's unpacker; a class is found by
             # id only when it pinned one (or was passed explicitly).
             if item._storable_unpacker is not None:
-                unpacker = item.storable_unpacker()
-                tables.unpackers[unpacker.name] = unpacker
+                _add_unpacker(tables, item.storable_unpacker())
             if explicit or item.has_explicit_class_id():
                 tables.storables[item.storable_class_id()] = item
         elif isinstance(item, Unpacker):
-            tables.unpackers[item.name] = item
+            _add_unpacker(tables, item)
         elif isinstance(item, Serializer):
             tables.serializers[item.name] = item
             tables.serializer_by_type.update(dict.fromkeys(item.types, item))
@@ -214,6 +231,12 @@ def _tables_from(components: Iterable[Any], explicit: bool = False) -> _Tables:
         elif explicit:
             raise TypeError(f"{item!r} is not a storable class, unpacker, serializer or storage.")
     return tables
+
+
+def _add_unpacker(tables: _Tables, unpacker: Unpacker[Any]) -> None:
+    for older in unpacker.legacy:
+        tables.unpackers.setdefault(older.name, older)
+    tables.unpackers[unpacker.name] = unpacker
 
 
 def _module_exports(modules: Iterable[str | ModuleType]) -> Iterator[Any]:

@@ -199,7 +199,10 @@ async def _write_object(
     unpacker = registry.infer_unpacker(cls)
     manifest_id = uuid.uuid4()
     now = utcnow()
-    contents = unpacker.unpack_object(obj, registry)
+    if unpacker.unpacks_quickly(obj):
+        contents = unpacker.unpack_object(obj, registry)
+    else:
+        contents = await asyncio.to_thread(unpacker.unpack_object, obj, registry)
     _check_content_keys(contents, cls)
     rows = []
     for key, unpacked in contents.items():

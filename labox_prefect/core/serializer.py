@@ -47,6 +47,15 @@ class Serializer(Component, Generic[T]):
     types: ClassVar[tuple[type[Any], ...]] = ()
     content_types: ClassVar[tuple[str, ...]] = ()
 
+    def handles_type(self, cls: type[Any], /) -> bool:
+        """True if this serializer takes ``cls`` by kind, whatever its bases.
+
+        The registry asks when no serializer is registered for exactly ``cls``, before
+        looking at its base classes: plain dataclasses have no common base to register, and
+        an IntEnum's base ``int`` would read back as an int.
+        """
+        return False
+
     def serialize_data(self, value: T, /) -> SerializedData:
         raise NotImplementedError
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from labox_prefect.core.errors import StorableTypeError
@@ -17,6 +19,42 @@ from labox_prefect.core.unpacker import Unpacker
 
 _CLASS_ID_NAMESPACE = uuid.UUID("6f1d3c1e-6b0a-4c35-9a37-3c8f3e0b7a51")
 _HEX = re.compile(r"^[0-9a-fA-F]{8,32}$")
+
+_pinned: dict[uuid.UUID, type[Storable]] = {}
+"""Every Storable class defined in this process, by its pinned class_id (or, without one,
+its id derived from module and name).
+
+A class enters it by being defined (its class statement runs ``__init_subclass__``), never
+because stored data names it. A later class with the same pinned id replaces an earlier one
+(a module or notebook cell run again redefines its classes)."""
+
+
+def _derived_class_id(qualified: str) -> uuid.UUID:
+    return normalize_class_id(uuid.uuid5(_CLASS_ID_NAMESPACE, qualified).hex[:16])
+
+
+def pinned_storable(class_id: uuid.UUID) -> type[Storable] | None:
+    """The class defined in this process with ``class_id`` (pinned, else derived), if any."""
+    return _pinned.get(class_id)
+
+
+@contextmanager
+def forgotten(*classes: type[Storable]) -> Iterator[None]:
+    """Act, inside the block, as a process that never imported ``classes`` (for tests)."""
+    ids = [
+        cls.__dict__.get("_storable_class_id")
+        or _derived_class_id(f"{cls.__module__}.{cls.__qualname__}")
+        for cls in classes
+    ]
+    removed = {
+        class_id: _pinned.pop(class_id)
+        for cls, class_id in zip(classes, ids, strict=True)
+        if _pinned.get(class_id) is cls
+    }
+    try:
+        yield
+    finally:
+        _pinned.update(removed)
 
 
 def normalize_class_id(class_id: str | uuid.UUID, owner: str = "a storable class") -> uuid.UUID:
@@ -59,6 +97,10 @@ class Storable:
             None if class_id is None else normalize_class_id(class_id, qualified)
         )
         cls._storable_id_warned = False
+        if cls._storable_class_id is not None:
+            _pinned[cls._storable_class_id] = cls
+        else:  # known by its derived id too, unless a pinned class holds that id
+            _pinned.setdefault(_derived_class_id(qualified), cls)
         if unpacker is not None:
             cls._storable_unpacker = unpacker
 
@@ -77,7 +119,7 @@ class Storable:
         if explicit is not None:
             return explicit  # type: ignore[no-any-return]
         qualified = f"{cls.__module__}.{cls.__qualname__}"
-        derived = normalize_class_id(uuid.uuid5(_CLASS_ID_NAMESPACE, qualified).hex[:16])
+        derived = _derived_class_id(qualified)
         if not cls.__dict__.get("_storable_id_warned", False):
             cls._storable_id_warned = True
             warnings.warn(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from labox_prefect.core.component import Component
 from labox_prefect.core.serializer import Serializer, StreamSerializer
@@ -44,10 +44,23 @@ Unpacked = UnpackedValue | UnpackedStream
 
 
 class Unpacker(Component, Generic[S]):
-    """Splits storables of some family into contents and builds them back."""
+    """Splits storables of some family into contents and builds them back.
+
+    ``legacy`` lists unpackers of the family's older formats: a registry that knows this
+    unpacker also knows them, so records written in an older format still load.
+    """
+
+    legacy: ClassVar[tuple[Unpacker[Any], ...]] = ()
 
     def unpack_object(self, obj: S, registry: Registry, /) -> Mapping[str, Unpacked]:
         raise NotImplementedError
+
+    def unpacks_quickly(self, obj: S, /) -> bool:
+        """False if ``unpack_object`` may take long enough to stall the event loop.
+
+        The saver then runs it in a worker thread (a hop costs more than small objects do).
+        """
+        return True
 
     def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:
         raise NotImplementedError

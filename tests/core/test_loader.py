@@ -79,8 +79,16 @@ async def test_unknown_class_id_and_wrong_class_are_clear_errors(
 ) -> None:
     async with sessions() as session:
         record = await save_one(Note(text="hi"), session=session, registry=registry)
+        unknown = await save_one(Note(text="hi"), session=session, registry=registry)
+        # A class id that no class of this process has (the class was never imported here).
+        await session.execute(
+            update(ManifestRecord)
+            .where(ManifestRecord.id == unknown.id)
+            .values(class_id=uuid.uuid4())
+        )
+        await session.commit()
         with pytest.raises(NotRegisteredError, match="No storable class with class_id"):
-            await load_one(record, session=session, registry=registry)
+            await load_one(unknown.id, session=session, registry=registry)
         with pytest.raises(StorableTypeError, match="pass the class it was saved as"):
             await load_one(record, Other, session=session, registry=registry)
         with pytest.raises(ManifestNotFoundError, match="No manifest with id"):

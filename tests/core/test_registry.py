@@ -14,7 +14,12 @@ from labox_prefect.core import (
     Serializer,
     StorageNotConfiguredError,
 )
-from labox_prefect.core.builtin import MemoryStorage, StorableValue, json_serializer
+from labox_prefect.core.builtin import (
+    MemoryStorage,
+    StorableValue,
+    json_serializer,
+    values_serializer,
+)
 
 
 class LoudJson(Serializer[dict[str, object]]):
@@ -31,7 +36,7 @@ class LoudJson(Serializer[dict[str, object]]):
 
 def test_explicit_components_beat_registries_which_beat_modules() -> None:
     base = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
-    assert base.infer_serializer(dict) is json_serializer
+    assert base.infer_serializer(dict) is values_serializer
     loud = LoudJson()
     merged = Registry(registries=[base], serializers=[loud])
     assert merged.infer_serializer(dict) is loud
@@ -44,8 +49,8 @@ def test_missing_components_are_named_with_what_is_registered() -> None:
     registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
     with pytest.raises(NotRegisteredError, match=r"No serializer named 'nope@v1'.*labox\.json@v1"):
         registry.get_serializer("nope@v1")
-    with pytest.raises(NotRegisteredError, match=r"No serializer is registered for .*complex"):
-        registry.infer_serializer(complex)
+    with pytest.raises(NotRegisteredError, match=r"No serializer is registered for .*memoryview"):
+        registry.infer_serializer(memoryview)
     with pytest.raises(NotRegisteredError, match="No storage named"):
         registry.get_storage("elsewhere@v1")
 

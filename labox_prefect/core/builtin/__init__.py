@@ -13,6 +13,9 @@ from labox_prefect.core.builtin.serializers import (
     JsonSerializer,
     TextSerializer,
     TextStreamSerializer,
+    ValuesLinesStreamSerializer,
+    ValuesSerializer,
+    ValueTreeSerializer,
     bytes_serializer,
     bytes_stream_serializer,
     datetime_serializer,
@@ -20,6 +23,9 @@ from labox_prefect.core.builtin.serializers import (
     json_serializer,
     text_serializer,
     text_stream_serializer,
+    value_tree_serializer,
+    values_lines_stream_serializer,
+    values_serializer,
 )
 from labox_prefect.core.builtin.storables import (
     ContentSpec,
@@ -58,6 +64,9 @@ __all__ = [
     "StorableValueUnpacker",
     "TextSerializer",
     "TextStreamSerializer",
+    "ValueTreeSerializer",
+    "ValuesLinesStreamSerializer",
+    "ValuesSerializer",
     "bytes_serializer",
     "bytes_stream_serializer",
     "datetime_serializer",
@@ -65,4 +74,7 @@ __all__ = [
     "json_serializer",
     "text_serializer",
     "text_stream_serializer",
+    "value_tree_serializer",
+    "values_lines_stream_serializer",
+    "values_serializer",
 ]

@@ -1,8 +1,11 @@
 """Pydantic models as storables.
 
-The JSON body is the model's own ``model_dump(mode="json")`` of its plain fields and the
-object is rebuilt with ``model_validate``, so aliases, validators and nested models behave as
-the model author defined them.
+The body is the model's state as a typed value tree (see fields.py and VALUES.md): every
+field with the value and type it holds (a NaN in a ``dict[str, Any]``, a tuple in an ``Any``
+field), extra fields (``extra="allow"``), the set of fields set, and private attributes. The
+object is rebuilt from that state without validation (as copy and pickle do), so it equals
+the saved one field by field; fields added to the class since take their defaults. Records
+of the v1 format (``model_dump(mode="json")`` then ``model_validate``) still load.
 """
 
 from __future__ import annotations
@@ -12,13 +15,19 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from labox_prefect.core.builtin.storables.fields import ContentSpec, FieldInfo, FieldsUnpacker
+from labox_prefect.core.builtin.serializers.tree import ValueDecoder, ValueEncoder
+from labox_prefect.core.builtin.storables.fields import (
+    ContentSpec,
+    FieldInfo,
+    FieldsUnpacker,
+    TreeFieldsUnpacker,
+)
 from labox_prefect.core.builtin.storables.fields import content_spec_of as _content_spec_of
 from labox_prefect.core.storable import Storable
 
 
-class StorableModelUnpacker(FieldsUnpacker["StorableModel"]):
-    """Body plus contents for pydantic models deriving from StorableModel."""
+class LegacyModelUnpacker(FieldsUnpacker["StorableModel"]):
+    """Reads records of labox.pydantic@v1 (a ``model_dump(mode="json")`` body)."""
 
     name = "labox.pydantic@v1"
 
@@ -32,6 +41,22 @@ class StorableModelUnpacker(FieldsUnpacker["StorableModel"]):
         self, cls: type[StorableModel], body: dict[str, Any], contents: dict[str, Any]
     ) -> StorableModel:
         return cls.model_validate({**body, **contents}, by_name=True)
+
+
+class StorableModelUnpacker(TreeFieldsUnpacker["StorableModel"]):
+    """Body plus contents for pydantic models deriving from StorableModel."""
+
+    name = "labox.pydantic@v2"
+    legacy = (LegacyModelUnpacker(),)
+
+    def fields(self, cls: type[StorableModel]) -> tuple[FieldInfo, ...]:
+        return _fields(cls)
+
+    def encode_body(self, encoder: ValueEncoder, obj: StorableModel, fields: dict[str, Any]) -> Any:
+        return encoder.model_state(obj, fields)
+
+    def build(self, decoder: ValueDecoder, cls: type[StorableModel], body: Any) -> StorableModel:
+        return decoder.model(cls, body)  # type: ignore[no-any-return]
 
 
 class StorableModel(BaseModel, Storable, unpacker=StorableModelUnpacker()):
@@ -52,4 +77,4 @@ def _fields(cls: type[StorableModel]) -> tuple[FieldInfo, ...]:
     )
 
 
-__all__ = ["ContentSpec", "StorableModel", "StorableModelUnpacker"]
+__all__ = ["ContentSpec", "LegacyModelUnpacker", "StorableModel", "StorableModelUnpacker"]

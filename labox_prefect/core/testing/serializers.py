@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import math
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -37,6 +36,7 @@ from labox_prefect.core.serializer import (
     Serializer,
     StreamSerializer,
 )
+from labox_prefect.core.testing.fidelity import same
 
 T = TypeVar("T")
 
@@ -48,22 +48,10 @@ def same_value(expected: Any, actual: Any) -> bool:
     """True if ``actual`` equals ``expected`` and has the same types, down through containers.
 
     Plain ``==`` would accept ``1`` for ``True`` or ``1.0`` for ``1``; a serializer that
-    changes types that way loses information. Objects with an ``equals`` method (DataFrames,
-    Arrow tables) are compared with it; NaN equals NaN.
+    changes types that way loses information. The same comparison as `fidelity.same`
+    (NaN equals NaN, -0.0 differs from 0.0, DataFrames compared with ``equals``).
     """
-    if type(expected) is not type(actual):
-        return False
-    if isinstance(expected, dict):
-        return expected.keys() == actual.keys() and all(
-            same_value(value, actual[key]) for key, value in expected.items()
-        )
-    if isinstance(expected, (list, tuple)):
-        return len(expected) == len(actual) and all(map(same_value, expected, actual))
-    if isinstance(expected, float) and math.isnan(expected):
-        return math.isnan(actual)
-    if callable(getattr(expected, "equals", None)):
-        return bool(expected.equals(actual))
-    return bool(expected == actual)
+    return same(expected, actual)
 
 
 def same_concatenation(expected: Sequence[Any], actual: Sequence[Any]) -> bool:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 from labox_prefect.cli import app
 from labox_prefect.core import ContentRecord, ManifestRecord, delete_manifest, get_contents
 from labox_prefect.core.extra.pydantic import StorableModel
+from labox_prefect.core.testing import forgotten
 from labox_prefect.runtime import get_runtime
 from labox_prefect.serializer import settings_target
 from tests.integration._records import prefect_tags, save
@@ -138,7 +139,8 @@ def test_show_prints_record_contents_and_a_preview(backend: Backend) -> None:
 def test_show_of_an_unregistered_class_says_what_to_register(backend: Backend) -> None:
     saved = save(Unlisted(note="x"), prefect_tags(task="annotate"), storables=(Unlisted,))
 
-    result = run("results", "show", str(saved.id))
+    with forgotten(Unlisted):  # as a CLI process that never imported the class
+        result = run("results", "show", str(saved.id))
 
     assert str(saved.id) in result.stdout  # the record is shown before the load fails
     assert_clean_failure(result, "LABOX_REGISTRY_MODULES", "task 'annotate'")

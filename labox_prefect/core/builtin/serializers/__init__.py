@@ -1,4 +1,4 @@
-"""Built-in serializers: JSON, text, bytes and datetimes, as values and as streams.
+"""Built-in serializers: typed values, JSON, text, bytes and datetimes, values and streams.
 
 Each serializer is exported both as its class and as a ready-made instance: a registry built
 from this module's ``__all__`` registers the instances.
@@ -11,17 +11,30 @@ from labox_prefect.core.builtin.serializers.json import (
     JsonSerializer,
 )
 from labox_prefect.core.builtin.serializers.text import TextSerializer, TextStreamSerializer
+from labox_prefect.core.builtin.serializers.tree import EncodedTree
+from labox_prefect.core.builtin.serializers.values import (
+    ValuesLinesStreamSerializer,
+    ValuesSerializer,
+    ValueTreeSerializer,
+)
 
+values_serializer = ValuesSerializer()
+"""Plain values (dicts, lists, tuples, sets, numbers, dates, ..., the user's dataclasses,
+models, Enums and NamedTuples) as a typed JSON tree that reads back the same types."""
+value_tree_serializer = ValueTreeSerializer()
+"""Typed JSON trees encoded by unpackers: the bodies of storables (v2 formats)."""
 json_serializer = JsonSerializer()
-"""JSON for dicts, lists, numbers, booleans and None (and every storable's body)."""
+"""Plain JSON, only where named (the bodies of v1 records); values use values_serializer."""
 text_serializer = TextSerializer()
 """UTF-8 for str, so stored text stays readable with any tool."""
 bytes_serializer = BytesSerializer()
 """bytes and bytearray stored as they are."""
 datetime_serializer = DatetimeSerializer()
 """ISO-8601 datetimes that keep their time zone."""
+values_lines_stream_serializer = ValuesLinesStreamSerializer()
+"""Streams of values (and of str) as JSON Lines of typed value trees, read back item by item."""
 json_lines_stream_serializer = JsonLinesStreamSerializer()
-"""Streams of JSON values (and of str) as JSON Lines, read back item by item."""
+"""Streams of plain JSON values as JSON Lines, only where named (records that name it)."""
 bytes_stream_serializer = BytesStreamSerializer()
 """Streams of bytes chunks stored as one blob."""
 text_stream_serializer = TextStreamSerializer()
@@ -31,10 +44,14 @@ __all__ = [
     "BytesSerializer",
     "BytesStreamSerializer",
     "DatetimeSerializer",
+    "EncodedTree",
     "JsonLinesStreamSerializer",
     "JsonSerializer",
     "TextSerializer",
     "TextStreamSerializer",
+    "ValueTreeSerializer",
+    "ValuesLinesStreamSerializer",
+    "ValuesSerializer",
     "bytes_serializer",
     "bytes_stream_serializer",
     "datetime_serializer",
@@ -42,4 +59,7 @@ __all__ = [
     "json_serializer",
     "text_serializer",
     "text_stream_serializer",
+    "value_tree_serializer",
+    "values_lines_stream_serializer",
+    "values_serializer",
 ]

@@ -22,7 +22,7 @@ class BytesSerializer(Serializer[bytes | bytearray]):
     """bytes and bytearray stored as themselves (read back as bytes), never base64."""
 
     name = "labox.bytes@v1"
-    types = (bytes, bytearray)
+    types = (bytes,)  # a bytearray would read back as bytes: the values tree keeps it
     content_types = (BYTES_CONTENT_TYPE,)
 
     def serialize_data(self, value: bytes | bytearray, /) -> SerializedData:

@@ -16,7 +16,8 @@ class DatetimeSerializer(Serializer[datetime.datetime]):
     The text alone carries the UTC offset, which any reader understands. The zone name is
     kept beside it so that ``Europe/Paris`` comes back as ``Europe/Paris`` rather than a
     fixed ``+01:00``, and ``fold`` so that the repeated hour of a DST change keeps its
-    meaning. Other tzinfo implementations come back as fixed offsets (the same instant).
+    meaning. Other tzinfo implementations (pytz, dateutil, named offsets) would come back
+    as another type, so they are refused.
     """
 
     name = "labox.datetime@v1"
@@ -24,11 +25,14 @@ class DatetimeSerializer(Serializer[datetime.datetime]):
     content_types = (TEXT_CONTENT_TYPE,)
 
     def serialize_data(self, value: datetime.datetime, /) -> SerializedData:
-        if not isinstance(value, datetime.datetime):
+        if type(value) is not datetime.datetime:
             raise SerializationError(
-                f"{self.name} writes datetime.datetime, not {type(value).__name__}; convert "
-                f"it first (a date: datetime.datetime.combine(d, datetime.time()))."
+                f"{self.name} writes datetime.datetime, not {type(value).__name__} (a subclass "
+                f"would come back as datetime); convert it first (a date: "
+                f"datetime.datetime.combine(d, datetime.time())), or use the values serializer "
+                f"(it keeps pandas Timestamps)."
             )
+        _check_zone(value, self.name)
         config: dict[str, object] = {}
         if isinstance(value.tzinfo, zoneinfo.ZoneInfo) and value.tzinfo.key:
             config["zone"] = value.tzinfo.key
@@ -62,3 +66,22 @@ class DatetimeSerializer(Serializer[datetime.datetime]):
             return in_zone
         # The zone's rules changed since the save: keep the instant that was recorded.
         return value.astimezone(tz)
+
+
+def _check_zone(value: datetime.datetime, serializer_name: str) -> None:
+    """Refuse a time zone that would not come back as the same type and name."""
+    tz = value.tzinfo
+    if tz is None or (isinstance(tz, zoneinfo.ZoneInfo) and tz.key):
+        return
+    offset = tz.utcoffset(value)
+    if (
+        type(tz) is datetime.timezone
+        and offset is not None
+        and tz.tzname(None) == datetime.timezone(offset).tzname(None)
+    ):
+        return
+    raise SerializationError(
+        f"{serializer_name} cannot keep the time zone {tz!r} ({type(tz).__qualname__}): it "
+        f"would come back as a fixed offset. Use a zoneinfo.ZoneInfo or an unnamed "
+        f"datetime.timezone."
+    )

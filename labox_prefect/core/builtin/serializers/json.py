@@ -69,10 +69,13 @@ def decode_json(data: bytes | bytearray, serializer_name: str, where: str = "") 
 
 
 class JsonSerializer(Serializer[Any]):
-    """JSON for dicts, lists, numbers, booleans and None: the format of every storable body."""
+    """Plain JSON for dicts, lists, numbers, booleans and None, used only where named.
+
+    It reads tuples back as lists, so it is inferred for no type: values go through the typed
+    values serializer (values.py). It reads the bodies of v1 records.
+    """
 
     name = "labox.json@v1"
-    types = (dict, list, tuple, int, float, bool, type(None))
     content_types = (JSON_CONTENT_TYPE,)
 
     def serialize_data(self, value: Any, /) -> SerializedData:
@@ -83,11 +86,23 @@ class JsonSerializer(Serializer[Any]):
 
 
 class JsonLinesStreamSerializer(StreamSerializer[Any]):
-    """A stream of JSON values as JSON Lines: one value per line, read back one at a time."""
+    """A stream of JSON values as JSON Lines: one value per line, read back one at a time.
+
+    Plain JSON reads tuples back as lists, so this serializer is used only where named (and
+    for records that name it); streams of values go through the typed-values lines of
+    values.py, which subclass this one and only change how one line is written and read.
+    """
 
     name = "labox.jsonl-stream@v1"
-    types = (dict, list, tuple, str, int, float, bool, type(None))
     content_types = (JSON_LINES_CONTENT_TYPE,)
+
+    def encode_line(self, value: Any, /) -> bytes:
+        """One value as one line of JSON, without its newline."""
+        return encode_json(value, self.name)
+
+    def decode_line(self, line: bytes, where: str, /) -> Any:
+        """The value of one line; ``where`` names the line in error messages."""
+        return decode_json(line, self.name, where)
 
     def serialize_data_stream(self, stream: AsyncIterable[Any], /) -> SerializedDataStream:
         return SerializedDataStream(
@@ -103,7 +118,7 @@ class JsonLinesStreamSerializer(StreamSerializer[Any]):
         size = 0
         async with closing_source(stream):
             async for value in stream:
-                line = encode_json(value, self.name)
+                line = self.encode_line(value)
                 batch += (line, b"\n")
                 size += len(line) + 1
                 if size >= _FLUSH_BYTES:
@@ -126,7 +141,7 @@ class JsonLinesStreamSerializer(StreamSerializer[Any]):
                 del pending[: end + 1]
                 for line in complete.split(b"\n"):
                     line_number += 1
-                    yield decode_json(line, self.name, f" line {line_number}")
+                    yield self.decode_line(bytes(line), f" line {line_number}")
         if pending:
             raise SerializationError(
                 f"{self.name} stream ends in the middle of line {line_number + 1} "

@@ -75,10 +75,11 @@ class TextStreamSerializer(StreamSerializer[str]):
 
 def encode_text(value: str, serializer_name: str) -> bytes:
     """UTF-8 bytes of ``value``; a non-str or an unpaired surrogate is a SerializationError."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise SerializationError(
-            f"{serializer_name} writes str, not {type(value).__name__}; pick a serializer "
-            f"for {type(value).__name__} or convert the value to str."
+            f"{serializer_name} writes str, not {type(value).__name__} (a str subclass would "
+            f"come back as str); pick a serializer for {type(value).__name__} (the values "
+            f"serializer keeps Enums) or convert the value to str."
         )
     try:
         return value.encode("utf-8")

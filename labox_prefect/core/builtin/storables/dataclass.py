@@ -1,9 +1,10 @@
 """Dataclasses as storables.
 
-Plain fields are dumped to the JSON body through pydantic's TypeAdapter for the field's own
-annotation, so what JSON cannot say natively comes back as declared: tuples stay tuples,
-dates stay dates, nested dataclasses are rebuilt. Bytes and other binary values become
-contents of their own (see fields.py), so bytes stay bytes.
+Every field goes into a typed value tree (see fields.py and VALUES.md), so each comes back
+with the value and type it had, whatever its annotation says; the object is rebuilt without
+calling ``__init__`` (as copy and pickle do), fields added to the class since the save take
+their defaults. Records of the v1 format (fields dumped through pydantic's TypeAdapter for
+their annotations) still load.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any, TypeVar
 
 from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
-from labox_prefect.core.builtin.storables.fields import FieldInfo, FieldsUnpacker, content_spec_of
+from labox_prefect.core.builtin.serializers.tree import ValueDecoder, ValueEncoder
+from labox_prefect.core.builtin.storables.fields import (
+    FieldInfo,
+    FieldsUnpacker,
+    TreeFieldsUnpacker,
+    content_spec_of,
+)
 from labox_prefect.core.errors import StorableTypeError
 from labox_prefect.core.storable import Storable
 
@@ -23,8 +30,8 @@ D = TypeVar("D", bound="StorableDataclass")
 _ADAPTER_CONFIG = ConfigDict(arbitrary_types_allowed=True)
 
 
-class StorableDataclassUnpacker(FieldsUnpacker["StorableDataclass"]):
-    """Body plus contents for dataclasses deriving from StorableDataclass."""
+class LegacyDataclassUnpacker(FieldsUnpacker["StorableDataclass"]):
+    """Reads records of labox.dataclass@v1 (fields dumped by pydantic's TypeAdapter)."""
 
     name = "labox.dataclass@v1"
 
@@ -44,16 +51,36 @@ class StorableDataclassUnpacker(FieldsUnpacker["StorableDataclass"]):
         return cls(**kwargs)
 
 
+class StorableDataclassUnpacker(TreeFieldsUnpacker["StorableDataclass"]):
+    """Body plus contents for dataclasses deriving from StorableDataclass."""
+
+    name = "labox.dataclass@v2"
+    legacy = (LegacyDataclassUnpacker(),)
+
+    def fields(self, cls: type[StorableDataclass]) -> tuple[FieldInfo, ...]:
+        return _fields(cls, with_non_init=True)
+
+    def encode_body(
+        self, encoder: ValueEncoder, obj: StorableDataclass, fields: dict[str, Any]
+    ) -> Any:
+        return fields
+
+    def build(
+        self, decoder: ValueDecoder, cls: type[StorableDataclass], body: Any
+    ) -> StorableDataclass:
+        return decoder.dataclass(cls, body)  # type: ignore[no-any-return]
+
+
 class StorableDataclass(Storable, unpacker=StorableDataclassUnpacker()):
     """Base for ``@dataclass`` classes that can be saved; give each a ``class_id``."""
 
 
-_FIELDS: dict[type[Any], tuple[FieldInfo, ...]] = {}
+_FIELDS: dict[tuple[type[Any], bool], tuple[FieldInfo, ...]] = {}
 _ADAPTERS: dict[type[Any], dict[str, TypeAdapter[Any]]] = {}
 
 
-def _fields(cls: type[Any]) -> tuple[FieldInfo, ...]:
-    if (cached := _FIELDS.get(cls)) is not None:
+def _fields(cls: type[Any], with_non_init: bool = False) -> tuple[FieldInfo, ...]:
+    if (cached := _FIELDS.get((cls, with_non_init))) is not None:
         return cached
     if not dataclasses.is_dataclass(cls):
         raise StorableTypeError(
@@ -63,12 +90,12 @@ def _fields(cls: type[Any]) -> tuple[FieldInfo, ...]:
     hints = typing.get_type_hints(cls, include_extras=True)
     infos = []
     for field in dataclasses.fields(cls):
-        if not field.init:
+        if not (field.init or with_non_init):
             continue
         annotation = hints.get(field.name, Any)
         metadata = typing.get_args(annotation)[1:] if _is_annotated(annotation) else ()
         infos.append(FieldInfo(field.name, annotation, content_spec_of(metadata)))
-    _FIELDS[cls] = result = tuple(infos)
+    _FIELDS[cls, with_non_init] = result = tuple(infos)
     return result
 
 

@@ -20,6 +20,14 @@ from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_args, get_origin
 
+from labox_prefect.core.builtin.serializers import json_serializer, value_tree_serializer
+from labox_prefect.core.builtin.serializers.tree import (
+    REF_TAG,
+    EncodedTree,
+    ValueDecoder,
+    ValueEncoder,
+)
+from labox_prefect.core.builtin.storables._routing import ContentRouter, is_small
 from labox_prefect.core.errors import StorableTypeError
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer, StreamSerializer
@@ -126,8 +134,61 @@ def is_inline(value: Any) -> bool:
     return hasattr(type(value), "model_dump")  # nested pydantic models
 
 
+class TreeFieldsUnpacker(Unpacker[S]):
+    """Field-based storables as a typed value tree plus contents; subclasses list fields and
+    say how the body is laid out and the object rebuilt."""
+
+    def fields(self, cls: type[S]) -> tuple[FieldInfo, ...]:
+        raise NotImplementedError
+
+    def encode_body(self, encoder: ValueEncoder, obj: S, fields: dict[str, Any]) -> Any:
+        """The body tree, given the nodes of the fields."""
+        raise NotImplementedError
+
+    def build(self, decoder: ValueDecoder, cls: type[S], body: Any) -> S:
+        raise NotImplementedError
+
+    def unpack_object(self, obj: S, registry: Registry, /) -> Mapping[str, Unpacked]:
+        contents: dict[str, Unpacked] = {}
+        router = ContentRouter(registry, contents, None)
+        nodes: dict[str, Any] = {}
+        for field in self.fields(type(obj)):
+            value = getattr(obj, field.name)
+            if value is not None and is_stream(value):
+                contents[field.name] = UnpackedStream(
+                    stream=value,
+                    serializer=_stream_serializer(field),
+                    storage=field.spec.storage if field.spec else None,
+                    item_type=stream_item_type(field.annotation),
+                )
+                nodes[field.name] = {REF_TAG: field.name}
+            elif value is not None and field.spec is not None:
+                contents[field.name] = UnpackedValue(
+                    value=value, serializer=_value_serializer(field), storage=field.spec.storage
+                )
+                nodes[field.name] = {REF_TAG: field.name}
+            else:
+                nodes[field.name] = router.encoder.encode(value, field.name)
+        router.encoder.at(type(obj).__qualname__)
+        body = self.encode_body(router.encoder, obj, nodes)
+        contents[BODY_KEY] = UnpackedValue(body, value_tree_serializer)
+        return contents
+
+    def unpacks_quickly(self, obj: S, /) -> bool:
+        return all(is_small(getattr(obj, field.name)) for field in self.fields(type(obj)))
+
+    def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:
+        body = contents.get(BODY_KEY)
+        if not isinstance(body, EncodedTree):
+            raise StorableTypeError(
+                f"The record of {cls.__qualname__} has no value-tree body; it was not saved "
+                f"by {self.name}."
+            )
+        return self.build(ValueDecoder(contents), cls, body.tree)
+
+
 class FieldsUnpacker(Unpacker[S]):
-    """Unpacks field-based storables; subclasses say how fields are listed and dumped."""
+    """The v1 format of field-based storables: a JSON body dumped by the class's rules."""
 
     def fields(self, cls: type[S]) -> tuple[FieldInfo, ...]:
         raise NotImplementedError
@@ -161,7 +222,9 @@ class FieldsUnpacker(Unpacker[S]):
                 )
             else:
                 body_names.append(field.name)
-        contents[BODY_KEY] = UnpackedValue(value=self.dump_body(obj, body_names))
+        contents[BODY_KEY] = UnpackedValue(
+            value=self.dump_body(obj, body_names), serializer=json_serializer
+        )
         return contents
 
     def repack_object(self, cls: type[S], contents: Mapping[str, Any], registry: Registry, /) -> S:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Mapping
 from typing import Any, Generic, TypeVar
 
+from labox_prefect.core.builtin.serializers import value_tree_serializer
+from labox_prefect.core.builtin.serializers.tree import EncodedTree, decode_value
+from labox_prefect.core.builtin.storables._routing import (
+    ContentRouter,
+    is_small,
+    own_serializer,
+)
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable
@@ -17,8 +24,8 @@ VALUE_KEY = "value"
 STREAM_KEY = "stream"
 
 
-class StorableValueUnpacker(Unpacker["StorableValue[Any]"]):
-    """One content, the value itself, with the serializer given or inferred."""
+class LegacyValueUnpacker(Unpacker["StorableValue[Any]"]):
+    """Reads records of labox.value@v1 (one content, the value itself)."""
 
     name = "labox.value@v1"
 
@@ -31,6 +38,42 @@ class StorableValueUnpacker(Unpacker["StorableValue[Any]"]):
         self, cls: type[StorableValue[Any]], contents: Mapping[str, Any], registry: Registry, /
     ) -> StorableValue[Any]:
         return cls(contents[VALUE_KEY])
+
+
+class StorableValueUnpacker(Unpacker["StorableValue[Any]"]):
+    """The value as one content, or as a typed-value tree plus one content per large leaf.
+
+    A value with a serializer of its own (given, or registered for its type: a str, a
+    DataFrame, ...) is one content, as in v1. Any other value is encoded as a typed JSON tree
+    (labox.value-tree@v1, see VALUES.md) in which DataFrames, arrays, large bytes and other
+    leaves with serializers of their own are contents of their own, referenced by key.
+    """
+
+    name = "labox.value@v2"
+    legacy = (LegacyValueUnpacker(),)
+
+    def unpack_object(
+        self, obj: StorableValue[Any], registry: Registry, /
+    ) -> Mapping[str, Unpacked]:
+        serializer = obj.serializer or own_serializer(obj.value, registry)
+        if serializer is not None:
+            return {VALUE_KEY: UnpackedValue(obj.value, serializer, obj.storage)}
+        contents: dict[str, Unpacked] = {}
+        router = ContentRouter(registry, contents, obj.storage)
+        tree = router.encoder.encode(obj.value, VALUE_KEY)
+        contents[VALUE_KEY] = UnpackedValue(tree, value_tree_serializer, obj.storage)
+        return contents
+
+    def unpacks_quickly(self, obj: StorableValue[Any], /) -> bool:
+        return is_small(obj.value)
+
+    def repack_object(
+        self, cls: type[StorableValue[Any]], contents: Mapping[str, Any], registry: Registry, /
+    ) -> StorableValue[Any]:
+        value = contents[VALUE_KEY]
+        if isinstance(value, EncodedTree):
+            value = value.tree if value.plain else decode_value(value.tree, contents)
+        return cls(value)
 
 
 class StorableStreamUnpacker(Unpacker["StorableStream[Any]"]):
@@ -52,7 +95,8 @@ class StorableStreamUnpacker(Unpacker["StorableStream[Any]"]):
 class StorableValue(
     Storable, Generic[T], class_id="9a1b5c0e3f2d4e6a", unpacker=StorableValueUnpacker()
 ):
-    """Any single value the registry has a serializer for (or that names its own)."""
+    """Any single value: one content by its own serializer (given, or registered for its
+    type), or a typed value tree that loads back with the same types (see VALUES.md)."""
 
     __slots__ = ("serializer", "storage", "value")
 
