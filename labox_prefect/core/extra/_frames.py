@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import warnings
 from collections.abc import Hashable
 from typing import Any
 
@@ -114,7 +115,7 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
         descriptor["attrs"] = frame.attrs
     is_range = index_spec["kind"] == "range"
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=None if is_range else True)
+        table = _from_pandas(frame, preserve_index=None if is_range else True)
     except (pa.ArrowException, ValueError, TypeError) as error:
         raise SerializationError(
             f"{context} cannot be converted to Arrow: {error}. Give each column a single "
@@ -182,7 +183,7 @@ def _encode_index_table(index: pd.Index, context: str) -> tuple[pa.Table, dict[s
     frame = pd.DataFrame(index=index)
     is_range = spec["kind"] == "range"
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=not is_range)
+        table = _from_pandas(frame, preserve_index=not is_range)
     except (pa.ArrowException, ValueError, TypeError) as error:
         raise SerializationError(
             f"{context} cannot be converted to Arrow: {error}. Give it a single type "
@@ -494,6 +495,14 @@ def decode_name(encoded: Any) -> Hashable:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _from_pandas(frame: pd.DataFrame, preserve_index: bool | None) -> pa.Table:
+    """``Table.from_pandas``, without its warning that names other than str will not
+    round-trip: the descriptor keeps them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not roundtrip correctly", category=UserWarning)
+        return pa.Table.from_pandas(frame, preserve_index=preserve_index)
 
 
 def _string_na(dtype: pd.StringDtype) -> str:

@@ -43,6 +43,7 @@ from labox_prefect.core.extra.pyarrow import (
     ChunkSink,
     describe_schema_change,
     read_parquet,
+    type_fits,
     write_parquet,
 )
 from labox_prefect.core.serializer import (
@@ -183,9 +184,10 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
     grow or change (dictionary indices are stored as int32, whatever width a frame's
     categories need), a column that is all missing (a first frame's all-missing object
     column is stored as string), str stored as string or large_string, datetimes in
-    another unit, an int column that becomes nullable (Int64). Frames whose columns are named differently, or whose values would
-    change (int to str, int to float), are refused with a SerializationError naming the
-    frame and the column. An empty stream is a valid file with no row groups.
+    another unit, an int column that becomes nullable (Int64). Frames whose columns are
+    named differently, or whose values would change (int to str, int to float), are
+    refused with a SerializationError naming the frame and the column. An empty stream is
+    a valid file with no row groups.
     """
 
     name = "labox.pandas.parquet-stream@v1"
@@ -211,7 +213,8 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
         descriptors: list[dict[str, Any]] = []
 
         async def write(table: pa.Table, what: str) -> None:
-            assert writer is not None and layout is not None
+            assert writer is not None
+            assert layout is not None
             table = await arrow.run(layout.conform, table, self.name, what)
             await arrow.run(writer.write_table, table, row_group_size=max(table.num_rows, 1))
 
@@ -366,10 +369,6 @@ class _Layout:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
-_STRINGS = (pa.string(), pa.large_string())
-_BINARIES = (pa.binary(), pa.large_binary())
-
-
 def _stream_field(field: pa.Field) -> pa.Field:
     if pa.types.is_dictionary(field.type):
         return field.with_type(pa.dictionary(pa.int32(), field.type.value_type))
@@ -378,27 +377,11 @@ def _stream_field(field: pa.Field) -> pa.Field:
     return field
 
 
-def _fits(actual: pa.DataType, wanted: pa.DataType) -> bool:
-    """True if ``actual`` may be cast to ``wanted``: no value changes if the safe cast works."""
-    if actual == wanted or pa.types.is_null(actual):
-        return True
-    if pa.types.is_dictionary(wanted):
-        value_type = actual.value_type if pa.types.is_dictionary(actual) else actual
-        return _fits(value_type, wanted.value_type)
-    if pa.types.is_dictionary(actual):
-        return False
-    if any(actual in family and wanted in family for family in (_STRINGS, _BINARIES)):
-        return True
-    if pa.types.is_timestamp(actual) and pa.types.is_timestamp(wanted):
-        return bool(actual.tz == wanted.tz)
-    return pa.types.is_duration(actual) and pa.types.is_duration(wanted)
-
-
 def _cast_column(
     column: pa.ChunkedArray, wanted: pa.DataType, serializer_name: str, what: str, name: str
 ) -> pa.ChunkedArray:
     problem = f"column {name!r} is {column.type}, the stream's is {wanted}"
-    if _fits(column.type, wanted):
+    if type_fits(column.type, wanted):
         try:
             return column.cast(wanted, safe=True)
         except pa.ArrowException as error:

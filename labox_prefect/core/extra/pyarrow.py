@@ -2,12 +2,17 @@
 
 The IPC stream format needs no footer, so a stream is read back batch by batch as its bytes
 arrive, with no spooling: the reader cuts the bytes into IPC messages itself and hands each
-complete record batch to pyarrow's own stream reader.
+complete record batch to pyarrow's own stream reader. An IPC stream has one schema; when a
+batch's schema changes in a way that keeps its values (dictionary index widths, a column
+that was all null, string and large_string, units of time), the writer ends that IPC stream
+and starts another, so every batch reads back with its own schema.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import io
 import struct
@@ -31,8 +36,19 @@ PARQUET_COMPRESSION = "snappy"
 """The codec pandas' ``to_parquet`` uses by default: fast, and read by every Parquet tool."""
 
 
+TABLE_SCHEMA_KEY = b"labox.arrow_schema"
+"""Schema metadata key: the table's own schema, base64 of its IPC serialization. Parquet has
+no second unit, no dictionaries of numbers and renames list items; the table read back is
+cast to this schema (which carries the table's own metadata)."""
+
+
 class ParquetTableSerializer(Serializer[pa.Table]):
-    """A pyarrow Table as one Parquet file, readable by any Parquet tool."""
+    """A pyarrow Table as one Parquet file, readable by any Parquet tool.
+
+    The table loads back with its exact schema and metadata: Parquet's own types are cast
+    back to the ones recorded under `TABLE_SCHEMA_KEY` (files written before that key
+    existed load as Parquet reads them).
+    """
 
     name = "labox.pyarrow.parquet@v1"
     types = (pa.Table,)
@@ -45,10 +61,25 @@ class ParquetTableSerializer(Serializer[pa.Table]):
                 f"(pyarrow.Table.from_pandas, pyarrow.Table.from_batches) or pick a serializer "
                 f"for {type(value).__name__}."
             )
-        return SerializedData(data=write_parquet(value), content_type=PARQUET_CONTENT_TYPE)
+        schema = base64.b64encode(value.schema.serialize().to_pybytes())
+        stored = value.replace_schema_metadata(
+            {**(value.schema.metadata or {}), TABLE_SCHEMA_KEY: schema}
+        )
+        return SerializedData(data=write_parquet(stored), content_type=PARQUET_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> pa.Table:
-        return read_parquet(content.data, self.name)
+        table = read_parquet(content.data, self.name)
+        raw = (table.schema.metadata or {}).get(TABLE_SCHEMA_KEY)
+        if raw is None:
+            return table
+        try:
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw, validate=True)))
+            return table.cast(schema)
+        except (pa.ArrowException, ValueError, binascii.Error) as error:
+            raise SerializationError(
+                f"{self.name} cannot give this table back its recorded schema ({error}); the "
+                f"content is corrupted or was not written by {self.name}."
+            ) from None
 
 
 class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
@@ -84,15 +115,22 @@ class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
                         f"{type(batch).__name__}, not a pyarrow.RecordBatch; yield record "
                         f"batches (a Table's are in table.to_batches())."
                     )
+                if schema is not None and not batch.schema.equals(schema, check_metadata=True):
+                    if not schema_fits(batch.schema, schema) and not schema_fits(
+                        schema, batch.schema
+                    ):
+                        raise SerializationError(
+                            f"{self.name}: batch {number} does not fit the stream's schema "
+                            f"({describe_schema_change(schema, batch.schema)}); the values of "
+                            f"a column must keep their kind from batch to batch (cast it with "
+                            f"batch.cast(schema)), or save the batches apart."
+                        )
+                    assert writer is not None
+                    writer.close()  # this IPC stream ends; the next starts with the new schema
+                    schema = None
                 if schema is None:
                     schema = batch.schema
                     writer = pa.ipc.new_stream(sink, schema)
-                elif not batch.schema.equals(schema):
-                    raise SerializationError(
-                        f"{self.name}: batch {number} has a different schema from the first "
-                        f"batch ({describe_schema_change(schema, batch.schema)}); every batch "
-                        f"of a stream must share one schema (cast it with batch.cast(schema))."
-                    )
                 assert writer is not None
                 await asyncio.to_thread(writer.write_batch, batch)
                 if data := sink.drain():
@@ -109,12 +147,14 @@ class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
         async with closing_source(source):
             async for chunk in source:
                 for header_type, message in framer.feed(chunk):
+                    if header_type == _SCHEMA:  # the first IPC stream, or the next one
+                        feed = _MessageFeed()
                     feed.append(message)
                     try:
-                        if reader is None:
-                            if header_type != _SCHEMA:
-                                raise framer.corrupted("it does not start with a schema")
+                        if header_type == _SCHEMA:
                             reader = pa.ipc.open_stream(feed)
+                        elif reader is None:
+                            raise framer.corrupted("it does not start with a schema")
                         elif header_type == _RECORD_BATCH:
                             yield reader.read_next_batch()
                     except pa.ArrowException as error:
@@ -154,6 +194,39 @@ def describe_schema_change(expected: pa.Schema, actual: pa.Schema) -> str:
     if not changes and list(before) != list(after):
         changes.append(f"the fields are in the order {list(after)} instead of {list(before)}")
     return "; ".join(changes) or "field nullability or metadata differ"
+
+
+_STRINGS = (pa.string(), pa.large_string())
+_BINARIES = (pa.binary(), pa.large_binary())
+
+
+def type_fits(actual: pa.DataType, wanted: pa.DataType) -> bool:
+    """True if values of type ``actual`` can be stored as ``wanted`` without changing.
+
+    A column that is all null, dictionaries with other index widths (or dense values into a
+    dictionary), string and large_string, binary and large_binary, timestamps (same time
+    zone) and durations in other units. For units, only a safe cast (``cast(safe=True)``,
+    which fails on truncation) tells whether the values themselves fit.
+    """
+    if actual == wanted or pa.types.is_null(actual):
+        return True
+    if pa.types.is_dictionary(wanted):
+        value_type = actual.value_type if pa.types.is_dictionary(actual) else actual
+        return type_fits(value_type, wanted.value_type)
+    if pa.types.is_dictionary(actual):
+        return False
+    if any(actual in family and wanted in family for family in (_STRINGS, _BINARIES)):
+        return True
+    if pa.types.is_timestamp(actual) and pa.types.is_timestamp(wanted):
+        return bool(actual.tz == wanted.tz)
+    return pa.types.is_duration(actual) and pa.types.is_duration(wanted)
+
+
+def schema_fits(actual: pa.Schema, wanted: pa.Schema) -> bool:
+    """True if every field of ``actual`` `type_fits` the field of ``wanted`` of that name."""
+    return actual.names == wanted.names and all(
+        type_fits(field.type, want.type) for field, want in zip(actual, wanted, strict=True)
+    )
 
 
 class ChunkSink(io.RawIOBase):
@@ -222,12 +295,12 @@ class _IpcMessageFramer:
         """Every message completed by ``chunk``, as (header type, message bytes)."""
         self._pending += chunk
         while self._pending:
-            if self._ended:
-                raise self.corrupted("bytes follow the end-of-stream marker")
             if len(self._pending) < _PREFIX.size:
                 return
             continuation, metadata_length = _PREFIX.unpack_from(self._pending)
             if continuation != _CONTINUATION or metadata_length < 0:
+                if self._ended:
+                    raise self.corrupted("bytes follow the end-of-stream marker")
                 raise self.corrupted("a message does not start with the IPC marker")
             if metadata_length == 0:
                 self._ended = True
@@ -237,6 +310,9 @@ class _IpcMessageFramer:
             if len(self._pending) < metadata_end:
                 return
             header_type, body_length = self._header(metadata_end)
+            if self._ended and header_type != _SCHEMA:
+                raise self.corrupted("bytes follow the end-of-stream marker")
+            self._ended = False  # a schema after an end marker starts the next IPC stream
             end = metadata_end + body_length
             if len(self._pending) < end:
                 return
