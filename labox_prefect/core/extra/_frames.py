@@ -22,7 +22,8 @@ Descriptor (JSON, ``"version": 1``)::
           | {"kind": "object", "values": "str"|"bytes"|"none", "na": "none"|"nan"}
           | {"kind": "arrow"}                           pandas.ArrowDtype of the Arrow type
     name    ["none"] | ["str", s] | ["int", decimal text] | ["float", float.hex()]
-          | ["bool", b] | ["tuple", [name, ...]]
+          | ["bool", b] | ["tuple", [name, ...]] | ["numpy", dtype.str, name of .item()]
+          | ["timestamp", UTC (or naive) ISO text, unit, time zone name or null]
     encoded index: base64 of an Arrow IPC stream of the index alone (a frame without columns)
 
 Data columns are the table's first fields, in order; index levels (unless a RangeIndex) follow.
@@ -121,6 +122,14 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
             f"{context} cannot be converted to Arrow: {error}. Give each column a single "
             f"type (e.g. df[column].astype(...))."
         ) from None
+    names = table.schema.names
+    if len(set(names)) != len(names):
+        clash = next(name for name in names if names.count(name) > 1)
+        raise SerializationError(
+            f"{context} has an index level and a column (or two levels) named {clash!r} as "
+            f"text; Arrow names them by their names as text: rename one "
+            f"(df.rename_axis(...) or df.rename(columns=...))."
+        )
     expected = len(columns) + (0 if is_range else index.nlevels)
     if table.num_columns != expected:  # pragma: no cover - pyarrow's layout changed
         raise SerializationError(
@@ -470,9 +479,24 @@ def encode_name(name: Hashable, context: str) -> list[Any]:
         return ["float", float.hex(name)]  # type: ignore[arg-type]
     if kind is tuple:
         return ["tuple", [encode_name(part, context) for part in name]]  # type: ignore[union-attr]
+    if isinstance(name, (np.integer, np.floating, np.bool_)):  # labels read from an Index
+        return ["numpy", name.dtype.str, encode_name(name.item(), context)]
+    if kind is pd.Timestamp:
+        stamp: pd.Timestamp = name  # type: ignore[assignment]
+        utc = stamp if stamp.tz is None else stamp.tz_convert("UTC").tz_localize(None)
+        encoded = [
+            "timestamp",
+            utc.isoformat(),
+            stamp.unit,
+            None if stamp.tz is None else str(stamp.tz),
+        ]
+        restored = decode_name(encoded)
+        if restored == stamp and str(getattr(restored, "tz", None)) == str(stamp.tz):
+            return encoded
     raise SerializationError(
         f"{context} {name!r} is a {_qualified(kind)}; names are kept for None, str, int, "
-        f"float, bool and tuples of them: rename it (e.g. with str(name))."
+        f"float, bool, numpy numbers, pandas.Timestamp and tuples of them: rename it "
+        f"(e.g. with str(name))."
     )
 
 
@@ -491,6 +515,11 @@ def decode_name(encoded: Any) -> Hashable:
         return float.fromhex(encoded[1])
     if tag == "tuple":
         return tuple(decode_name(part) for part in encoded[1])
+    if tag == "numpy":
+        return np.dtype(encoded[1]).type(decode_name(encoded[2]))  # type: ignore[no-any-return]
+    if tag == "timestamp":
+        stamp = pd.Timestamp(encoded[1]).as_unit(encoded[2])
+        return stamp if encoded[3] is None else stamp.tz_localize("UTC").tz_convert(encoded[3])
     raise ValueError(f"unknown name {encoded!r}")
 
 

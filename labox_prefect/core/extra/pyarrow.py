@@ -61,11 +61,13 @@ class ParquetTableSerializer(Serializer[pa.Table]):
                 f"(pyarrow.Table.from_pandas, pyarrow.Table.from_batches) or pick a serializer "
                 f"for {type(value).__name__}."
             )
+        # Parquet's types for this schema, checked on no rows: can they be cast back?
+        empty = read_parquet(write_parquet(value.schema.empty_table()), self.name)
+        _restore_schema(empty, value.schema, self.name, "save")
         schema = base64.b64encode(value.schema.serialize().to_pybytes())
-        stored = value.replace_schema_metadata(
-            {**(value.schema.metadata or {}), TABLE_SCHEMA_KEY: schema}
-        )
-        return SerializedData(data=write_parquet(stored), content_type=PARQUET_CONTENT_TYPE)
+        metadata = {**(value.schema.metadata or {}), TABLE_SCHEMA_KEY: schema}
+        data = write_parquet(value.replace_schema_metadata(metadata))
+        return SerializedData(data=data, content_type=PARQUET_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> pa.Table:
         table = read_parquet(content.data, self.name)
@@ -74,12 +76,40 @@ class ParquetTableSerializer(Serializer[pa.Table]):
             return table
         try:
             schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw, validate=True)))
-            return table.cast(schema)
         except (pa.ArrowException, ValueError, binascii.Error) as error:
             raise SerializationError(
-                f"{self.name} cannot give this table back its recorded schema ({error}); the "
+                f"{self.name} cannot read the schema recorded with this table ({error}); the "
                 f"content is corrupted or was not written by {self.name}."
             ) from None
+        return _restore_schema(table, schema, self.name, "load")
+
+
+def _restore_schema(
+    table: pa.Table, schema: pa.Schema, serializer_name: str, step: str
+) -> pa.Table:
+    """``table`` (as Parquet read it) cast back to ``schema``, the one it was written with.
+
+    Parquet reads dictionaries of anything but strings as plain values: those are encoded
+    again (same values and type; the dictionary in order of first appearance).
+    """
+    columns = []
+    for column, field in zip(table.columns, schema, strict=True):
+        try:
+            if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
+                column = column.dictionary_encode()
+            columns.append(column.cast(field.type))
+        except pa.ArrowException as error:
+            if step == "save":
+                raise SerializationError(
+                    f"{serializer_name}: the field {field.name!r} of type {field.type} does "
+                    f"not come back from Parquet as itself ({error}); cast it to a type "
+                    f"Parquet keeps (table.cast(...)) or store the table another way."
+                ) from None
+            raise SerializationError(
+                f"{serializer_name} cannot give this table back its recorded schema "
+                f"({error}); the content is corrupted or was not written by {serializer_name}."
+            ) from None
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):

@@ -476,6 +476,10 @@ REFUSED_FRAMES = {
         r"duplicate column labels \['a'\]",
     ),
     "columns-same-as-text": (pd.DataFrame({1: [1], "1": [2]}), r"labels that read the same"),
+    "index-named-like-a-column": (
+        pd.DataFrame({0: [1]}, index=pd.Index([5], name="0")),
+        r"an index level and a column .* named '0' as text",
+    ),
     "columns-mixed-types": (pd.DataFrame({1: [1], "b": [2]}), r"column labels is an object"),
     "attrs-not-json": (_with_attrs(_one([1]), when=pd.Timestamp(0)), r"attrs .* JSON"),
     "multi-unused-levels": (
