@@ -115,6 +115,9 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
     if frame.attrs:
         descriptor["attrs"] = frame.attrs
     is_range = index_spec["kind"] == "range"
+    if not is_range:
+        safe = _field_safe(index, texts)
+        frame = frame if safe is index else frame.set_axis(safe, axis=0)
     try:
         table = _from_pandas(frame, preserve_index=None if is_range else True)
     except (pa.ArrowException, ValueError, TypeError) as error:
@@ -122,14 +125,6 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
             f"{context} cannot be converted to Arrow: {error}. Give each column a single "
             f"type (e.g. df[column].astype(...))."
         ) from None
-    names = table.schema.names
-    if len(set(names)) != len(names):
-        clash = next(name for name in names if names.count(name) > 1)
-        raise SerializationError(
-            f"{context} has an index level and a column (or two levels) named {clash!r} as "
-            f"text; Arrow names them by their names as text: rename one "
-            f"(df.rename_axis(...) or df.rename(columns=...))."
-        )
     expected = len(columns) + (0 if is_range else index.nlevels)
     if table.num_columns != expected:  # pragma: no cover - pyarrow's layout changed
         raise SerializationError(
@@ -189,8 +184,8 @@ def _encode_index_table(index: pd.Index, context: str) -> tuple[pa.Table, dict[s
             f"classes; pass pandas.Index(value)."
         )
     spec = _describe_index(index, context)
-    frame = pd.DataFrame(index=index)
     is_range = spec["kind"] == "range"
+    frame = pd.DataFrame(index=index if is_range else _field_safe(index, []))
     try:
         table = _from_pandas(frame, preserve_index=not is_range)
     except (pa.ArrowException, ValueError, TypeError) as error:
@@ -298,14 +293,14 @@ def decode_values(column: pa.ChunkedArray, spec: Any) -> Any:
                 raise ValueError(f"a {dtype} column has missing values")
             array = column.to_numpy()
             return array if array.dtype == dtype else array.astype(dtype)
-        values = dtype.__from_arrow__(column)
+        values = _from_arrow(dtype, column)
         return values if values.dtype == dtype else values.astype(dtype)
     if kind == "string":
         na = np.nan if spec["na"] == "nan" else pd.NA
         string = pd.StringDtype(spec["storage"], na_value=na)
         if pa.types.is_null(column.type):
             column = column.cast(pa.large_string())
-        return string.__from_arrow__(column)
+        return _from_arrow(string, column)
     if kind == "categorical":
         categories = decode_index(spec["categories"])
         dtype = pd.CategoricalDtype(categories, ordered=bool(spec["ordered"]))
@@ -313,7 +308,7 @@ def decode_values(column: pa.ChunkedArray, spec: Any) -> Any:
     if kind == "object":
         return _decode_objects(column, spec)
     if kind == "arrow":
-        return pd.ArrowDtype(column.type).__from_arrow__(column)
+        return _from_arrow(pd.ArrowDtype(column.type), column)
     raise ValueError(f"unknown dtype kind {kind!r}")
 
 
@@ -321,18 +316,27 @@ def _empty(column: pa.ChunkedArray, spec: Any) -> Any:
     kind = spec["kind"]
     if kind == "named":
         dtype = pandas_dtype(spec["name"])
-        return np.empty(0, dtype) if isinstance(dtype, np.dtype) else pd.array([], dtype=dtype)
+        return np.empty(0, dtype) if isinstance(dtype, np.dtype) else _no_values(dtype)
     if kind == "string":
         na = np.nan if spec["na"] == "nan" else pd.NA
-        return pd.array([], dtype=pd.StringDtype(spec["storage"], na_value=na))
+        return _no_values(pd.StringDtype(spec["storage"], na_value=na))
     if kind == "categorical":
         dtype = pd.CategoricalDtype(decode_index(spec["categories"]), bool(spec["ordered"]))
         return pd.Categorical.from_codes([], dtype=dtype)
     if kind == "object":
         return np.empty(0, dtype=object)
     if kind == "arrow":
-        return pd.array([], dtype=pd.ArrowDtype(column.type))
+        return _no_values(pd.ArrowDtype(column.type))
     raise ValueError(f"unknown dtype kind {kind!r}")
+
+
+def _from_arrow(dtype: Any, column: pa.ChunkedArray) -> Any:
+    """pandas' own conversion of an extension dtype (``ExtensionDtype.__from_arrow__``)."""
+    return dtype.__from_arrow__(column)
+
+
+def _no_values(dtype: Any) -> Any:
+    return pd.Series([], dtype=dtype).array
 
 
 def _decode_objects(column: pa.ChunkedArray, spec: Any) -> np.ndarray[Any, Any]:
@@ -385,7 +389,9 @@ def _describe_index(index: pd.Index, context: str) -> dict[str, Any]:
             f"{context} is a {_qualified(type(index))}, not one of pandas' own Index "
             f"classes; convert it (pandas.Index(value))."
         )
-    levels = [index.get_level_values(i) for i in range(index.nlevels)]
+    # get_level_values(i) takes a level *name* first: name the levels by position to ask.
+    by_position = index.set_names(list(range(index.nlevels)))
+    levels = [by_position.get_level_values(i) for i in range(index.nlevels)]
     if isinstance(index, pd.MultiIndex):
         rebuilt = pd.MultiIndex.from_arrays(levels)
         if not all(
@@ -434,7 +440,7 @@ def _decode_index(table: pa.Table, first: int, spec: Any) -> pd.Index:
         if not isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)):
             raise ValueError(f"a frequency is recorded for a {type(index).__name__}")
         index = type(index)(index, freq=spec["freq"])
-    return index
+    return index  # type: ignore[no-any-return]
 
 
 def _decode_frame(table: pa.Table, descriptor: Any) -> pd.DataFrame:
@@ -478,7 +484,7 @@ def encode_name(name: Hashable, context: str) -> list[Any]:
     if kind is float:
         return ["float", float.hex(name)]  # type: ignore[arg-type]
     if kind is tuple:
-        return ["tuple", [encode_name(part, context) for part in name]]  # type: ignore[union-attr]
+        return ["tuple", [encode_name(part, context) for part in name]]  # type: ignore[attr-defined]
     if isinstance(name, (np.integer, np.floating, np.bool_)):  # labels read from an Index
         return ["numpy", name.dtype.str, encode_name(name.item(), context)]
     if kind is pd.Timestamp:
@@ -524,6 +530,28 @@ def decode_name(encoded: Any) -> Hashable:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+def _field_safe(index: pd.Index, taken: list[str]) -> pd.Index:
+    """``index`` with level names that pyarrow can use as field names as they are.
+
+    pyarrow names an index level's field by the level's name as text, and takes a level's
+    values by that name: two levels named alike as text (1 and None both give "1"), or a
+    level named like a column, would be stored wrong. Such levels are renamed
+    ``__index_level_<i>__`` (with "_" added until unique; the descriptor keeps the real
+    names).
+    """
+    names = list(index.names)
+    seen = set(taken)
+    safe = []
+    for position, name in enumerate(names):
+        if type(name) is not str or name in seen:
+            name = f"__index_level_{position}__"
+        while name in seen:
+            name += "_"
+        seen.add(name)
+        safe.append(name)
+    return index if safe == names else index.set_names(safe)
 
 
 def _from_pandas(frame: pd.DataFrame, preserve_index: bool | None) -> pa.Table:

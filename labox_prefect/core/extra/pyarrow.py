@@ -249,7 +249,7 @@ def type_fits(actual: pa.DataType, wanted: pa.DataType) -> bool:
         return True
     if pa.types.is_timestamp(actual) and pa.types.is_timestamp(wanted):
         return bool(actual.tz == wanted.tz)
-    return pa.types.is_duration(actual) and pa.types.is_duration(wanted)
+    return bool(pa.types.is_duration(actual) and pa.types.is_duration(wanted))
 
 
 def schema_fits(actual: pa.Schema, wanted: pa.Schema) -> bool:

@@ -87,9 +87,10 @@ def same_categorical(expected: pd.Categorical, actual: pd.Categorical) -> bool:
 
 
 def same_dtype(expected: Any, actual: Any, where: str) -> None:
-    assert type(actual) is type(expected) and actual == expected and str(actual) == str(expected), (
-        f"{where}: dtype {actual!r} instead of {expected!r}"
-    )
+    problem = f"{where}: dtype {actual!r} instead of {expected!r}"
+    assert type(actual) is type(expected), problem
+    assert actual == expected, problem
+    assert str(actual) == str(expected), problem
     if isinstance(expected, pd.CategoricalDtype):
         assert expected.ordered == actual.ordered, f"{where}: ordered differs"
         same_index(expected.categories, actual.categories, f"{where} categories")
@@ -120,9 +121,8 @@ def same_name(expected: Any, actual: Any, where: str) -> None:
 
 def same_array(expected: np.ndarray[Any, Any], actual: np.ndarray[Any, Any]) -> bool:
     assert type(actual) is type(expected) is np.ndarray, f"{type(actual)}"
-    assert actual.dtype == expected.dtype and actual.dtype.str == expected.dtype.str, (
-        f"dtype {actual.dtype!r} instead of {expected.dtype!r}"
-    )
+    assert actual.dtype == expected.dtype, f"dtype {actual.dtype!r} not {expected.dtype!r}"
+    assert actual.dtype.str == expected.dtype.str, f"byte order {actual.dtype.str}"
     assert actual.dtype.names == expected.dtype.names
     assert actual.shape == expected.shape, f"shape {actual.shape} instead of {expected.shape}"
     fortran = expected.flags.f_contiguous and not expected.flags.c_contiguous
