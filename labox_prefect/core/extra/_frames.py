@@ -361,11 +361,15 @@ def _codes(column: pa.ChunkedArray, categories: pd.Index) -> np.ndarray[Any, Any
     pieces = []
     for chunk in column.chunks:
         if pa.types.is_dictionary(chunk.type):
-            lookup = pc.index_in(chunk.dictionary, value_set=value_set.cast(chunk.type.value_type))
-            codes = lookup.take(chunk.indices)
+            dictionary = chunk.dictionary
+            expected = value_set.cast(dictionary.type)
+            if dictionary.equals(expected):
+                codes = chunk.indices  # as written: the dictionary is the categories
+            else:
+                codes = pc.index_in(dictionary, value_set=expected).take(chunk.indices)
         else:
             codes = pc.index_in(chunk, value_set=value_set.cast(chunk.type))
-        pieces.append(codes)
+        pieces.append(codes.cast(pa.int32()))
     found = pa.chunked_array(pieces, type=pa.int32())
     if found.null_count != column.null_count:
         raise ValueError("a categorical column holds values that are not among its categories")
