@@ -13,7 +13,8 @@ refused when writing, with a SerializationError naming the column and the fix.
 Descriptor (JSON, ``"version": 1``)::
 
     frame   {"version": 1, "dtypes": [dtype, ...], "index": index,
-             "columns": encoded index (absent for an index alone), "attrs": {...}}
+             "columns": encoded index (absent for an index alone), "attrs": {...},
+             "allows_duplicate_labels": false (only when the frame's flag is off)}
     index   {"kind": "range", "start": int, "stop": int, "step": int, "name": name}
           | {"kind": "levels", "names": [name, ...], "dtypes": [dtype, ...], "freq": str|null}
     dtype   {"kind": "named", "name": "Int64"}          pandas_dtype(name) gives it back
@@ -114,6 +115,8 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
     }
     if frame.attrs:
         descriptor["attrs"] = frame.attrs
+    if not frame.flags.allows_duplicate_labels:
+        descriptor["allows_duplicate_labels"] = False
     is_range = index_spec["kind"] == "range"
     if not is_range:
         safe = _field_safe(index, texts)
@@ -468,6 +471,8 @@ def _decode_frame(table: pa.Table, descriptor: Any) -> pd.DataFrame:
     if "columns" in descriptor:
         frame.columns = decode_index(descriptor["columns"])
     frame.attrs = descriptor.get("attrs", {})
+    if descriptor.get("allows_duplicate_labels") is False:
+        frame = frame.set_flags(allows_duplicate_labels=False)
     return frame
 
 

@@ -1,4 +1,7 @@
-"""pandas DataFrames as Parquet: one frame as one file, a stream of frames as one file too.
+"""pandas values as Parquet: a DataFrame, Series, Index or Categorical as one file, a
+stream of frames as one file too. Each loads back equal in value and type (dtypes, index,
+labels, names, categories; see `labox_prefect.core.extra._frames` for the descriptor that
+keeps them), or is refused when saved with a SerializationError naming the column.
 
 A stream is written one row group per frame, and its bytes leave as each row group is
 flushed, so saving holds one frame at a time. Parquet keeps its index of row groups in a
@@ -347,7 +350,8 @@ class _Layout:
 
     @classmethod
     def of(cls, table: pa.Table) -> _Layout:
-        return cls(pa.schema([_stream_field(field) for field in table.schema]))
+        fields = [_stream_field(field) for field in table.schema]
+        return cls(pa.schema(fields, metadata=table.schema.metadata))  # pandas' own, for others
 
     def conform(self, table: pa.Table, serializer_name: str, what: str) -> pa.Table:
         """``table`` in the stream's schema, or a SerializationError naming the column."""

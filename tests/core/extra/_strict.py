@@ -49,6 +49,7 @@ def same_series(expected: pd.Series, actual: pd.Series) -> bool:
         expected, actual, check_dtype=True, check_index_type=True, check_exact=True
     )
     same_name(expected.name, actual.name, "the series name")
+    assert expected.attrs == actual.attrs, f"attrs {actual.attrs} instead of {expected.attrs}"
     same_index(expected.index, actual.index, "index")
     same_values(expected.array, actual.array, "values")
     return True

@@ -460,6 +460,7 @@ FAITHFUL_FRAMES = {
     ),
     "columns-order": pd.DataFrame({"b": [1], "a": [2.0], "c": ["z"]}),
     "attrs": _with_attrs(_one([1]), source="lab", n=[1, 2.5, None]),
+    "flags": _one([1]).set_flags(allows_duplicate_labels=False),
     "empty": pd.DataFrame(),
     "empty-float32": _one(pd.Series([], dtype="float32")),
     "empty-object": _one(pd.Series([], dtype=object)),
@@ -543,6 +544,7 @@ SERIES = {
     "empty": pd.Series([], dtype="float32"),
     "multi-index": pd.Series([1, 2], index=pd.MultiIndex.from_tuples([("x", 1), ("y", 2)])),
     "name-values": pd.Series([1], name="values"),
+    "attrs-and-flags": pd.Series([1], name="a").set_flags(allows_duplicate_labels=False),
 }
 
 
