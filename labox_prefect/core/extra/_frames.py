@@ -16,7 +16,9 @@ Descriptor (JSON, ``"version": 1``)::
              "columns": encoded index (absent for an index alone), "attrs": {...},
              "allows_duplicate_labels": false (only when the frame's flag is off)}
     index   {"kind": "range", "start": int, "stop": int, "step": int, "name": name}
-          | {"kind": "levels", "names": [name, ...], "dtypes": [dtype, ...], "freq": str|null}
+          | {"kind": "levels", "names": [name, ...], "dtypes": [dtype, ...], "freq": str|null,
+             "multi": (a MultiIndex only) null, or its levels as encoded indexes when they
+             are not what its values give back (unused or unsorted values)}
     dtype   {"kind": "named", "name": "Int64"}          pandas_dtype(name) gives it back
           | {"kind": "string", "storage": "python"|"pyarrow", "na": "nan"|"NA"}
           | {"kind": "categorical", "categories": encoded index, "ordered": bool}
@@ -75,8 +77,9 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
     ``context`` starts every error message (the serializer's name and which value).
     Raises SerializationError for what cannot be kept: duplicate column labels, dtypes
     Arrow cannot hold (complex, sparse), object columns holding anything but str or bytes
-    (with None or NaN for missing), MultiIndexes with unused or unsorted levels, ``attrs``
-    that JSON cannot keep, and subclasses of DataFrame.
+    (with None or NaN for missing), ``attrs`` that JSON cannot keep, names of other types
+    than None, str, int, float, bool, numpy numbers, Timestamp and tuples of them, and
+    subclasses of DataFrame.
     """
     if type(frame) is not pd.DataFrame:
         raise SerializationError(
@@ -399,18 +402,23 @@ def _describe_index(index: pd.Index, context: str) -> dict[str, Any]:
     # get_level_values(i) takes a level *name* first: name the levels by position to ask.
     by_position = index.set_names(list(range(index.nlevels)))
     levels = [by_position.get_level_values(i) for i in range(index.nlevels)]
+    spec: dict[str, Any] = {"kind": "levels"}
     if isinstance(index, pd.MultiIndex):
+        # Levels may hold values no row uses, in any order (a slice keeps them): then they
+        # are kept as they are, else they are what the values give back.
         rebuilt = pd.MultiIndex.from_arrays(levels)
-        if not all(
+        exact = all(
             a.equals(b) and a.dtype == b.dtype
             for a, b in zip(index.levels, rebuilt.levels, strict=True)
-        ):
-            raise SerializationError(
-                f"{context} is a MultiIndex whose levels hold unused or unsorted values, "
-                f"which its values alone do not give back; call "
-                f".remove_unused_levels() (and sort_index() or MultiIndex.from_arrays(...)) "
-                f"first."
-            )
+        )
+        spec["multi"] = (
+            None
+            if exact
+            else [
+                encode_index(level.rename(None), f"{context} level {i}")
+                for i, level in enumerate(index.levels)
+            ]
+        )
     freq = None
     if isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)) and index.freq is not None:
         freq = index.freqstr
@@ -420,7 +428,7 @@ def _describe_index(index: pd.Index, context: str) -> dict[str, Any]:
                 f"not give back; drop it (index.freq = None) or use a standard frequency."
             )
     return {
-        "kind": "levels",
+        **spec,
         "names": [encode_name(name, f"{context} name") for name in index.names],
         "dtypes": [
             describe_dtype(level, f"{context} level {i}" if index.nlevels > 1 else context)
@@ -440,8 +448,14 @@ def _decode_index(table: pa.Table, first: int, spec: Any) -> pd.Index:
     arrays = [
         decode_values(table.column(first + i), dtype) for i, dtype in enumerate(spec["dtypes"])
     ]
-    if len(arrays) != 1:
-        return pd.MultiIndex.from_arrays(arrays, names=names)
+    if "multi" in spec:
+        if spec["multi"] is None:
+            return pd.MultiIndex.from_arrays(arrays, names=names)
+        kept: list[Any] = [decode_index(level) for level in spec["multi"]]
+        codes: list[Any] = [
+            level.get_indexer(values) for level, values in zip(kept, arrays, strict=True)
+        ]
+        return pd.MultiIndex(levels=kept, codes=codes, names=names)
     index = pd.Index(arrays[0], dtype=arrays[0].dtype, name=names[0], copy=False)
     if spec["freq"] is not None:
         if not isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex)):

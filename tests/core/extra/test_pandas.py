@@ -432,6 +432,17 @@ FAITHFUL_FRAMES = {
         [1, 2], index=pd.MultiIndex.from_tuples([("x", 1), ("y", 2)], names=["p", None])
     ),
     "index-range-step": _one([1, 2], index=pd.RangeIndex(5, 9, 2, name=1)),
+    "index-multi-unused-levels": _one(
+        [1], index=pd.MultiIndex.from_tuples([("x", 1), ("y", 2)], names=["p", "q"])[:1]
+    ),
+    "index-multi-unsorted-levels-with-nan": _one(
+        [1, 2, 3],
+        index=pd.MultiIndex(
+            levels=[["b", "a", "z"], pd.Index([3, 1], dtype="int8")],
+            codes=[[0, 1, -1], [1, -1, 0]],
+        ),
+    ),
+    "index-multi-one-level": _one([1, 2], index=pd.MultiIndex.from_arrays([["x", "y"]])),
     "index-multi-int-names-empty": _one(
         pd.Series([], dtype="float32"),
         index=pd.MultiIndex.from_arrays(
@@ -496,11 +507,7 @@ REFUSED_FRAMES = {
     "columns-same-as-text": (pd.DataFrame({1: [1], "1": [2]}), r"labels that read the same"),
     "columns-mixed-types": (pd.DataFrame({1: [1], "b": [2]}), r"column labels is an object"),
     "attrs-not-json": (_with_attrs(_one([1]), when=pd.Timestamp(0)), r"attrs .* JSON"),
-    "multi-unused-levels": (
-        _one([1], index=pd.MultiIndex.from_tuples([("x", 1), ("y", 2)])[:1]),
-        r"MultiIndex whose levels hold unused",
-    ),
-    "index-name-numpy": (
+    "index-name-date": (
         _one([1], index=pd.Index([1], name=datetime.date(2020, 1, 1))),
         r"index name datetime.date\(2020, 1, 1\) is a datetime.date",
     ),
