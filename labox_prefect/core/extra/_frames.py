@@ -144,17 +144,30 @@ def decode_frame(table: pa.Table, descriptor: Any, context: str) -> pd.DataFrame
     """The DataFrame that `encode_frame` turned into ``table`` and ``descriptor``."""
     try:
         return _decode_frame(table, descriptor)
-    except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as error:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        AttributeError,
+        pa.ArrowException,
+    ) as error:
         raise SerializationError(
             f"{context} cannot be read back as the frame it was written from ({error!r}); "
             f"the content is corrupted or was not written by this serializer."
         ) from None
 
 
-def read_descriptor(metadata: dict[bytes, bytes] | None) -> Any:
+def read_descriptor(metadata: dict[bytes, bytes] | None, context: str) -> Any:
     """The descriptor stored in schema ``metadata``, or None for content written before it."""
     raw = (metadata or {}).get(DESCRIPTOR_KEY)
-    return None if raw is None else json.loads(raw)
+    try:
+        return None if raw is None else json.loads(raw)
+    except ValueError as error:
+        raise SerializationError(
+            f"{context} cannot read the description of this content ({error}); the content "
+            f"is corrupted or was not written by this serializer."
+        ) from None
 
 
 def with_descriptor(table: pa.Table, descriptor: dict[str, Any]) -> pa.Table:
@@ -180,10 +193,11 @@ def decode_index(text: str) -> pd.Index:
     except (binascii.Error, UnicodeEncodeError) as error:
         raise ValueError(f"an encoded index is not base64 ({error})") from None
     table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
-    return _decode_frame(table, read_descriptor(table.schema.metadata)).index
+    return _decode_frame(table, json.loads(table.schema.metadata[DESCRIPTOR_KEY])).index
 
 
-def _encode_index_table(index: pd.Index, context: str) -> tuple[pa.Table, dict[str, Any]]:
+def index_to_table(index: pd.Index, context: str) -> pa.Table:
+    """``index`` alone as an Arrow table with its descriptor (a frame without columns)."""
     if not _is_pandas_class(type(index)):
         raise SerializationError(
             f"{context} is a {_qualified(type(index))}, not one of pandas' own Index "
@@ -200,12 +214,7 @@ def _encode_index_table(index: pd.Index, context: str) -> tuple[pa.Table, dict[s
             f"(e.g. index.astype(...))."
         ) from None
     descriptor = {"version": FORMAT_VERSION, "dtypes": [], "index": spec}
-    return table.replace_schema_metadata({DESCRIPTOR_KEY: json.dumps(descriptor)}), descriptor
-
-
-def index_to_table(index: pd.Index, context: str) -> pa.Table:
-    """``index`` alone as an Arrow table with its descriptor (a frame without columns)."""
-    return _encode_index_table(index, context)[0]
+    return table.replace_schema_metadata({DESCRIPTOR_KEY: json.dumps(descriptor)})
 
 
 # --- dtypes --------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ class ParquetDataFrameSerializer(Serializer[pd.DataFrame]):
 
     def deserialize_data(self, content: SerializedData, /) -> pd.DataFrame:
         table = read_parquet(content.data, self.name)
-        descriptor = read_descriptor(table.schema.metadata)
+        descriptor = read_descriptor(table.schema.metadata, self.name)
         if descriptor is None:
             legacy: pd.DataFrame = table.to_pandas()
             return legacy
@@ -120,8 +120,13 @@ class ParquetSeriesSerializer(Serializer[pd.Series]):
 
     def deserialize_data(self, content: SerializedData, /) -> pd.Series:
         table = read_parquet(content.data, self.name)
-        descriptor = read_descriptor(table.schema.metadata)
+        descriptor = read_descriptor(table.schema.metadata, self.name)
         frame = decode_frame(table, descriptor, self.name)
+        if frame.shape[1] != 1 or "series_name" not in descriptor:
+            raise SerializationError(
+                f"{self.name} read a frame of {frame.shape[1]} columns without a series name; "
+                f"the content was not written by {self.name}."
+            )
         series = frame.iloc[:, 0]
         series.name = decode_name(descriptor["series_name"])
         return series
@@ -144,7 +149,7 @@ class ParquetIndexSerializer(Serializer[pd.Index]):
     def deserialize_data(self, content: SerializedData, /) -> pd.Index:
         table = read_parquet(content.data, self.name)
         index: pd.Index = decode_frame(
-            table, read_descriptor(table.schema.metadata), self.name
+            table, read_descriptor(table.schema.metadata, self.name), self.name
         ).index
         return index
 
@@ -167,7 +172,7 @@ class ParquetCategoricalSerializer(Serializer[pd.Categorical]):
 
     def deserialize_data(self, content: SerializedData, /) -> pd.Categorical:
         table = read_parquet(content.data, self.name)
-        frame = decode_frame(table, read_descriptor(table.schema.metadata), self.name)
+        frame = decode_frame(table, read_descriptor(table.schema.metadata, self.name), self.name)
         values = frame.iloc[:, 0].array
         if not isinstance(values, pd.Categorical):
             raise SerializationError(

@@ -113,7 +113,16 @@ def _restore_schema(
 
 
 class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
-    """Record batches in the Arrow IPC stream format, read back one batch at a time."""
+    """Record batches in the Arrow IPC stream format, read back one batch at a time.
+
+    Every batch reads back with its own schema: when a batch's schema differs from the one
+    before in a way that keeps the values (`schema_fits` either way: dictionary index
+    widths, a column that was all null, string and large_string, units of time, metadata,
+    nullability), the IPC stream ends and a new one starts, in the same content (a reader
+    other than this one sees the first IPC stream only). A batch whose columns are renamed
+    or change kind (int to str, int to float) is refused with a SerializationError naming
+    the batch. Dictionaries may change from batch to batch (IPC dictionary replacement).
+    """
 
     name = "labox.pyarrow.arrow-stream@v1"
     types = (pa.RecordBatch,)
@@ -320,6 +329,7 @@ class _IpcMessageFramer:
         self._name = serializer_name
         self._pending = bytearray()
         self._ended = False
+        self._expect_schema = True  # at the start, and after each end marker
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
         """Every message completed by ``chunk``, as (header type, message bytes)."""
@@ -333,7 +343,7 @@ class _IpcMessageFramer:
                     raise self.corrupted("bytes follow the end-of-stream marker")
                 raise self.corrupted("a message does not start with the IPC marker")
             if metadata_length == 0:
-                self._ended = True
+                self._ended = self._expect_schema = True
                 del self._pending[: _PREFIX.size]
                 continue
             metadata_end = _PREFIX.size + metadata_length
@@ -342,12 +352,15 @@ class _IpcMessageFramer:
             header_type, body_length = self._header(metadata_end)
             if self._ended and header_type != _SCHEMA:
                 raise self.corrupted("bytes follow the end-of-stream marker")
+            if header_type == _SCHEMA and not self._expect_schema:
+                raise self.corrupted("a schema comes in the middle of an IPC stream")
             self._ended = False  # a schema after an end marker starts the next IPC stream
             end = metadata_end + body_length
             if len(self._pending) < end:
                 return
             message = bytes(self._pending[:end])
             del self._pending[:end]
+            self._expect_schema = False
             yield header_type, message
 
     def finish(self) -> None:

@@ -736,3 +736,17 @@ async def test_stream_written_before_descriptors_reads_as_before() -> None:
     writer.close()
     loaded = [f async for f in read([sink.drain()])]
     same_frames(frames, loaded)
+
+
+@pytest.mark.parametrize(
+    "serializer",
+    [parquet_series_serializer, parquet_index_serializer, parquet_categorical_serializer],
+    ids=["series", "index", "categorical"],
+)
+def test_series_index_and_categorical_refuse_parquet_they_did_not_write(serializer: Any) -> None:
+    data = write_parquet(pa.table({"a": [1], "b": [2]}))
+    with pytest.raises(SerializationError, match=r"cannot be read back|was not written by"):
+        serializer.deserialize_data(SerializedData(data, "application/vnd.apache.parquet"))
+    broken = write_parquet(pa.table({"a": [1]}).replace_schema_metadata({"labox.pandas": "{"}))
+    with pytest.raises(SerializationError, match=r"cannot read the description"):
+        serializer.deserialize_data(SerializedData(broken, "application/vnd.apache.parquet"))

@@ -149,6 +149,14 @@ async def test_batch_stream_refuses_schema_drift_and_other_items() -> None:
         await write([pa.table({"a": [1]})])
 
 
+async def test_batch_stream_refuses_a_schema_in_the_middle_of_an_ipc_stream() -> None:
+    payload = await write([batch(0, 2)])
+    end_marker = 8
+    schema_and_batch = payload[:-end_marker]
+    with pytest.raises(SerializationError, match="a schema comes in the middle"):
+        await read([schema_and_batch + payload])
+
+
 @pytest.mark.parametrize(
     ("mangle", "message"),
     [
