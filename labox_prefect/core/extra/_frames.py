@@ -256,14 +256,23 @@ def describe_dtype(values: pd.Series | pd.Index, context: str) -> dict[str, Any]
     elif not isinstance(dtype, _NAMED_DTYPES):
         raise _unsupported(context, dtype, "a numpy or pandas dtype (.astype(...))")
     name = str(dtype)
-    restored = pandas_dtype(name)
+    try:
+        restored = pandas_dtype(name)
+    except (TypeError, ValueError):
+        restored = None
     if (
-        restored != dtype
+        restored is None
+        or restored != dtype
         or str(restored) != name
         or type(restored) is not type(dtype)
         or type(getattr(restored, "tz", None)) is not type(getattr(dtype, "tz", None))
     ):
-        raise _unsupported(context, dtype, f"a dtype its name {name!r} gives back exactly")
+        raise _unsupported(
+            context,
+            dtype,
+            "a dtype its name gives back exactly (a time zone by its IANA name: "
+            ".dt.tz_convert('Europe/Paris'))",
+        )
     return {"kind": "named", "name": name}
 
 

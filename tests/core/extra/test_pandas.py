@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import dateutil.tz
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -408,6 +409,7 @@ FAITHFUL_FRAMES = {
         pd.to_datetime(["2020-03-29T01:30"]).astype("datetime64[ms]").tz_localize("Europe/Paris")
     ),
     "datetime-fixed-offset": _one(pd.to_datetime(["2020-01-01T00:00:00+02:00"])),
+    "datetime-python-utc": _one(pd.to_datetime(["2020"]).tz_localize(datetime.UTC)),
     "timedelta-s": _one(pd.to_timedelta([1, None], unit="s").astype("timedelta64[s]")),
     "timedelta-ns": _one(pd.to_timedelta([1, None], unit="ns")),
     "period": _one(pd.period_range("2020-01", periods=2, freq="M")),
@@ -500,6 +502,10 @@ REFUSED_FRAMES = {
     ),
     "complex": (_one([1 + 2j]), r"column 'a' has the dtype complex128.*\.real and \.imag"),
     "sparse": (_one(pd.arrays.SparseArray([0, 1])), r"column 'a' has the dtype Sparse"),
+    "dateutil-time-zone": (
+        _one(pd.to_datetime(["2020"]).tz_localize(dateutil.tz.gettz("Europe/Paris"))),
+        r"column 'a' has the dtype datetime64.*tz_convert\('Europe/Paris'\)",
+    ),
     "duplicate-columns": (
         pd.DataFrame([[1, 2]], columns=["a", "a"]),
         r"duplicate column labels \['a'\]",
