@@ -479,6 +479,8 @@ FAITHFUL_FRAMES = {
     "empty-object": _one(pd.Series([], dtype=object)),
     "empty-categorical": _one(pd.Categorical([], categories=[1.5])),
     "index-only": pd.DataFrame(index=pd.Index(["x", "y"], name="k")),
+    "range-index-only": pd.DataFrame(index=pd.RangeIndex(2, 12, 2)),
+    "columns-categorical": pd.DataFrame([[1, 2]], columns=pd.CategoricalIndex(["x", "y"])),
 }
 
 
@@ -502,6 +504,10 @@ REFUSED_FRAMES = {
     ),
     "complex": (_one([1 + 2j]), r"column 'a' has the dtype complex128.*\.real and \.imag"),
     "sparse": (_one(pd.arrays.SparseArray([0, 1])), r"column 'a' has the dtype Sparse"),
+    "surrogates": (
+        _one(pd.Series(["\ud800"], dtype=object)),
+        r"cannot be converted to Arrow: 'utf-8' codec can't encode",
+    ),
     "dateutil-time-zone": (
         _one(pd.to_datetime(["2020"]).tz_localize(dateutil.tz.gettz("Europe/Paris"))),
         r"column 'a' has the dtype datetime64.*tz_convert\('Europe/Paris'\)",
