@@ -57,7 +57,7 @@ from labox_prefect.core.serializer import (
 )
 
 FRAMES_KEY = "labox.pandas.frames"
-"""Footer metadata key: the JSON list of each frame's descriptor, one per row group."""
+"""Footer metadata key: each frame's descriptor, one per row group (see `_FrameDescriptors`)."""
 RANGE_INDEXES_KEY = "labox.range_indexes"
 """Footer metadata key of streams written before descriptors: each frame's RangeIndex
 (start, stop, step), as pandas' metadata records only the first frame's."""
@@ -218,7 +218,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
         writer: pq.ParquetWriter | None = None
         layout: _Layout | None = None
         early: list[tuple[pa.Table, str]] = []  # empty frames before the first with rows
-        descriptors: list[dict[str, Any]] = []
+        descriptors = _FrameDescriptors()
 
         async def write(table: pa.Table, what: str) -> None:
             assert writer is not None
@@ -236,7 +236,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                             f"{self.name}: {what} has {table.num_rows} rows, more than one "
                             f"Parquet row group holds ({MAX_FRAME_ROWS}); yield smaller frames."
                         )
-                    descriptors.append(descriptor)
+                    descriptors.add(descriptor)
                     if layout is None and table.num_rows == 0:
                         early.append((table, what))  # the first frame with rows sets the types
                         continue
@@ -258,7 +258,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                 writer = pq.ParquetWriter(sink, layout.schema, compression=PARQUET_COMPRESSION)
                 for empty, empty_what in early:
                     await write(empty, empty_what)
-            writer.add_key_value_metadata({FRAMES_KEY: json.dumps(descriptors)})
+            writer.add_key_value_metadata({FRAMES_KEY: descriptors.to_json()})
             await arrow.run(writer.close)
             yield sink.drain()
         finally:
@@ -449,14 +449,68 @@ def _stored_frames(parquet: pq.ParquetFile, serializer_name: str) -> list[_Store
     raw = (parquet.metadata.metadata or {}).get(FRAMES_KEY.encode())
     if raw is None:
         return list(_stored_ranges(parquet, serializer_name))
-    descriptors = json.loads(raw)
-    if not isinstance(descriptors, list) or len(descriptors) != parquet.num_row_groups:
+    try:
+        descriptors = _FrameDescriptors.from_json(raw)
+    except (ValueError, TypeError, KeyError, IndexError):
+        descriptors = None
+    if descriptors is None or len(descriptors) != parquet.num_row_groups:
         raise SerializationError(
             f"{serializer_name} cannot read this content: its footer does not describe one "
             f"frame per row group ({parquet.num_row_groups}). It was not written by "
             f"{serializer_name}."
         )
-    return descriptors
+    return list(descriptors)
+
+
+class _FrameDescriptors:
+    """Every frame's descriptor, in the footer as
+    ``{"shared": [text, ...], "frames": [descriptor, ...]}``.
+
+    The large parts of a descriptor (encoded column labels, categories and MultiIndex
+    levels) mostly repeat from frame to frame: each distinct one is kept once, in
+    ``shared``, and a descriptor holds ``{"shared": position}`` in its place. A long stream
+    of small frames thus keeps a small footer, and holds little while it is written.
+    """
+
+    _SHARED_KEYS = frozenset({"columns", "categories", "multi"})
+
+    def __init__(self) -> None:
+        self._shared: dict[str, int] = {}
+        self._frames: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def add(self, descriptor: dict[str, Any]) -> None:
+        self._frames.append(self._share(descriptor))
+
+    def to_json(self) -> str:
+        return json.dumps({"shared": list(self._shared), "frames": self._frames})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> list[dict[str, Any]]:
+        stored = json.loads(raw)
+        shared = stored["shared"]
+        return [_unshare(frame, shared) for frame in stored["frames"]]
+
+    def _share(self, value: Any, key: str = "") -> Any:
+        if key in self._SHARED_KEYS and isinstance(value, str):
+            return {"shared": self._shared.setdefault(value, len(self._shared))}
+        if isinstance(value, dict):
+            return {k: self._share(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._share(item, key) for item in value]
+        return value
+
+
+def _unshare(value: Any, shared: list[str]) -> Any:
+    if isinstance(value, dict):
+        if value.keys() == {"shared"}:
+            return shared[value["shared"]]
+        return {k: _unshare(v, shared) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshare(item, shared) for item in value]
+    return value
 
 
 async def _spool(source: AsyncIterable[bytes], spool: IO[bytes]) -> None:

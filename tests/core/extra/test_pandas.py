@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import json
 import tempfile
 import threading
 import weakref
@@ -762,3 +763,15 @@ def test_series_index_and_categorical_refuse_parquet_they_did_not_write(serializ
     broken = write_parquet(pa.table({"a": [1]}).replace_schema_metadata({"labox.pandas": "{"}))
     with pytest.raises(SerializationError, match=r"cannot read the description"):
         serializer.deserialize_data(SerializedData(broken, "application/vnd.apache.parquet"))
+
+
+async def test_stream_footer_keeps_each_distinct_label_set_and_categories_once() -> None:
+    frames = [
+        _one(pd.Categorical(["x", "y"]), index=pd.RangeIndex(2 * n, 2 * n + 2)) for n in range(50)
+    ]
+    chunks = await write(frames)
+    footer = pq.ParquetFile(pa.BufferReader(b"".join(chunks))).metadata.metadata
+    stored = json.loads(footer[labox_pandas.FRAMES_KEY.encode()])
+    assert len(stored["frames"]) == 50
+    assert len(stored["shared"]) == 2  # the column labels and the categories
+    strict.same_frames(frames, [f async for f in read(chunks)])
