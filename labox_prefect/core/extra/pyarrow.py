@@ -243,9 +243,10 @@ def type_fits(actual: pa.DataType, wanted: pa.DataType) -> bool:
     """True if values of type ``actual`` can be stored as ``wanted`` without changing.
 
     A column that is all null, dictionaries with other index widths (or dense values into a
-    dictionary), string and large_string, binary and large_binary, timestamps (same time
-    zone) and durations in other units. For units, only a safe cast (``cast(safe=True)``,
-    which fails on truncation) tells whether the values themselves fit.
+    dictionary), string and large_string, binary and large_binary, narrower ints into wider
+    ones and narrower floats into wider ones, timestamps (same time zone) and durations in
+    other units. For signs and units, only a safe cast (``cast(safe=True)``, which fails on
+    overflow and truncation) tells whether the values themselves fit.
     """
     if actual == wanted or pa.types.is_null(actual):
         return True
@@ -256,6 +257,10 @@ def type_fits(actual: pa.DataType, wanted: pa.DataType) -> bool:
         return False
     if any(actual in family and wanted in family for family in (_STRINGS, _BINARIES)):
         return True
+    if pa.types.is_integer(actual) and pa.types.is_integer(wanted):
+        return bool(actual.bit_width <= wanted.bit_width)  # a safe cast checks the sign
+    if pa.types.is_floating(actual) and pa.types.is_floating(wanted):
+        return bool(actual.bit_width <= wanted.bit_width)
     if pa.types.is_timestamp(actual) and pa.types.is_timestamp(wanted):
         return bool(actual.tz == wanted.tz)
     return bool(pa.types.is_duration(actual) and pa.types.is_duration(wanted))

@@ -694,6 +694,16 @@ STREAMS = {
         _one(pd.array([3, None], dtype="Int64")),
         _one(np.array([2**62], dtype="int64")),
     ],
+    "numbers-widen": [
+        _one(np.array([1.5], dtype="float64")),
+        _one(np.array([2.5], dtype="float32")),
+        _one(np.array([np.nan], dtype="float32")),
+    ],
+    "ints-widen": [
+        _one(np.array([2**40], dtype="int64")),
+        _one(np.array([-3], dtype="int8")),
+        _one(np.array([200], dtype="uint8")),
+    ],
     "datetime-units-change": [
         _one(pd.to_datetime(["2020"]).astype("datetime64[ns]")),
         _one(pd.to_datetime(["2021"]).astype("datetime64[s]")),
@@ -730,6 +740,8 @@ async def test_stream_refuses_a_frame_whose_values_would_change_naming_frame_and
         r"large_string, the stream's is int64",
     ):
         await write([_one([1]), _one([2]), _one(["x"])])
+    with pytest.raises(SerializationError, match=r"frame 2 .*column 'a' is uint64.*do not fit"):
+        await write([_one(np.array([1], dtype="int64")), _one(np.array([2**63], dtype="uint64"))])
     with pytest.raises(SerializationError, match=r"frame 2 .*column 'a' is .* do not fit it"):
         await write(
             [
