@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from labox_prefect.core import load_one, save_one
@@ -96,3 +99,31 @@ async def test_save_one_and_load_one_round_trip_on_each_database(
     async with sessions() as session:
         loaded = await load_one(record, StorableValue, session=session, registry=registry)
     assert strict.same_array(value, loaded.value)
+
+
+SCALAR_DTYPES = st.one_of(
+    hnp.boolean_dtypes(),
+    hnp.integer_dtypes(endianness="="),
+    hnp.unsigned_integer_dtypes(endianness=">"),
+    hnp.floating_dtypes(endianness="<"),
+    hnp.complex_number_dtypes(),
+    hnp.datetime64_dtypes(),
+    hnp.timedelta64_dtypes(),
+    hnp.unicode_string_dtypes(max_len=4),
+    hnp.byte_string_dtypes(max_len=4),
+)
+
+
+@settings(derandomize=True, deadline=None, max_examples=120, database=None)
+@given(
+    hnp.arrays(
+        dtype=st.one_of(SCALAR_DTYPES, hnp.array_dtypes(SCALAR_DTYPES, max_size=3)),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+    ),
+    st.booleans(),
+)
+def test_any_array_loads_back_equal_in_value_and_type(
+    value: np.ndarray[Any, Any], fortran: bool
+) -> None:
+    value = np.asfortranarray(value) if fortran else value
+    check_value_serializer(npy_array_serializer, value, equal=strict.same_array)
