@@ -37,7 +37,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import warnings
 from collections.abc import Hashable
 from typing import Any
 
@@ -121,11 +120,14 @@ def encode_frame(frame: pd.DataFrame, context: str) -> tuple[pa.Table, dict[str,
     if not frame.flags.allows_duplicate_labels:
         descriptor["allows_duplicate_labels"] = False
     is_range = index_spec["kind"] == "range"
-    if not is_range:
-        safe = _field_safe(index, texts)
-        frame = frame if safe is index else frame.set_axis(safe, axis=0)
+    # pyarrow is given labels and names as text (it would warn, and store them as text);
+    # the descriptor keeps the real ones.
+    if not all(type(label) is str for label in columns) or isinstance(columns, pd.MultiIndex):
+        frame = frame.set_axis(pd.Index(texts, dtype=object), axis=1)
+    safe = _field_safe(index, texts)
+    frame = frame if safe is index else frame.set_axis(safe, axis=0)
     try:
-        table = _from_pandas(frame, preserve_index=None if is_range else True)
+        table = pa.Table.from_pandas(frame, preserve_index=None if is_range else True)
     except (pa.ArrowException, ValueError, TypeError) as error:
         raise SerializationError(
             f"{context} cannot be converted to Arrow: {error}. Give each column a single "
@@ -205,9 +207,9 @@ def index_to_table(index: pd.Index, context: str) -> pa.Table:
         )
     spec = _describe_index(index, context)
     is_range = spec["kind"] == "range"
-    frame = pd.DataFrame(index=index if is_range else _field_safe(index, []))
+    frame = pd.DataFrame(index=_field_safe(index, []))
     try:
-        table = _from_pandas(frame, preserve_index=not is_range)
+        table = pa.Table.from_pandas(frame, preserve_index=not is_range)
     except (pa.ArrowException, ValueError, TypeError) as error:
         raise SerializationError(
             f"{context} cannot be converted to Arrow: {error}. Give it a single type "
@@ -574,7 +576,7 @@ def decode_name(encoded: Any) -> Hashable:
 
 
 def _field_safe(index: pd.Index, taken: list[str]) -> pd.Index:
-    """``index`` with level names that pyarrow can use as field names as they are.
+    """``index`` with level names that pyarrow takes as they are (text).
 
     pyarrow names an index level's field by the level's name as text, and takes a level's
     values by that name: two levels named alike as text (1 and None both give "1"), or a
@@ -582,6 +584,8 @@ def _field_safe(index: pd.Index, taken: list[str]) -> pd.Index:
     ``__index_level_<i>__`` (with "_" added until unique; the descriptor keeps the real
     names).
     """
+    if isinstance(index, pd.RangeIndex):  # no field: a name that is not text is dropped
+        return index if index.name is None or type(index.name) is str else index.rename(None)
     names = list(index.names)
     seen = set(taken)
     safe = []
@@ -593,14 +597,6 @@ def _field_safe(index: pd.Index, taken: list[str]) -> pd.Index:
         seen.add(name)
         safe.append(name)
     return index if safe == names else index.set_names(safe)
-
-
-def _from_pandas(frame: pd.DataFrame, preserve_index: bool | None) -> pa.Table:
-    """``Table.from_pandas``, without its warning that names other than str will not
-    round-trip: the descriptor keeps them."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not roundtrip correctly", category=UserWarning)
-        return pa.Table.from_pandas(frame, preserve_index=preserve_index)
 
 
 def _string_na(dtype: pd.StringDtype) -> str:
