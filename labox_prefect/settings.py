@@ -22,6 +22,7 @@ CORE_REGISTRY_MODULES = (
     "labox_prefect.core.extra.pydantic",
     "labox_prefect.core.extra.pandas",
     "labox_prefect.core.extra.pyarrow",
+    "labox_prefect.core.extra.numpy",
 )
 """What every registry of the integration knows: built-in, pydantic, pandas and pyarrow types."""
 

@@ -2,12 +2,17 @@
 
 The IPC stream format needs no footer, so a stream is read back batch by batch as its bytes
 arrive, with no spooling: the reader cuts the bytes into IPC messages itself and hands each
-complete record batch to pyarrow's own stream reader.
+complete record batch to pyarrow's own stream reader. An IPC stream has one schema; when a
+batch's schema changes in a way that keeps its values (dictionary index widths, a column
+that was all null, string and large_string, units of time), the writer ends that IPC stream
+and starts another, so every batch reads back with its own schema.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import io
 import struct
@@ -31,8 +36,19 @@ PARQUET_COMPRESSION = "snappy"
 """The codec pandas' ``to_parquet`` uses by default: fast, and read by every Parquet tool."""
 
 
+TABLE_SCHEMA_KEY = b"labox.arrow_schema"
+"""Schema metadata key: the table's own schema, base64 of its IPC serialization. Parquet has
+no second unit, no dictionaries of numbers and renames list items; the table read back is
+cast to this schema (which carries the table's own metadata)."""
+
+
 class ParquetTableSerializer(Serializer[pa.Table]):
-    """A pyarrow Table as one Parquet file, readable by any Parquet tool."""
+    """A pyarrow Table as one Parquet file, readable by any Parquet tool.
+
+    The table loads back with its exact schema and metadata: Parquet's own types are cast
+    back to the ones recorded under `TABLE_SCHEMA_KEY` (files written before that key
+    existed load as Parquet reads them).
+    """
 
     name = "labox.pyarrow.parquet@v1"
     types = (pa.Table,)
@@ -45,14 +61,68 @@ class ParquetTableSerializer(Serializer[pa.Table]):
                 f"(pyarrow.Table.from_pandas, pyarrow.Table.from_batches) or pick a serializer "
                 f"for {type(value).__name__}."
             )
-        return SerializedData(data=write_parquet(value), content_type=PARQUET_CONTENT_TYPE)
+        # Parquet's types for this schema, checked on no rows: can they be cast back?
+        empty = read_parquet(write_parquet(value.schema.empty_table()), self.name)
+        _restore_schema(empty, value.schema, self.name, "save")
+        schema = base64.b64encode(value.schema.serialize().to_pybytes())
+        metadata = {**(value.schema.metadata or {}), TABLE_SCHEMA_KEY: schema}
+        data = write_parquet(value.replace_schema_metadata(metadata))
+        return SerializedData(data=data, content_type=PARQUET_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> pa.Table:
-        return read_parquet(content.data, self.name)
+        table = read_parquet(content.data, self.name)
+        raw = (table.schema.metadata or {}).get(TABLE_SCHEMA_KEY)
+        if raw is None:
+            return table
+        try:
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw, validate=True)))
+        except (pa.ArrowException, ValueError, binascii.Error) as error:
+            raise SerializationError(
+                f"{self.name} cannot read the schema recorded with this table ({error}); the "
+                f"content is corrupted or was not written by {self.name}."
+            ) from None
+        return _restore_schema(table, schema, self.name, "load")
+
+
+def _restore_schema(
+    table: pa.Table, schema: pa.Schema, serializer_name: str, step: str
+) -> pa.Table:
+    """``table`` (as Parquet read it) cast back to ``schema``, the one it was written with.
+
+    Parquet reads dictionaries of anything but strings as plain values: those are encoded
+    again (same values and type; the dictionary in order of first appearance).
+    """
+    columns = []
+    for column, field in zip(table.columns, schema, strict=True):
+        try:
+            if pa.types.is_dictionary(field.type) and not pa.types.is_dictionary(column.type):
+                column = column.dictionary_encode()
+            columns.append(column.cast(field.type))
+        except pa.ArrowException as error:
+            if step == "save":
+                raise SerializationError(
+                    f"{serializer_name}: the field {field.name!r} of type {field.type} does "
+                    f"not come back from Parquet as itself ({error}); cast it to a type "
+                    f"Parquet keeps (table.cast(...)) or store the table another way."
+                ) from None
+            raise SerializationError(
+                f"{serializer_name} cannot give this table back its recorded schema "
+                f"({error}); the content is corrupted or was not written by {serializer_name}."
+            ) from None
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
-    """Record batches in the Arrow IPC stream format, read back one batch at a time."""
+    """Record batches in the Arrow IPC stream format, read back one batch at a time.
+
+    Every batch reads back with its own schema: when a batch's schema differs from the one
+    before in a way that keeps the values (`schema_fits` either way: dictionary index
+    widths, a column that was all null, string and large_string, units of time, metadata,
+    nullability), the IPC stream ends and a new one starts, in the same content (a reader
+    other than this one sees the first IPC stream only). A batch whose columns are renamed
+    or change kind (int to str, int to float) is refused with a SerializationError naming
+    the batch. Dictionaries may change from batch to batch (IPC dictionary replacement).
+    """
 
     name = "labox.pyarrow.arrow-stream@v1"
     types = (pa.RecordBatch,)
@@ -84,15 +154,22 @@ class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
                         f"{type(batch).__name__}, not a pyarrow.RecordBatch; yield record "
                         f"batches (a Table's are in table.to_batches())."
                     )
+                if schema is not None and not batch.schema.equals(schema, check_metadata=True):
+                    if not schema_fits(batch.schema, schema) and not schema_fits(
+                        schema, batch.schema
+                    ):
+                        raise SerializationError(
+                            f"{self.name}: batch {number} does not fit the stream's schema "
+                            f"({describe_schema_change(schema, batch.schema)}); the values of "
+                            f"a column must keep their kind from batch to batch (cast it with "
+                            f"batch.cast(schema)), or save the batches apart."
+                        )
+                    assert writer is not None
+                    writer.close()  # this IPC stream ends; the next starts with the new schema
+                    schema = None
                 if schema is None:
                     schema = batch.schema
                     writer = pa.ipc.new_stream(sink, schema)
-                elif not batch.schema.equals(schema):
-                    raise SerializationError(
-                        f"{self.name}: batch {number} has a different schema from the first "
-                        f"batch ({describe_schema_change(schema, batch.schema)}); every batch "
-                        f"of a stream must share one schema (cast it with batch.cast(schema))."
-                    )
                 assert writer is not None
                 await asyncio.to_thread(writer.write_batch, batch)
                 if data := sink.drain():
@@ -109,12 +186,14 @@ class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
         async with closing_source(source):
             async for chunk in source:
                 for header_type, message in framer.feed(chunk):
+                    if header_type == _SCHEMA:  # the first IPC stream, or the next one
+                        feed = _MessageFeed()
                     feed.append(message)
                     try:
-                        if reader is None:
-                            if header_type != _SCHEMA:
-                                raise framer.corrupted("it does not start with a schema")
+                        if header_type == _SCHEMA:
                             reader = pa.ipc.open_stream(feed)
+                        elif reader is None:
+                            raise framer.corrupted("it does not start with a schema")
                         elif header_type == _RECORD_BATCH:
                             yield reader.read_next_batch()
                     except pa.ArrowException as error:
@@ -154,6 +233,44 @@ def describe_schema_change(expected: pa.Schema, actual: pa.Schema) -> str:
     if not changes and list(before) != list(after):
         changes.append(f"the fields are in the order {list(after)} instead of {list(before)}")
     return "; ".join(changes) or "field nullability or metadata differ"
+
+
+_STRINGS = (pa.string(), pa.large_string())
+_BINARIES = (pa.binary(), pa.large_binary())
+
+
+def type_fits(actual: pa.DataType, wanted: pa.DataType) -> bool:
+    """True if values of type ``actual`` can be stored as ``wanted`` without changing.
+
+    A column that is all null, dictionaries with other index widths (or dense values into a
+    dictionary), string and large_string, binary and large_binary, narrower ints into wider
+    ones and narrower floats into wider ones, timestamps (same time zone) and durations in
+    other units. For signs and units, only a safe cast (``cast(safe=True)``, which fails on
+    overflow and truncation) tells whether the values themselves fit.
+    """
+    if actual == wanted or pa.types.is_null(actual):
+        return True
+    if pa.types.is_dictionary(wanted):
+        value_type = actual.value_type if pa.types.is_dictionary(actual) else actual
+        return type_fits(value_type, wanted.value_type)
+    if pa.types.is_dictionary(actual):
+        return False
+    if any(actual in family and wanted in family for family in (_STRINGS, _BINARIES)):
+        return True
+    if pa.types.is_integer(actual) and pa.types.is_integer(wanted):
+        return bool(actual.bit_width <= wanted.bit_width)  # a safe cast checks the sign
+    if pa.types.is_floating(actual) and pa.types.is_floating(wanted):
+        return bool(actual.bit_width <= wanted.bit_width)
+    if pa.types.is_timestamp(actual) and pa.types.is_timestamp(wanted):
+        return bool(actual.tz == wanted.tz)
+    return bool(pa.types.is_duration(actual) and pa.types.is_duration(wanted))
+
+
+def schema_fits(actual: pa.Schema, wanted: pa.Schema) -> bool:
+    """True if every field of ``actual`` `type_fits` the field of ``wanted`` of that name."""
+    return actual.names == wanted.names and all(
+        type_fits(field.type, want.type) for field, want in zip(actual, wanted, strict=True)
+    )
 
 
 class ChunkSink(io.RawIOBase):
@@ -217,31 +334,38 @@ class _IpcMessageFramer:
         self._name = serializer_name
         self._pending = bytearray()
         self._ended = False
+        self._expect_schema = True  # at the start, and after each end marker
 
     def feed(self, chunk: bytes) -> Iterator[tuple[int, bytes]]:
         """Every message completed by ``chunk``, as (header type, message bytes)."""
         self._pending += chunk
         while self._pending:
-            if self._ended:
-                raise self.corrupted("bytes follow the end-of-stream marker")
             if len(self._pending) < _PREFIX.size:
                 return
             continuation, metadata_length = _PREFIX.unpack_from(self._pending)
             if continuation != _CONTINUATION or metadata_length < 0:
+                if self._ended:
+                    raise self.corrupted("bytes follow the end-of-stream marker")
                 raise self.corrupted("a message does not start with the IPC marker")
             if metadata_length == 0:
-                self._ended = True
+                self._ended = self._expect_schema = True
                 del self._pending[: _PREFIX.size]
                 continue
             metadata_end = _PREFIX.size + metadata_length
             if len(self._pending) < metadata_end:
                 return
             header_type, body_length = self._header(metadata_end)
+            if self._ended and header_type != _SCHEMA:
+                raise self.corrupted("bytes follow the end-of-stream marker")
+            if header_type == _SCHEMA and not self._expect_schema:
+                raise self.corrupted("a schema comes in the middle of an IPC stream")
+            self._ended = False  # a schema after an end marker starts the next IPC stream
             end = metadata_end + body_length
             if len(self._pending) < end:
                 return
             message = bytes(self._pending[:end])
             del self._pending[:end]
+            self._expect_schema = False
             yield header_type, message
 
     def finish(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings
@@ -13,15 +14,18 @@ from hypothesis import strategies as st
 from labox_prefect.core.builtin.storages import MemoryStorage
 from labox_prefect.core.errors import SerializationError
 from labox_prefect.core.extra.pyarrow import (
+    TABLE_SCHEMA_KEY,
     ArrowRecordBatchStreamSerializer,
     ChunkSink,
     ParquetTableSerializer,
     arrow_record_batch_stream_serializer,
     parquet_table_serializer,
+    write_parquet,
 )
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, SerializedDataStream
 from labox_prefect.core.testing import check_stream_serializer, check_value_serializer
+from tests.core.extra import _strict as strict
 
 stream_serializer = arrow_record_batch_stream_serializer
 
@@ -136,10 +140,21 @@ async def test_batches_are_read_as_their_bytes_arrive() -> None:
 
 async def test_batch_stream_refuses_schema_drift_and_other_items() -> None:
     other = pa.record_batch({"n": pa.array([1.5])})
-    with pytest.raises(SerializationError, match=r"batch 2 .*n is double instead of int64"):
+    with pytest.raises(SerializationError, match=r"batch 2 does not fit.*n is double instead of"):
         await write([batch(0, 1), other])
+    renamed = pa.record_batch({"m": pa.array([1])})
+    with pytest.raises(SerializationError, match=r"batch 3 does not fit.*n is missing; .*m is new"):
+        await write([batch(0, 1), batch(1, 1), renamed])
     with pytest.raises(SerializationError, match=r"item 1 of the stream is a Table"):
         await write([pa.table({"a": [1]})])
+
+
+async def test_batch_stream_refuses_a_schema_in_the_middle_of_an_ipc_stream() -> None:
+    payload = await write([batch(0, 2)])
+    end_marker = 8
+    schema_and_batch = payload[:-end_marker]
+    with pytest.raises(SerializationError, match="a schema comes in the middle"):
+        await read([schema_and_batch + payload])
 
 
 @pytest.mark.parametrize(
@@ -180,3 +195,98 @@ def test_sink_drains_in_pieces_of_at_least_the_size_asked(parts: list[bytes], si
     longest = max(map(len, parts), default=0)
     assert all(len(piece) < size + longest for piece in pieces)
     assert sink.drain() == b"", "what was drained is gone from the sink"
+
+
+# --- fidelity: tables keep their exact schema, batch streams each batch's schema ------------
+
+TABLES = {
+    "timestamp-s": pa.table({"t": pa.array([0, None], pa.timestamp("s", tz="UTC"))}),
+    "dictionary-of-ints": pa.table(
+        {"d": pa.array([1, 2, 1]).dictionary_encode().cast(pa.dictionary(pa.int8(), pa.int64()))}
+    ),
+    "date64": pa.table({"d": pa.array([86_400_000], pa.date64())}),
+    "time32-s": pa.table({"t": pa.array([1], pa.time32("s"))}),
+    "large-list-item-name": pa.table({"l": pa.array([[1], []], pa.large_list(pa.int8()))}),
+    "metadata": pa.table({"a": [1]}).replace_schema_metadata({"origin": "lab", "v": "2"}),
+    "field-metadata-not-null": pa.table(
+        {"a": [1]},
+        schema=pa.schema([pa.field("a", pa.int64(), nullable=False, metadata={"unit": "m"})]),
+    ),
+    "uint32-halffloat-strings": pa.table(
+        {
+            "u": pa.array([1], pa.uint32()),
+            "h": pa.array([np.float16(1.5)], pa.float16()),
+            "s": pa.array(["x"], pa.large_string()),
+        }
+    ),
+}
+
+
+@pytest.mark.parametrize("table", TABLES.values(), ids=TABLES.keys())
+def test_table_loads_back_with_its_exact_schema(table: pa.Table) -> None:
+    check_value_serializer(parquet_table_serializer, table, equal=strict.same_table)
+
+
+def test_table_written_before_the_schema_key_reads_as_parquet_does() -> None:
+    table = pa.table({"a": [1, 2], "b": ["x", None]})
+    loaded = parquet_table_serializer.deserialize_data(SerializedData(write_parquet(table), "x"))
+    strict.same_table(table, loaded)
+
+
+def test_table_with_a_corrupted_schema_key_is_a_clear_error() -> None:
+    table = pa.table({"a": [1]}).replace_schema_metadata({TABLE_SCHEMA_KEY: b"not base64!"})
+    with pytest.raises(SerializationError, match="cannot read the schema recorded with this table"):
+        parquet_table_serializer.deserialize_data(SerializedData(write_parquet(table), "x"))
+
+
+def _dictionary(values: list[str], index: pa.DataType) -> pa.Array:
+    return pa.array(values).dictionary_encode().cast(pa.dictionary(index, pa.string()))
+
+
+BATCH_STREAMS = {
+    "dictionaries-grow": [
+        pa.record_batch({"c": _dictionary(["a", "b"], pa.int8())}),
+        pa.record_batch({"c": _dictionary(["c", "d", "a"], pa.int8())}),
+    ],
+    "dictionary-index-widths-change": [
+        pa.record_batch({"c": _dictionary(["a"], pa.int8())}),
+        pa.record_batch({"c": _dictionary([f"v{i}" for i in range(300)], pa.int16())}),
+        pa.record_batch({"c": _dictionary(["b"], pa.int8())}),
+    ],
+    "first-column-all-null": [
+        pa.record_batch({"s": pa.array([None, None], pa.null())}),
+        pa.record_batch({"s": pa.array(["x", None])}),
+    ],
+    "string-then-large-string": [
+        pa.record_batch({"s": pa.array(["x"])}),
+        pa.record_batch({"s": pa.array(["y"], pa.large_string())}),
+    ],
+    "metadata-changes": [
+        pa.record_batch({"a": [1]}).replace_schema_metadata({"part": "1"}),
+        pa.record_batch({"a": [2]}).replace_schema_metadata({"part": "2"}),
+    ],
+}
+
+
+@pytest.mark.parametrize("batches", BATCH_STREAMS.values(), ids=BATCH_STREAMS.keys())
+async def test_batch_stream_keeps_each_batch_s_schema(batches: list[pa.RecordBatch]) -> None:
+    await check_stream_serializer(stream_serializer, batches, equal=strict.same_batches)
+
+
+async def test_batch_stream_with_new_schemas_is_read_as_its_bytes_arrive() -> None:
+    batches = [batch(0, 50), pa.record_batch({"n": pa.array([1], pa.int64())})]
+    batches[1] = pa.record_batch(
+        {
+            "n": pa.array([1], pa.int64()),
+            "label": _dictionary(["x"], pa.int32()),
+            "maybe": pa.array([None], pa.float64()),
+        }
+    )
+    payload = await write([*batches, batch(50, 50)])
+    pieces = [payload[i : i + 16] for i in range(0, len(payload), 16)]
+    pulled: list[int] = []
+    reader = stream_serializer.deserialize_data_stream(stored(pieces, pulled))
+    await reader.__anext__()
+    assert len(pulled) < len(pieces) // 2
+    rest = [b async for b in reader]
+    assert strict.same_batches([*batches[1:], batch(50, 50)], rest)
