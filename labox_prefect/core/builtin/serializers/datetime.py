@@ -52,34 +52,54 @@ class DatetimeSerializer(Serializer[datetime.datetime]):
             ) from None
         value = value.replace(fold=int(content.config.get("fold", 0)))
         zone = content.config.get("zone")
-        if zone is None:
-            return value
-        try:
-            tz = zoneinfo.ZoneInfo(str(zone))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise SerializationError(
-                f"{self.name} cannot read a datetime in the time zone {zone!r}: this machine "
-                f"has no data for it. Install the tzdata package."
-            ) from None
-        in_zone = value.replace(tzinfo=tz)
-        if in_zone.utcoffset() == value.utcoffset():
-            return in_zone
-        # The zone's rules changed since the save: keep the instant that was recorded.
-        return value.astimezone(tz)
+        return value if zone is None else in_zone(value, str(zone), self.name)
+
+
+def zone_is_kept(value: datetime.datetime | datetime.time) -> bool:
+    """Whether ``value``'s tzinfo comes back as itself from its ISO text (plus a zone key).
+
+    Naive values, named ``zoneinfo.ZoneInfo`` zones (datetimes only: a time has no date to
+    find its offset) and unnamed ``datetime.timezone`` offsets do; pytz, dateutil and named
+    offsets (``timezone(offset, "CET")``) would come back as another type or name.
+    """
+    tz = value.tzinfo
+    if tz is None:
+        return True
+    if isinstance(tz, zoneinfo.ZoneInfo) and tz.key and type(value) is datetime.datetime:
+        return True
+    offset = tz.utcoffset(None)
+    return (
+        type(tz) is datetime.timezone
+        and offset is not None
+        and tz.tzname(None) == datetime.timezone(offset).tzname(None)
+    )
+
+
+def in_zone(value: datetime.datetime, key: str, reader: str) -> datetime.datetime:
+    """``value`` (aware, as read from ISO text) in the ``zoneinfo`` zone named ``key``.
+
+    The same wall time when the zone still gives the recorded offset; the recorded instant
+    when the zone's rules changed since the save. Raises SerializationError when this
+    machine has no data for the zone (``reader`` names who reads, for the message).
+    """
+    try:
+        tz = zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SerializationError(
+            f"{reader} cannot read a datetime in the time zone {key!r}: this machine has no "
+            f"data for it. Install the tzdata package."
+        ) from None
+    zoned = value.replace(tzinfo=tz)
+    if zoned.utcoffset() == value.utcoffset():
+        return zoned
+    return value.astimezone(tz)
 
 
 def _check_zone(value: datetime.datetime, serializer_name: str) -> None:
     """Refuse a time zone that would not come back as the same type and name."""
+    if zone_is_kept(value):
+        return
     tz = value.tzinfo
-    if tz is None or (isinstance(tz, zoneinfo.ZoneInfo) and tz.key):
-        return
-    offset = tz.utcoffset(value)
-    if (
-        type(tz) is datetime.timezone
-        and offset is not None
-        and tz.tzname(None) == datetime.timezone(offset).tzname(None)
-    ):
-        return
     raise SerializationError(
         f"{serializer_name} cannot keep the time zone {tz!r} ({type(tz).__qualname__}): it "
         f"would come back as a fixed offset. Use a zoneinfo.ZoneInfo or an unnamed "

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from labox_prefect.core.builtin.serializers.datetime import in_zone, zone_is_kept
 from labox_prefect.core.classes import class_identity, find_class
 from labox_prefect.core.errors import LaboxError, SerializationError
 
@@ -452,19 +453,9 @@ class ValueDecoder:
 
 
 def _time_zone_check(enc: ValueEncoder, v: datetime.time | datetime.datetime) -> None:
+    if zone_is_kept(v):
+        return
     tz = v.tzinfo
-    if tz is None:
-        return
-    if isinstance(tz, zoneinfo.ZoneInfo) and tz.key and type(v) is datetime.datetime:
-        return
-    offset = tz.utcoffset(None)
-    # isoformat keeps the offset, not a custom name: timezone(offset, "CET") would change
-    if (
-        type(tz) is datetime.timezone
-        and offset is not None
-        and tz.tzname(None) == datetime.timezone(offset).tzname(None)
-    ):
-        return
     raise enc.refuse(
         v,
         f"its time zone {tz!r} ({type(tz).__qualname__}) would come back as another type",
@@ -513,19 +504,7 @@ def _decode_datetime(dec: ValueDecoder, payload: Any) -> datetime.datetime:
         return datetime.datetime.fromisoformat(payload)
     text, key, fold = payload
     value = datetime.datetime.fromisoformat(text).replace(fold=fold)
-    if key is None:
-        return value
-    try:
-        zone = zoneinfo.ZoneInfo(key)
-    except zoneinfo.ZoneInfoNotFoundError:
-        raise SerializationError(
-            f"Cannot read a datetime in the time zone {key!r}: this machine has no data for "
-            f"it. Install the tzdata package."
-        ) from None
-    in_zone = value.replace(tzinfo=zone)
-    if in_zone.utcoffset() == value.utcoffset():
-        return in_zone
-    return value.astimezone(zone)  # the zone's rules changed: keep the recorded instant
+    return value if key is None else in_zone(value, key, "labox.values@v1")
 
 
 def _decode_time(dec: ValueDecoder, payload: Any) -> datetime.time:
