@@ -5,9 +5,12 @@ Local variables are never shown in tracebacks: they may hold a database URL's pa
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from labox_prefect.cli.maintenance import db_app, gc, verify
+from labox_prefect.cli.output import select_block
 from labox_prefect.cli.results import results_app
 
 app = typer.Typer(
@@ -17,6 +20,24 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def main(
+    block: Annotated[
+        str | None,
+        typer.Option(
+            "--block",
+            metavar="NAME",
+            help="Read the target of this saved LaboxResultStorage block (default: the saved "
+            "'default' block when one exists, else the LABOX_* environment).",
+        ),
+    ] = None,
+) -> None:
+    """Browse the Prefect results stored through Labox, and look after their database."""
+    select_block(block)
+
+
 app.add_typer(results_app)
 app.add_typer(db_app)
 app.command("verify")(verify)

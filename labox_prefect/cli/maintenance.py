@@ -1,8 +1,9 @@
 """``labox-prefect db upgrade``, ``verify`` and ``gc``: looking after the stored data.
 
-They act on the configured database and storage (LABOX_DATABASE_URL, LABOX_STORAGE_URL),
-with the registry every result of this process would use (LABOX_REGISTRY_MODULES), so the
-storages they see are the ones results are saved to.
+They act on the selected target (``--block NAME``, the saved ``default`` block, or
+LABOX_DATABASE_URL and LABOX_STORAGE_URL), with the registry every result of this process
+would use (LABOX_REGISTRY_MODULES), so the storages they see are the ones results are
+saved to.
 """
 
 from __future__ import annotations
@@ -27,21 +28,28 @@ from rich.table import Table
 from sqlalchemy import make_url
 
 from labox_prefect import migrations
-from labox_prefect.cli.output import console, err_console, fail, masked, reported_errors
+from labox_prefect.cli.output import (
+    console,
+    err_console,
+    fail,
+    masked,
+    reported_errors,
+    selected_target,
+)
 from labox_prefect.core import collect_garbage, verify_manifests
 from labox_prefect.core.lifecycle import GarbageReport, VerifyReport
-from labox_prefect.runtime import Target, get_runtime
-from labox_prefect.serializer import registry_modules, settings_target
-from labox_prefect.settings import current_settings
+from labox_prefect.persistence import registry_for
+from labox_prefect.runtime import get_runtime
+from labox_prefect.target import Target
 
 db_app = typer.Typer(name="db", help="The Labox database schema.", no_args_is_help=True)
 
 
 @db_app.command("upgrade")
 def upgrade_database() -> None:
-    """Create or migrate the Labox tables of LABOX_DATABASE_URL to the newest revision."""
-    url = current_settings().resolved_database_url()
+    """Create or migrate the Labox tables of the target's database to the newest revision."""
     with reported_errors():
+        url = selected_target().database_url
         _make_sqlite_folder(url)
         with err_console.status(f"Migrating {escape(masked(url))}…"):
             migrations.upgrade(url)
@@ -64,7 +72,7 @@ def verify(
     """
     ids = [_uuid(text) for text in manifest_ids or []] or None
     with reported_errors():
-        target = settings_target()
+        target = selected_target()
         with _progress("Verifying contents") as advance:
             report = get_runtime().run(_verify(target, ids, advance))
     _print_verify(report)
@@ -83,7 +91,7 @@ def gc(
     could be taken for garbage.
     """
     with reported_errors():
-        target = settings_target()
+        target = selected_target()
         with _progress("Collecting garbage") as advance:
             report = get_runtime().run(_collect(target, dry_run, advance))
     _print_garbage(report)
@@ -97,7 +105,7 @@ def gc(
 async def _verify(
     target: Target, ids: list[uuid.UUID] | None, advance: Callable[[int, int | None], None]
 ) -> VerifyReport:
-    registry = get_runtime().registry(target, registry_modules())
+    registry = registry_for(target)
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await verify_manifests(session, registry, manifest_ids=ids, on_progress=advance)
@@ -106,7 +114,7 @@ async def _verify(
 async def _collect(
     target: Target, dry_run: bool, advance: Callable[[int, int | None], None]
 ) -> GarbageReport:
-    registry = get_runtime().registry(target, registry_modules())
+    registry = registry_for(target)
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await collect_garbage(session, registry, dry_run=dry_run, on_progress=advance)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
-from labox_prefect.runtime import Target, get_runtime, shutdown, storage_from_url
-from labox_prefect.serializer import ResultPointer, ResultPointerError, parse_blob
+from labox_prefect.errors import ResultPointerError
+from labox_prefect.pointer import ResultPointer, parse_blob
+from labox_prefect.runtime import get_runtime, shutdown
 from labox_prefect.settings import current_settings
 from labox_prefect.sqlite_inline import InlineConnection
+from labox_prefect.target import Target
 
 
 async def _where() -> str:
@@ -79,7 +81,7 @@ def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_storage_urls(tmp_path: Path) -> None:
     def storage(url: str) -> object:
-        return storage_from_url(Target("sqlite+aiosqlite://", url, s3_endpoint_url="http://s3"))
+        return Target("sqlite+aiosqlite://", url, s3_endpoint_url="http://s3").storage()
 
     assert isinstance(storage(str(tmp_path)), FileStorage)
     assert isinstance(storage(f"file://{tmp_path}"), FileStorage)

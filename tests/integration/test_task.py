@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from prefect import State, flow, tags
-from prefect._internal.result_records import ResultRecord
 from prefect.context import FlowRunContext
+from prefect.results import ResultRecord
 from prefect.task_engine import SyncTaskRunEngine
 
 from labox_prefect import LaboxSerializer, labox_task
