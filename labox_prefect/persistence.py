@@ -225,28 +225,15 @@ class Handoff:
 
     def take_output(self, run_id: uuid.UUID, obj: Any) -> SavedResult | None:
         """Step 2: the saved result of this very object in this run, if step 1 saved it."""
-        with self._lock:
-            entry = self._entries.get(run_id)
-            found = None if entry is None else entry.output
-            if found is None:
-                return None
-            assert entry is not None
-            entry.output = None
-            self._prune(run_id, entry)
-        ref, saved = found
-        return saved if ref() is obj else None
+        found: tuple[Callable[[], Any], SavedResult] | None = self._take(run_id, "output")
+        return found[1] if found is not None and found[0]() is obj else None
 
     def take_written(self, run_id: uuid.UUID, label: str, key: str, content: bytes) -> bool:
         """Step 3: whether step 1 wrote exactly ``content`` under ``key`` in this database."""
-        with self._lock:
-            entry = self._entries.get(run_id)
-            written = None if entry is None else entry.written
-            if written is None:
-                return False
-            assert entry is not None
-            entry.written = None
-            self._prune(run_id, entry)
-        return written[:2] == (label, key) and written[2].encode("utf-8") == content
+        written: tuple[str, str, str] | None = self._take(run_id, "written")
+        if written is None or written[:2] != (label, key):
+            return False
+        return written[2].encode("utf-8") == content
 
     def put_loaded(self, run_id: uuid.UUID, manifest_id: uuid.UUID, value: Any) -> None:
         """Step 4: the value the cache check loaded."""
@@ -255,14 +242,9 @@ class Handoff:
 
     def take_loaded(self, run_id: uuid.UUID, manifest_id: uuid.UUID) -> tuple[bool, Any]:
         """Step 5: (True, value) when step 4 of this run loaded this manifest."""
-        with self._lock:
-            entry = self._entries.get(run_id)
-            loaded = None if entry is None else entry.loaded
-            if loaded is None or loaded[0] != manifest_id:
-                return False, None
-            assert entry is not None
-            entry.loaded = None
-            self._prune(run_id, entry)
+        loaded: tuple[uuid.UUID, Any] | None = self._take(run_id, "loaded")
+        if loaded is None or loaded[0] != manifest_id:
+            return False, None
         return True, loaded[1]
 
     def __len__(self) -> int:
@@ -277,16 +259,20 @@ class Handoff:
                 self._entries.popitem(last=False)
         return entry
 
-    def _prune(self, run_id: uuid.UUID, entry: _Run) -> None:
-        if entry.empty():
-            self._entries.pop(run_id, None)
-
-    def _drop_output(self, run_id: uuid.UUID) -> None:
+    def _take(self, run_id: uuid.UUID, slot: str) -> Any:
+        """Empty one slot of a run's entry and return what it held (the entry goes when empty)."""
         with self._lock:
             entry = self._entries.get(run_id)
-            if entry is not None:
-                entry.output = None
-                self._prune(run_id, entry)
+            if entry is None:
+                return None
+            value = getattr(entry, slot)
+            setattr(entry, slot, None)
+            if entry.empty():
+                del self._entries[run_id]
+        return value
+
+    def _drop_output(self, run_id: uuid.UUID) -> None:
+        self._take(run_id, "output")
 
 
 def _strong(obj: Any) -> Callable[[], Any]:
