@@ -90,6 +90,9 @@ from labox_prefect.target import Target, is_labox_block, resolve_target, target_
 HANDOFF_RUNS = 256
 """Task runs the hand-off keeps at most (see the module docstring)."""
 
+PlannedKey = tuple[str, Callable[[bytes], str]]
+"""Prefect's storage key for a result, and its record rendered from the result's pointer."""
+
 
 @dataclass(frozen=True)
 class SavedResult:
@@ -294,10 +297,10 @@ class _Save:
     registry: Registry
     tags: dict[str, str]
     details: bool
-    key: tuple[str, Callable[[bytes], str]] | None = None  # storage key, record of a pointer
+    key: PlannedKey | None = None
 
 
-def _prepare(obj: Any, user_tags: Mapping[str, str], key: Any = None) -> _Save:
+def _prepare(obj: Any, user_tags: Mapping[str, str], key: PlannedKey | None = None) -> _Save:
     target = resolve_target()
     registry = registry_for(target)
     storable = as_storable(obj, registry)
@@ -376,7 +379,7 @@ def _artifact(saved: SavedResult) -> tuple[ManifestRecord, list[ContentRecord], 
     return saved.manifest, saved.contents or [], class_name, saved.target
 
 
-def _planned_key(context: TaskRunContext, result: Any) -> tuple[str, Callable[[bytes], str]] | None:
+def _planned_key(context: TaskRunContext, result: Any) -> PlannedKey | None:
     """The key and record Prefect will write for ``result`` as soon as the run completes.
 
     Only when Prefect's write is certain and predictable: plain data (not states, which
@@ -514,8 +517,16 @@ def load(blob: bytes) -> Any:
 
 
 def load_pointer(pointer: ResultPointer) -> Any:
-    """Load what a pointer names, from the database it names when this process knows it."""
-    target = target_for_label(pointer.database) or resolve_target()
+    """Load what a pointer names, from the database it names when this process knows it.
+
+    The pointer's database label finds a target this process used, or the environment's
+    when it names the same database (no Prefect API call); else the target rule decides.
+    """
+    target = target_for_label(pointer.database)
+    if target is None:
+        target = Target.from_settings()
+        if target.database_label != pointer.database:
+            target = resolve_target()
     try:
         return load_manifest(pointer.manifest_id, target)
     except LaboxError as error:
@@ -549,6 +560,7 @@ async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> A
 __all__ = [
     "HANDOFF_RUNS",
     "Handoff",
+    "PlannedKey",
     "SavedResult",
     "aload_manifest",
     "apersist_output",
