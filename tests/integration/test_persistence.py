@@ -53,7 +53,8 @@ def test_a_cache_check_value_serves_the_hit_once() -> None:
 
     table.put_loaded(run, manifest_id, [1, 2])
 
-    assert table.take_loaded(run, uuid.uuid4()) == (False, None)
+    assert table.take_loaded(run, uuid.uuid4()) == (False, None)  # another manifest: a miss
+    table.put_loaded(run, manifest_id, [1, 2])
     assert table.take_loaded(run, manifest_id) == (True, [1, 2])
     assert table.take_loaded(run, manifest_id) == (False, None)
     assert len(table) == 0
