@@ -7,7 +7,9 @@ One rule, for saving and reading alike (``labox_task``, ``LaboxSerializer``,
    NAME``, a ``LaboxResultStorage`` passed as a task's or flow's ``result_storage``);
 2. the running task's or flow's result storage, when it is a ``LaboxResultStorage``;
 3. the saved ``LaboxResultStorage`` block named ``default``, when one exists (``labox_task``
-   saves it on first use, with empty fields);
+   saves it on first use, with empty fields) and a Prefect API is configured
+   (``PREFECT_API_URL``): without one, asking would start Prefect's ephemeral server, which
+   costs a reader (the CLI, a notebook) seconds, so readers there go on to rule 4;
 4. the ``LABOX_*`` environment (labox_prefect.settings).
 
 A block's empty field means the environment's value, so one saved block serves machines
@@ -144,7 +146,7 @@ def resolve_target(block: str | TargetBlock | Target | None = None) -> Target:
     if isinstance(block, str):
         return target_of_block(load_block(block))
     chosen = block if block is not None else run_block()
-    if chosen is None:
+    if chosen is None and _api_configured():
         chosen = saved_block_or_none(DEFAULT_BLOCK_NAME)
     return Target.from_settings() if chosen is None else target_of_block(chosen)
 
@@ -156,7 +158,7 @@ async def aresolve_target(block: str | TargetBlock | Target | None = None) -> Ta
     if isinstance(block, str):
         return target_of_block(await aload_block(block))
     chosen = block if block is not None else run_block()
-    if chosen is None:
+    if chosen is None and _api_configured():
         chosen = await asaved_block_or_none(DEFAULT_BLOCK_NAME)
     return Target.from_settings() if chosen is None else target_of_block(chosen)
 
@@ -214,6 +216,11 @@ async def asaved_block_or_none(name: str) -> TargetBlock | None:
 def remember_block(name: str, block: TargetBlock) -> None:
     """Note a block this process saved (or loaded) under ``name`` on the current API."""
     _keep(_key(name), block)
+
+
+def _api_configured() -> bool:
+    """Whether Prefect has an API to ask without starting its ephemeral server."""
+    return bool(get_current_settings().api.url)
 
 
 def _key(name: str) -> tuple[str, str]:

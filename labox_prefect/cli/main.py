@@ -30,7 +30,7 @@ def main(
             "--block",
             metavar="NAME",
             help="Read the target of this saved LaboxResultStorage block (default: the saved "
-            "'default' block when one exists, else the LABOX_* environment).",
+            "'default' block when one exists on PREFECT_API_URL, else the LABOX_* environment).",
         ),
     ] = None,
 ) -> None:

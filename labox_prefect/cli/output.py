@@ -5,7 +5,8 @@ reached) end the command with one clear line on stderr and exit code 1, never a 
 Database URLs are only ever shown with their password masked.
 
 Every command reads the target tasks save to (labox_prefect.target): ``--block NAME``, else
-the saved ``default`` block when one exists, else the LABOX_* environment.
+the saved ``default`` block when one exists (on a configured Prefect API), else the LABOX_*
+environment.
 """
 
 from __future__ import annotations

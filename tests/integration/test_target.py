@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from prefect import flow
+from prefect.blocks.core import Block
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
@@ -143,3 +145,18 @@ def test_the_saved_default_block_is_where_tasks_save_and_readers_read(
     assert ref.load() == "saved through the default block"
     listed = _cli("results", "ls", "--json", "--tag", f"mark={mark}")
     assert [row["id"] for row in json.loads(listed.stdout)] == [str(ref.manifest_id)]
+
+
+@sqlite_only
+def test_without_a_configured_api_readers_use_the_environment(
+    backend: Backend, default_block_elsewhere: LaboxResultStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_server(*_: Any, **__: Any) -> None:
+        raise AssertionError("a reader must not ask (and so start) an ephemeral Prefect API")
+
+    monkeypatch.setattr(Block, "load", no_server)
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        target = resolve_target()
+
+    assert target.database_label == Target.from_settings().database_label
+    assert target.database_label != default_block_elsewhere.target().database_label
