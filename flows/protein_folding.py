@@ -106,7 +106,8 @@ async def protein_folding(trials: list[dict[str, float]] | None = None) -> pd.Da
     """Run every trial concurrently, then analyse their stored trajectories."""
     trials = trials or TRIALS
     futures = run_trial.map(range(1, len(trials) + 1), trials)
-    return await analyse_trials(str(flow_run.id), wait_for=futures)
+    futures.result()  # raises a failed trial's error: the flow run fails with it
+    return await analyse_trials(str(flow_run.id))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from typing import Any
 
 from prefect.artifacts import acreate_table_artifact, create_table_artifact
 
-from labox_prefect.core import ContentRecord, NotRegisteredError
-from labox_prefect.serializer import SavedResult
+from labox_prefect.core import ContentRecord, ManifestRecord
 from labox_prefect.settings import current_settings
+from labox_prefect.target import Target
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +26,10 @@ def artifacts_enabled() -> bool:
     return current_settings().artifacts
 
 
-def result_table(saved: SavedResult) -> list[dict[str, Any]]:
+def result_table(
+    manifest: ManifestRecord, contents: list[ContentRecord], class_name: str
+) -> list[dict[str, Any]]:
     """The artifact's rows: one per content of the saved record."""
-    manifest = saved.manifest
-    try:
-        class_name = saved.registry.get_storable(manifest.class_id).__qualname__
-    except NotRegisteredError:
-        class_name = str(manifest.class_id)
     return [
         {
             "record": str(manifest.id),
@@ -43,39 +40,44 @@ def result_table(saved: SavedResult) -> list[dict[str, Any]]:
             "hash": f"{content.content_hash_algorithm}:{content.content_hash[:_HASH_SHOWN]}…",
             "storage": _location(content),
         }
-        for content in saved.contents or []
+        for content in contents
     ]
 
 
-def result_description(saved: SavedResult) -> str:
+def result_description(manifest: ManifestRecord, target: Target) -> str:
     """Markdown naming the record and listing its tags."""
-    tags = ", ".join(f"`{key}={value}`" for key, value in sorted(saved.manifest.tags.items()))
+    tags = ", ".join(f"`{key}={value}`" for key, value in sorted(manifest.tags.items()))
     return (
-        f"Labox record `{saved.manifest.id}` in {saved.target.database_label}"
-        f" (storage {saved.target.storage_url}). Tags: {tags or 'none'}."
+        f"Labox record `{manifest.id}` in {target.database_label}"
+        f" (storage {target.storage_url}). Tags: {tags or 'none'}."
     )
 
 
-def publish_result_artifact(saved: SavedResult) -> None:
+def publish_result_artifact(
+    manifest: ManifestRecord, contents: list[ContentRecord], class_name: str, target: Target
+) -> None:
     """Publish the artifact from sync code; never raises."""
     try:
         create_table_artifact(
-            table=result_table(saved),
-            description=result_description(saved),
+            table=result_table(manifest, contents, class_name),
+            description=result_description(manifest, target),
             _sync=True,  # type: ignore[call-arg]
         )
     except Exception as error:
-        logger.warning("labox: could not publish the artifact of %s: %s", saved.manifest.id, error)
+        logger.warning("labox: could not publish the artifact of %s: %s", manifest.id, error)
 
 
-async def apublish_result_artifact(saved: SavedResult) -> None:
+async def apublish_result_artifact(
+    manifest: ManifestRecord, contents: list[ContentRecord], class_name: str, target: Target
+) -> None:
     """Publish the artifact from async code; never raises."""
     try:
         await acreate_table_artifact(
-            table=result_table(saved), description=result_description(saved)
+            table=result_table(manifest, contents, class_name),
+            description=result_description(manifest, target),
         )
     except Exception as error:
-        logger.warning("labox: could not publish the artifact of %s: %s", saved.manifest.id, error)
+        logger.warning("labox: could not publish the artifact of %s: %s", manifest.id, error)
 
 
 def _location(content: ContentRecord) -> str:

@@ -95,8 +95,12 @@ def run_context_tags() -> dict[str, str]:
 
 
 def record_tags(user_tags: Mapping[str, str] | None) -> dict[str, str]:
-    """The tags of a record saved now: the run context's, then the user's."""
-    return {**run_context_tags(), **check_user_tags(user_tags)}
+    """The tags of a record saved now: the run context's, then the user's.
+
+    ``user_tags`` were checked once, when the task or serializer was made (check_user_tags);
+    the core checks the whole set once more as it saves the record.
+    """
+    return {**run_context_tags(), **(user_tags or {})}
 
 
 def prefect_tag_filter(prefect_tags: Iterable[str]) -> dict[str, str]:

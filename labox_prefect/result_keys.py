@@ -10,8 +10,8 @@ manifest: failures are not results. Deleting a manifest deletes its keys (foreig
 ON DELETE CASCADE).
 
 ``labox_task`` writes a task's key together with its manifest, before Prefect reports the run
-Completed; ``prewritten_keys`` remembers what it wrote, so that Prefect's own write of the
-same record right after is skipped instead of repeated.
+Completed, and Prefect's own write of the same record right after is skipped (the sequence is
+in labox_prefect.persistence).
 
 The table is created by this package's own Alembic scripts (labox_prefect.migrations), with
 their own version table, so the core's schema history is untouched.
@@ -19,10 +19,7 @@ their own version table, so the core's schema history is untouched.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -131,50 +128,6 @@ async def get_result_key(
     return ResultKey(storage_key, row.manifest_id, row.record)
 
 
-@dataclass(frozen=True)
-class PlannedKey:
-    """A key to write with the result's manifest, and the record Prefect will write under it.
-
-    ``record`` renders the record from the pointer to the manifest just saved (the bytes
-    LaboxSerializer.dumps returns for it).
-    """
-
-    storage_key: str
-    record: Callable[[bytes], str]
-
-
-_PREWRITTEN_SIZE = 1024
-
-
-class PrewrittenKeys:
-    """Keys this process wrote with a result's manifest, before Prefect asked to write them.
-
-    Prefect writes a task's result record right after the run; when it writes exactly the
-    record already stored under that key, there is nothing left to do. Bounded: a forgotten
-    entry only means the record is written again.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._records: OrderedDict[tuple[str, str], str] = OrderedDict()
-
-    def put(self, database_label: str, storage_key: str, record: str) -> None:
-        with self._lock:
-            self._records[(database_label, storage_key)] = record
-            self._records.move_to_end((database_label, storage_key))
-            while len(self._records) > _PREWRITTEN_SIZE:
-                self._records.popitem(last=False)
-
-    def already_written(self, database_label: str, storage_key: str, content: bytes) -> bool:
-        """Whether ``content`` is the record written under the key (asked once per write)."""
-        with self._lock:
-            written = self._records.pop((database_label, storage_key), None)
-        return written is not None and written.encode("utf-8") == content
-
-
-prewritten_keys = PrewrittenKeys()
-
-
 async def upgrade_result_keys(engine: AsyncEngine) -> None:
     """Create or migrate this table (the core tables must exist already)."""
     from labox_prefect.migrations import aupgrade_integration
@@ -183,12 +136,9 @@ async def upgrade_result_keys(engine: AsyncEngine) -> None:
 
 
 __all__ = [
-    "PlannedKey",
-    "PrewrittenKeys",
     "ResultKey",
     "get_result_key",
     "metadata",
-    "prewritten_keys",
     "put_result_key",
     "result_keys",
     "upgrade_result_keys",

@@ -8,8 +8,9 @@ GIN index answers). A ``ResultRef`` is the manifest's metadata only; nothing is 
 the storage until ``load()`` / ``aload()``.
 
 Queries and loads run on the process-wide runtime (labox_prefect.runtime), so they work the
-same from sync code, from async code and inside a running flow or task, whose result
-storage block they read when it is a ``LaboxResultStorage``.
+same from sync code, from async code and inside a running flow or task. They read the
+target tasks save to (labox_prefect.target): ``block="name"``, else the running task's or
+flow's ``LaboxResultStorage``, else the saved ``default`` block, else the environment.
 """
 
 from __future__ import annotations
@@ -40,19 +41,21 @@ from labox_prefect.core import (
     Registry,
     find_manifests,
     get_manifest,
-    load_one,
 )
-from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.tags import check_tags
-from labox_prefect.runtime import Target, get_runtime
-from labox_prefect.serializer import context_target, registry_modules
+from labox_prefect.errors import ResultClassNotRegisteredError
+from labox_prefect.persistence import (
+    aload_manifest,
+    load_manifest,
+    open_session,
+    registry_for,
+    registry_modules,
+)
+from labox_prefect.runtime import get_runtime
+from labox_prefect.target import Target, TargetBlock, aresolve_target, resolve_target
 
 DEFAULT_LIMIT = 100
 """Results returned when no ``limit`` is given: enough to browse, bounded for big databases."""
-
-
-class ResultClassNotRegisteredError(NotRegisteredError):
-    """A stored result's class id is unknown to this process's registry."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class ResultRef:
     def storable_class_name(self) -> str | None:
         """The qualified name of the stored class, if this process's registry knows it."""
         try:
-            cls = _registry(self.target).get_storable(self.class_id)
+            cls = registry_for(self.target).get_storable(self.class_id)
         except NotRegisteredError:
             return None
         return f"{cls.__module__}.{cls.__qualname__}"
@@ -134,17 +137,15 @@ class ResultRef:
         (a StorableModel, StorableDataclass...) as that object. Every content's hash is
         checked; streams inside are read lazily, as they are iterated.
         """
-        registry = self._checked_registry()
-        return get_runtime().run(_load(self.manifest_id, self.target, registry))
+        return load_manifest(self.manifest_id, self.target, self._checked_registry())
 
     async def aload(self) -> Any:
         """``load`` for async code: awaits without blocking the caller's event loop."""
-        registry = self._checked_registry()
-        return await get_runtime().arun(_load(self.manifest_id, self.target, registry))
+        return await aload_manifest(self.manifest_id, self.target, self._checked_registry())
 
     def _checked_registry(self) -> Registry:
         """The registry, once it is known to hold the class: the error says what to add."""
-        registry = _registry(self.target)
+        registry = registry_for(self.target)
         try:
             registry.get_storable(self.class_id)
         except NotRegisteredError:
@@ -171,6 +172,7 @@ def find_results(
     prefect_tags: Iterable[str] = (),
     since: datetime | timedelta | None = None,
     limit: int | None = DEFAULT_LIMIT,
+    block: str | TargetBlock | Target | None = None,
 ) -> list[ResultRef]:
     """Stored results matching every given filter, newest first.
 
@@ -178,14 +180,16 @@ def find_results(
     may be given too, e.g. ``{"prefect.kind": "flow"}``). ``flow_name``, ``task_name``,
     ``flow_run_id``: where the result came from. ``prefect_tags``: Prefect run tags that
     must all be present. ``since``: a timezone-aware datetime, or a timedelta meaning that
-    long ago. ``limit``: at most that many (None: all of them).
+    long ago. ``limit``: at most that many (None: all of them). ``block``: the name of a
+    saved LaboxResultStorage block (or a block, or a Target) to read; by default, the
+    target tasks save to (see labox_prefect.target); ResultTargetError if the named block
+    does not exist.
 
     Works from sync code; from async code, ``await afind_results(...)`` instead so the
     caller's event loop is not blocked.
     """
-    wanted, moment, target = _prepare(
-        tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit
-    )
+    wanted, moment = _prepare(tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit)
+    target = resolve_target(block)
     manifests = get_runtime().run(_find(target, wanted, moment, limit))
     return [ResultRef.from_manifest(manifest, target) for manifest in manifests]
 
@@ -199,25 +203,29 @@ async def afind_results(
     prefect_tags: Iterable[str] = (),
     since: datetime | timedelta | None = None,
     limit: int | None = DEFAULT_LIMIT,
+    block: str | TargetBlock | Target | None = None,
 ) -> list[ResultRef]:
     """``find_results`` for async code (same filters, same order)."""
-    wanted, moment, target = _prepare(
-        tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit
-    )
+    wanted, moment = _prepare(tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit)
+    target = await aresolve_target(block)
     manifests = await get_runtime().arun(_find(target, wanted, moment, limit))
     return [ResultRef.from_manifest(manifest, target) for manifest in manifests]
 
 
-def get_result(manifest_id: str | uuid.UUID) -> ResultRef:
+def get_result(
+    manifest_id: str | uuid.UUID, *, block: str | TargetBlock | Target | None = None
+) -> ResultRef:
     """The result whose manifest has this id; ManifestNotFoundError if there is none."""
-    target = context_target()
+    target = resolve_target(block)
     manifest = get_runtime().run(_get(target, _as_uuid(manifest_id, "manifest_id")))
     return ResultRef.from_manifest(manifest, target)
 
 
-async def aget_result(manifest_id: str | uuid.UUID) -> ResultRef:
+async def aget_result(
+    manifest_id: str | uuid.UUID, *, block: str | TargetBlock | Target | None = None
+) -> ResultRef:
     """``get_result`` for async code."""
-    target = context_target()
+    target = await aresolve_target(block)
     manifest = await get_runtime().arun(_get(target, _as_uuid(manifest_id, "manifest_id")))
     return ResultRef.from_manifest(manifest, target)
 
@@ -285,7 +293,7 @@ def _prepare(
     prefect_tags: Iterable[str],
     since: datetime | timedelta | None,
     limit: int | None,
-) -> tuple[dict[str, str], datetime | None, Target]:
+) -> tuple[dict[str, str], datetime | None]:
     """Check every argument in the caller's thread, so errors point at the call."""
     wanted = tag_filter(
         tags=tags,
@@ -296,36 +304,23 @@ def _prepare(
     )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive int, or None for no limit; got {limit!r}.")
-    return wanted, since_moment(since), context_target()
+    return wanted, since_moment(since)
 
 
 async def _find(
     target: Target, tags: dict[str, str], since: datetime | None, limit: int | None
 ) -> list[ManifestRecord]:
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         return await find_manifests(session, tags=tags or None, since=since, limit=limit)
 
 
 async def _get(target: Target, manifest_id: uuid.UUID) -> ManifestRecord:
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         try:
             return await get_manifest(session, manifest_id)
         except LaboxError as error:
-            error.add_note(f"Searched {target.database_label} (LABOX_DATABASE_URL).")
+            error.add_note(f"Searched {target.database_label}.")
             raise
-
-
-async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> Any:
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
-        loaded = await load_one(manifest_id, session=session, registry=registry)
-    return loaded.value if isinstance(loaded, StorableValue) else loaded
-
-
-def _registry(target: Target) -> Registry:
-    return get_runtime().registry(target, registry_modules())
 
 
 def _unregistered_message(ref: ResultRef) -> str:

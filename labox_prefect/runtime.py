@@ -15,11 +15,8 @@ import atexit
 import os
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
@@ -30,65 +27,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from labox_prefect.core import BaseRecord, Registry, Storage
-from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
 from labox_prefect.core.migrations import aupgrade
 from labox_prefect.result_keys import upgrade_result_keys
-from labox_prefect.settings import CORE_REGISTRY_MODULES, LaboxSettings
+from labox_prefect.settings import CORE_REGISTRY_MODULES
 from labox_prefect.sqlite_inline import create_inline_engine
+from labox_prefect.target import Target
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where results are saved: one database and one blob storage (and its credentials).
-
-    Secrets never appear in a repr; ``database_label`` names the database without them.
-    """
-
-    database_url: str = field(repr=False)
-    storage_url: str
-    s3_endpoint_url: str | None = None
-    s3_key: str | None = field(default=None, repr=False)
-    s3_secret: str | None = field(default=None, repr=False)
-
-    @cached_property
-    def database_label(self) -> str:
-        """The database URL with its password hidden: safe for records, logs and errors."""
-        return make_url(self.database_url).render_as_string(hide_password=True)
-
-    @classmethod
-    def from_settings(cls, settings: LaboxSettings) -> Target:
-        return cls(
-            database_url=settings.resolved_database_url(),
-            storage_url=settings.resolved_storage_url(),
-            s3_endpoint_url=settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
-        )
-
-
-def storage_from_url(target: Target) -> Storage:
-    """The core storage a storage URL names: a folder, ``s3://bucket/prefix`` or ``memory://``."""
-    url = target.storage_url
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "s3":
-        parts = urlsplit(url)
-        return S3Storage(
-            parts.netloc,
-            parts.path.strip("/"),
-            endpoint_url=target.s3_endpoint_url,
-            key=target.s3_key,
-            secret=target.s3_secret,
-        )
-    if scheme == "memory":
-        return MemoryStorage()
-    if scheme == "file":
-        return FileStorage(urlsplit(url).path)
-    if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
-        raise ValueError(
-            f"LABOX_STORAGE_URL {url!r}: unknown scheme {scheme!r}; use a folder path, "
-            f"file:///folder, s3://bucket/prefix or memory://."
-        )
-    return FileStorage(url)
 
 
 class Runtime:
@@ -107,7 +52,6 @@ class Runtime:
         self._schema_locks: dict[str, asyncio.Lock] = {}
         self._storages: dict[tuple[str, str | None, str | None, str | None], Storage] = {}
         self._registries: dict[tuple[Any, ...], Registry] = {}
-        self._targets: dict[str, Target] = {}
         self._closed = False
 
     # --- running coroutines ---------------------------------------------------------------
@@ -172,7 +116,7 @@ class Runtime:
         with self._lock:
             storage = self._storages.get(key)
             if storage is None:
-                storage = self._storages[key] = storage_from_url(target)
+                storage = self._storages[key] = target.storage()
             registry_key = (*key, modules)
             registry = self._registries.get(registry_key)
             if registry is None:
@@ -181,16 +125,6 @@ class Runtime:
                 )
                 self._registries[registry_key] = registry
             return registry
-
-    def remember_target(self, target: Target) -> None:
-        """Note a target in use, so a pointer naming its database label can find it again."""
-        with self._lock:
-            self._targets[target.database_label] = target
-
-    def target_for_label(self, database_label: str) -> Target | None:
-        """The target last used for the database of this label, if this process used one."""
-        with self._lock:
-            return self._targets.get(database_label)
 
     # --- shutdown ---------------------------------------------------------------------------
 
@@ -282,4 +216,4 @@ def shutdown() -> None:
 
 atexit.register(shutdown)
 
-__all__ = ["Runtime", "Target", "get_runtime", "shutdown", "storage_from_url"]
+__all__ = ["Runtime", "get_runtime", "shutdown"]

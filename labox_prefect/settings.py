@@ -1,6 +1,8 @@
 """LABOX_* settings, read from the environment when a result is saved or loaded.
 
-They are read at the moment of use, not at import, so a worker, a test or a deployment can
+This is the one place the integration reads the environment (``AWS_ENDPOINT_URL``
+included, as the fallback S3 endpoint); everything else asks ``current_settings()``. They
+are read at the moment of use, not at import, so a worker, a test or a deployment can
 change them without reimporting anything. Everything defaults to an embedded set-up that
 needs no server: a SQLite file and a folder of blobs under ``LABOX_HOME``.
 """
@@ -12,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path("~/.labox-prefect")
@@ -48,6 +50,7 @@ class LaboxSettings(BaseSettings):
     )
     s3_endpoint_url: str | None = Field(
         default=None,
+        validation_alias=AliasChoices("LABOX_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
         description="Endpoint of an S3-compatible server (falls back to AWS_ENDPOINT_URL).",
     )
     registry_modules: Annotated[tuple[str, ...], NoDecode] = Field(
@@ -83,7 +86,7 @@ class LaboxSettings(BaseSettings):
         return (self.home_path / "storage").absolute().as_posix()
 
 
-_ENV_NAMES = tuple(f"LABOX_{name.upper()}" for name in LaboxSettings.model_fields)
+_ENV_NAMES = (*(f"LABOX_{name.upper()}" for name in LaboxSettings.model_fields), "AWS_ENDPOINT_URL")
 _cached: tuple[tuple[str | None, ...], LaboxSettings] | None = None
 _cache_lock = threading.Lock()
 

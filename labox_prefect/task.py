@@ -1,4 +1,4 @@
-"""labox_task: a Prefect task whose output is persisted as a typed, tagged Labox record.
+"""labox_task: Prefect's ``Task`` interface whose output is persisted through the door.
 
 ``@labox_task`` or ``@labox_task(tags={...}, prefect_tags=[...], registry_modules=[...],
 **any prefect.task option)``:
@@ -9,13 +9,13 @@
 - ``registry_modules``: modules whose storables and serializers the registry must know (the
   code-side twin of LABOX_REGISTRY_MODULES).
 
-The output is saved inside the task run, right after the function returns, so a result that
-cannot be persisted (no serializer for its type, database or storage down) fails the task
-run with the error, and retries apply; Prefect on its own would only log it. Prefect then
-writes its result record through ``LaboxResultStorage``, which points the storage key at
-that same manifest: one output, one manifest. Persisting needs no other set-up: when no
+``.with_options(...)`` takes the same meanings: ``tags=`` replaces the Labox tags,
+``prefect_tags=`` the run tags. The output is saved inside the task run, right after the
+function returns (labox_prefect.persistence, step 1), so a result that cannot be persisted
+fails the run, and retries apply. Persisting needs no other set-up: when no
 ``result_storage`` is given, the block named ``default`` (settings from the environment) is
-used, and saved the first time a task runs.
+used, and saved the first time a task runs. The Labox tags travel in the task's
+``LaboxSerializer``: the one place both the eager save and ``dumps`` read them.
 """
 
 from __future__ import annotations
@@ -23,39 +23,18 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from types import GeneratorType
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 from prefect import State, Task
-from prefect._internal.result_records import ResultRecord
 from prefect.context import TaskRunContext
-from prefect.states import is_state_iterable
-from prefect.transactions import get_transaction
-from prefect.types import DateTime
-from prefect.types._datetime import now
 from typing_extensions import ParamSpec
 
-from labox_prefect.artifacts import apublish_result_artifact, artifacts_enabled
-from labox_prefect.artifacts import publish_result_artifact as _publish
-from labox_prefect.context import check_user_tags
-from labox_prefect.core import LaboxError
-from labox_prefect.result_keys import PlannedKey
-from labox_prefect.result_storage import LaboxResultStorage, saved_default_block
-from labox_prefect.serializer import (
-    LaboxSerializer,
-    SavedResult,
-    asave_result,
-    register_modules,
-    save_result,
-    saved_outputs,
-)
+from labox_prefect.persistence import apersist_output, persist_output, register_modules
+from labox_prefect.result_storage import saved_default_block
+from labox_prefect.serializer import LaboxSerializer
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class ResultPersistenceError(LaboxError, RuntimeError):
-    """A labox_task's output could not be saved; the task run fails with this error."""
 
 
 class LaboxTask(Task[P, R]):
@@ -77,8 +56,22 @@ class LaboxTask(Task[P, R]):
     def result_storage(self, value: Any) -> None:
         self._labox_storage = value
 
-    def with_options(self, **options: Any) -> LaboxTask[P, R]:
-        """``Task.with_options``, keeping the lazy default block and this class."""
+    def with_options(  # type: ignore[override]
+        self,
+        *,
+        tags: Mapping[str, str] | None = None,
+        prefect_tags: Iterable[str] | None = None,
+        registry_modules: Iterable[str] = (),
+        **options: Any,
+    ) -> LaboxTask[P, R]:
+        """``Task.with_options`` with labox_task's meanings: ``tags`` are Labox tags (they
+        replace the task's), ``prefect_tags`` Prefect run tags; the lazy default block and
+        this class are kept."""
+        register_modules(list(registry_modules))
+        given = options.pop("result_serializer", None)
+        if tags is not None or given is not None:
+            options["result_serializer"] = _serializer(tags, given)
+        options.update(_checked_options(options, prefect_tags))
         options.setdefault("result_storage", self._labox_storage)
         copy = super().with_options(**options)
         storage = copy.__dict__.pop("result_storage", None)
@@ -108,55 +101,58 @@ def labox_task(
     **task_options: Any,
 ) -> LaboxTask[P, R] | Callable[[Callable[P, R]], LaboxTask[P, R]]:
     """Decorate a function as a Prefect task whose output is stored through Labox."""
-    user_tags = _user_tags(tags, task_options)
+    serializer = _serializer(tags, task_options.pop("result_serializer", None))
     register_modules(list(registry_modules))
-    serializer = LaboxSerializer(tags=user_tags)
-    options = _task_options(task_options, serializer, prefect_tags)
+    options = {
+        **task_options,
+        **_checked_options(task_options, prefect_tags),
+        "result_serializer": serializer,
+    }
+    options.setdefault("tags", None)
 
     def decorate(fn: Callable[P, R]) -> LaboxTask[P, R]:
-        return LaboxTask(fn=_persisting(fn, user_tags), **options)
+        return LaboxTask(fn=_persisting(fn), **options)
 
     return decorate(__fn) if __fn is not None else decorate
 
 
-def _user_tags(tags: Mapping[str, str] | None, options: dict[str, Any]) -> dict[str, str]:
+def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
+    """The task's LaboxSerializer: its tags are the only check of the user's tags."""
     if tags is not None and not isinstance(tags, Mapping):
         raise TypeError(
             f"labox_task(tags=...) takes Labox tags as a mapping, e.g. tags={{'project': 'x'}}; "
             f"got {type(tags).__name__}. Prefect run tags go in prefect_tags=[...]."
         )
-    given = options.get("result_serializer")
     if given is not None and not isinstance(given, LaboxSerializer):
         raise TypeError(
             f"labox_task stores results through LaboxSerializer; remove result_serializer="
             f"{given!r} (or use prefect.task to persist with another serializer)."
         )
-    from_serializer = given.tags if isinstance(given, LaboxSerializer) else {}
-    return {**from_serializer, **check_user_tags(tags)}
+    if tags is None and given is not None:
+        return given
+    base = given.tags if given is not None else {}
+    return LaboxSerializer(tags={**base, **(tags or {})})
 
 
-def _task_options(
-    options: dict[str, Any], serializer: LaboxSerializer, prefect_tags: Iterable[str] | None
-) -> dict[str, Any]:
+def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:
+    """Options labox_task sets itself: persistence on, Prefect run tags from prefect_tags."""
     if options.get("persist_result", True) is not True:
         raise ValueError(
             "labox_task always persists its result; use prefect.task for a task that "
             "persists nothing (persist_result=False)."
         )
-    if "fn" in options or "tags" in options:
-        raise TypeError("labox_task: pass the function by decorating it; run tags as prefect_tags.")
+    if "fn" in options:
+        raise TypeError("labox_task: pass the function by decorating it.")
+    checked: dict[str, Any] = {"persist_result": True}
     if isinstance(prefect_tags, str):
         prefect_tags = [prefect_tags]
-    return {
-        **options,
-        "persist_result": True,
-        "result_serializer": serializer,
-        "tags": list(prefect_tags) if prefect_tags is not None else None,
-    }
+    if prefect_tags is not None:
+        checked["tags"] = list(prefect_tags)
+    return checked
 
 
-def _persisting(fn: Callable[P, R], user_tags: dict[str, str]) -> Callable[P, R]:
-    """``fn``, saving its return value through Labox inside the task run."""
+def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn``, saving its return value through the door inside the task run."""
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
         raise TypeError(
             f"labox_task cannot decorate the generator {fn.__qualname__}: Prefect does not "
@@ -169,11 +165,7 @@ def _persisting(fn: Callable[P, R], user_tags: dict[str, str]) -> Callable[P, R]
             result = await fn(*args, **kwargs)
             context = _own_run(run_async)
             if context is not None and not isinstance(result, State):
-                details = artifacts_enabled()
-                saved = await _guarded_async(result, user_tags, details, context)
-                saved_outputs.put(context.task_run.id, result, saved)
-                if details:
-                    await apublish_result_artifact(saved)
+                await apersist_output(result, context, _labox_tags(context))
             return result
 
         return run_async  # type: ignore[return-value]
@@ -183,74 +175,10 @@ def _persisting(fn: Callable[P, R], user_tags: dict[str, str]) -> Callable[P, R]
         result = fn(*args, **kwargs)
         context = _own_run(run)
         if context is not None and not isinstance(result, State):
-            details = artifacts_enabled()
-            try:
-                key = planned_key(context, result)
-                saved = save_result(result, user_tags, details=details, key=key)
-            except LaboxError:
-                raise
-            except Exception as error:
-                raise _persistence_error(context, error) from error
-            saved_outputs.put(context.task_run.id, result, saved)
-            if details:
-                _publish(saved)
+            persist_output(result, context, _labox_tags(context))
         return result
 
     return run
-
-
-async def _guarded_async(
-    result: Any, user_tags: dict[str, str], details: bool, context: TaskRunContext
-) -> SavedResult:
-    try:
-        key = planned_key(context, result)
-        return await asave_result(result, user_tags, details=details, key=key)
-    except LaboxError:
-        raise
-    except Exception as error:
-        raise _persistence_error(context, error) from error
-
-
-def planned_key(context: TaskRunContext, result: Any) -> PlannedKey | None:
-    """The key and record Prefect will write for ``result`` as soon as the run completes.
-
-    Stored with the manifest, in the same call to the database, they are readable by key
-    before Prefect reports the run Completed (Prefect reports it before it writes), and
-    Prefect's own write of that very record then has nothing left to do (see
-    LaboxResultStorage.write_path). Only when Prefect's write is certain and predictable:
-    plain data (not states, which Prefect aggregates), a cache key, a transaction that
-    commits on its own (a parent transaction may still roll back) and a saved Labox block
-    holding record and result together. Anything else is written by Prefect as before.
-    """
-    transaction = get_transaction()
-    store = context.result_store
-    if (
-        transaction is None
-        or transaction.key is None
-        or not transaction.write_on_commit
-        or transaction.get_parent() is not None
-        or store.metadata_storage is not None
-        or store.result_storage_block_id is None
-        or not isinstance(store.result_storage, LaboxResultStorage)
-        or isinstance(result, (GeneratorType, ResultRecord))
-        or is_state_iterable(result)
-    ):
-        return None
-    expiration = context.task.cache_expiration
-    record = store.create_result_record(
-        result,
-        key=transaction.key,
-        # Prefect counts the expiration from a moment later: its record then differs by
-        # that much, and its write replaces this one.
-        expiration=None if expiration is None else cast(DateTime, now("UTC") + expiration),
-    )
-
-    def render(pointer: bytes) -> str:
-        # What ResultRecord.serialize() makes, LaboxSerializer.dumps giving ``pointer``.
-        return record.model_copy(update={"result": pointer}).model_dump_json(serialize_as_any=True)
-
-    storage_key = record.metadata.storage_key
-    return None if storage_key is None else PlannedKey(storage_key, render)
 
 
 def _own_run(wrapper: Callable[..., Any]) -> TaskRunContext | None:
@@ -261,12 +189,10 @@ def _own_run(wrapper: Callable[..., Any]) -> TaskRunContext | None:
     return context
 
 
-def _persistence_error(context: TaskRunContext, error: Exception) -> ResultPersistenceError:
-    return ResultPersistenceError(
-        f"Task {context.task.name!r} could not persist its result through Labox: "
-        f"{type(error).__name__}: {error}. The run fails so that no result is lost; check "
-        f"that the database (LABOX_DATABASE_URL) and storage (LABOX_STORAGE_URL) are reachable."
-    )
+def _labox_tags(context: TaskRunContext) -> dict[str, str]:
+    """The running task's Labox tags (its serializer's, checked when it was made)."""
+    serializer = context.task.result_serializer
+    return serializer.tags if isinstance(serializer, LaboxSerializer) else {}
 
 
-__all__ = ["LaboxTask", "ResultPersistenceError", "labox_task"]
+__all__ = ["LaboxTask", "labox_task"]

@@ -1,10 +1,11 @@
 """``labox-prefect db upgrade``, ``verify``, ``gc`` and ``results rm``: looking after the data.
 
-They act on the configured database and storage (LABOX_DATABASE_URL, LABOX_STORAGE_URL),
-with the registry every result of this process would use (LABOX_REGISTRY_MODULES), so the
-storages they see are the ones results are saved to. Deletions follow the core's rules
-(``labox_prefect.core.lifecycle``): a blob goes only when no record uses it, it is older
-than the grace period, and no other database writes to its storage.
+They act on the selected target (``--block NAME``, the saved ``default`` block, or
+LABOX_DATABASE_URL and LABOX_STORAGE_URL), with the registry every result of this process
+would use (LABOX_REGISTRY_MODULES), so the storages they see are the ones results are
+saved to. Deletions follow the core's rules (``labox_prefect.core.lifecycle``): a blob goes
+only when no record uses it, it is older than the grace period, and no other database
+writes to its storage.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from labox_prefect.cli.output import (
     parse_since,
     parse_tags,
     reported_errors,
+    selected_target,
 )
 from labox_prefect.core import collect_garbage, delete_manifests, verify_manifests
 from labox_prefect.core.lifecycle import (
@@ -47,9 +49,9 @@ from labox_prefect.core.lifecycle import (
     RetentionReport,
     VerifyReport,
 )
-from labox_prefect.runtime import Target, get_runtime
-from labox_prefect.serializer import registry_modules, settings_target
-from labox_prefect.settings import current_settings
+from labox_prefect.persistence import registry_for
+from labox_prefect.runtime import get_runtime
+from labox_prefect.target import Target
 
 TASK_NAME_TAG = "prefect.task_name"
 """The tag ``--keep-last`` groups results by: one group per task."""
@@ -59,9 +61,9 @@ db_app = typer.Typer(name="db", help="The Labox database schema.", no_args_is_he
 
 @db_app.command("upgrade")
 def upgrade_database() -> None:
-    """Create or migrate the Labox tables of LABOX_DATABASE_URL to the newest revision."""
-    url = current_settings().resolved_database_url()
+    """Create or migrate the Labox tables of the target's database to the newest revision."""
     with reported_errors():
+        url = selected_target().database_url
         _make_sqlite_folder(url)
         with err_console.status(f"Migrating {escape(masked(url))}…"):
             migrations.upgrade(url)
@@ -84,7 +86,7 @@ def verify(
     """
     ids = [_uuid(text) for text in manifest_ids or []] or None
     with reported_errors():
-        target = settings_target()
+        target = selected_target()
         with _progress("Verifying contents") as advance:
             report = get_runtime().run(_verify(target, ids, advance))
     _print_verify(report)
@@ -129,7 +131,7 @@ def gc(
     """
     keep_for = _duration(grace, "--grace")
     with reported_errors():
-        target = settings_target()
+        target = selected_target()
         with _progress("Collecting garbage") as advance:
             report = get_runtime().run(
                 _collect(target, dry_run, keep_for, claim, forget_owner or [], advance)
@@ -174,7 +176,7 @@ def remove_results(
             param_hint="--older-than",
         )
     with reported_errors():
-        target = settings_target()
+        target = selected_target()
         with _progress("Deleting results") as advance:
             report = get_runtime().run(
                 _remove(target, before, keep_last, tags, dry_run, keep_for, advance)
@@ -190,7 +192,7 @@ def require_database(ctx: typer.Context) -> None:
     """
     if ctx.invoked_subcommand in (None, "db") or ctx.resilient_parsing:
         return
-    url = current_settings().resolved_database_url()
+    url = selected_target().database_url
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -214,7 +216,7 @@ def require_database(ctx: typer.Context) -> None:
 async def _verify(
     target: Target, ids: list[uuid.UUID] | None, advance: Callable[[int, int | None], None]
 ) -> VerifyReport:
-    registry = get_runtime().registry(target, registry_modules())
+    registry = registry_for(target)
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await verify_manifests(session, registry, manifest_ids=ids, on_progress=advance)
@@ -228,7 +230,7 @@ async def _collect(
     forget_owners: list[str],
     advance: Callable[[int, int | None], None],
 ) -> GarbageReport:
-    registry = get_runtime().registry(target, registry_modules())
+    registry = registry_for(target)
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await collect_garbage(
@@ -251,7 +253,7 @@ async def _remove(
     grace: timedelta,
     advance: Callable[[int, int | None], None],
 ) -> RetentionReport:
-    registry = get_runtime().registry(target, registry_modules())
+    registry = registry_for(target)
     sessions = await get_runtime().sessions(target.database_url)
     async with sessions() as session:
         return await delete_manifests(

@@ -3,6 +3,10 @@
 Expected failures (bad input, an unregistered class, a database or storage that cannot be
 reached) end the command with one clear line on stderr and exit code 1, never a traceback.
 Database URLs are only ever shown with their password masked.
+
+Every command reads the target tasks save to (labox_prefect.target): ``--block NAME``, else
+the saved ``default`` block when one exists (on a configured Prefect API), else the LABOX_*
+environment.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from labox_prefect.core import LaboxError
-from labox_prefect.settings import current_settings
+from labox_prefect.errors import ResultTargetError
+from labox_prefect.target import Target, resolve_target
 
 console = Console(highlight=False)
 """Results and reports (stdout)."""
@@ -46,9 +51,30 @@ def masked(url: str) -> str:
         return "<an unparsable URL>"
 
 
+_selection: dict[str, str | None] = {"block": None}
+_resolved: dict[str, Target] = {}
+
+
+def select_block(name: str | None) -> None:
+    """The block ``--block`` names (None: the default rule), for this invocation."""
+    _selection["block"] = name
+    _resolved.clear()
+
+
+def selected_target() -> Target:
+    """The target of this invocation, resolved once; a missing block is a usage error."""
+    if "target" not in _resolved:
+        try:
+            _resolved["target"] = resolve_target(_selection["block"])
+        except ResultTargetError as error:
+            raise typer.BadParameter(str(error), param_hint="--block") from None
+    return _resolved["target"]
+
+
 def database_label() -> str:
-    """The configured database (LABOX_DATABASE_URL or the embedded default), masked."""
-    return masked(current_settings().resolved_database_url())
+    """The database of this invocation (once resolved; else not known yet), masked."""
+    target = _resolved.get("target")
+    return "(not resolved yet)" if target is None else target.database_label
 
 
 @contextmanager
@@ -61,14 +87,15 @@ def reported_errors() -> Iterator[None]:
     except DBAPIError as error:
         fail(
             f"The database {database_label()} answered: {type(error.orig).__name__}: "
-            f"{_first_line(str(error.orig))}. Check LABOX_DATABASE_URL and that the server runs."
+            f"{_first_line(str(error.orig))}. Check the database URL (LABOX_DATABASE_URL or "
+            f"the block's database_url) and that the server runs."
         )
     except SQLAlchemyError as error:
         fail(f"Database {database_label()}: {type(error).__name__}: {_first_line(str(error))}")
     except OSError as error:
         fail(
             f"{type(error).__name__}: {error}. Check that the database ({database_label()}) and "
-            f"the storage (LABOX_STORAGE_URL) are reachable."
+            f"the storage (LABOX_STORAGE_URL or the block's storage_url) are reachable."
         )
     except (LaboxError, ValueError, TypeError, LookupError) as error:
         fail(_with_notes(error))
@@ -137,4 +164,6 @@ __all__ = [
     "parse_since",
     "parse_tags",
     "reported_errors",
+    "select_block",
+    "selected_target",
 ]

@@ -23,12 +23,14 @@ from labox_prefect.cli.output import (
     parse_since,
     parse_tags,
     reported_errors,
+    selected_target,
 )
 from labox_prefect.core import ContentRecord, ManifestRecord, get_contents
 from labox_prefect.core.builtin import StorableStream
+from labox_prefect.persistence import open_session
 from labox_prefect.results import ResultRef, find_results, get_result
-from labox_prefect.runtime import Target, get_runtime
-from labox_prefect.serializer import settings_target
+from labox_prefect.runtime import get_runtime
+from labox_prefect.target import Target
 
 PREVIEW_CHARS = 600
 """Characters of a loaded value's repr that ``show`` prints."""
@@ -83,6 +85,7 @@ def list_results(
             prefect_tags=prefect_tag or [],
             since=moment,
             limit=limit or None,
+            block=selected_target(),
         )
         if as_json:
             sys.stdout.write(json.dumps([result_json(ref) for ref in refs], indent=2) + "\n")
@@ -103,7 +106,7 @@ def show_result(
 ) -> None:
     """Show one result: its record, tags, contents and a preview of its value."""
     with reported_errors():
-        ref = get_result(_resolve_id(manifest_id))
+        ref = get_result(_resolve_id(manifest_id), block=selected_target())
         contents = get_runtime().run(_contents(ref.target, ref.manifest_id))
         console.print(record_panel(ref))
         console.print(tags_table(ref))
@@ -248,7 +251,7 @@ def _resolve_id(text: str) -> uuid.UUID:
             f"{text!r} is not a record id: give the UUID (or its first 4 or more hex digits) "
             f"that `labox-prefect results ls` shows."
         )
-    found = get_runtime().run(_ids_starting_with(settings_target(), prefix))
+    found = get_runtime().run(_ids_starting_with(selected_target(), prefix))
     if not found:
         fail(f"No record id starts with {prefix!r} in the configured database.")
     if len(found) > 1:
@@ -264,8 +267,7 @@ async def _ids_starting_with(target: Target, prefix: str) -> list[uuid.UUID]:
 
     SQLite stores a UUID as 32 hex digits; PostgreSQL prints it with hyphens, removed here.
     """
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         text: ColumnElement[str] = cast(ManifestRecord.id, String)
         if session.get_bind().dialect.name == "postgresql":
             text = func.replace(text, "-", "")
@@ -274,8 +276,7 @@ async def _ids_starting_with(target: Target, prefix: str) -> list[uuid.UUID]:
 
 
 async def _contents(target: Target, manifest_id: uuid.UUID) -> list[ContentRecord]:
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         return await get_contents(session, manifest_id)
 
 

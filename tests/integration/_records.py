@@ -21,8 +21,9 @@ from labox_prefect.context import (
 )
 from labox_prefect.core import ManifestRecord, Registry, Storable, save_one
 from labox_prefect.core.builtin import StorableValue
+from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.runtime import get_runtime
-from labox_prefect.serializer import registry_modules, settings_target
+from labox_prefect.target import Target
 
 
 def prefect_tags(
@@ -52,15 +53,14 @@ def save(
 
     ``storables``: classes this save may use that the process registry does not know.
     """
-    target = settings_target()
-    registry = get_runtime().registry(target, registry_modules())
+    target = Target.from_settings()
+    registry = registry_for(target)
     if storables:
         registry = Registry(registries=[registry], storables=list(storables))
     obj = value if isinstance(value, Storable) else StorableValue(value)
 
     async def run() -> ManifestRecord:
-        sessions = await get_runtime().sessions(target.database_url)
-        async with sessions() as session:
+        async with open_session(target) as session:
             return await save_one(obj, session=session, registry=registry, tags=tags)
 
     return get_runtime().run(run())

@@ -1,13 +1,17 @@
-"""A labox_task whose output cannot be persisted fails its run with the clear error."""
+"""Errors: a labox_task whose output cannot be persisted fails its run with the clear error,
+and every error of the integration is exported from ``labox_prefect``."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 from prefect import flow
 
-from labox_prefect import labox_task
+import labox_prefect
+from labox_prefect import ResultNotStorableError, labox_task
+from labox_prefect.core import LaboxError
 from tests.integration.conftest import Backend
 
 
@@ -56,3 +60,33 @@ def test_unreachable_storage_fails_the_task(
 
     assert failed
     assert "could not persist its result through Labox" in message
+
+
+def _integration_modules() -> list[str]:
+    package = Path(labox_prefect.__file__).parent
+    return sorted(
+        "labox_prefect." + ".".join(path.relative_to(package).with_suffix("").parts)
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py"
+        and "core" not in path.relative_to(package).parts
+        and "migrations" not in path.relative_to(package).parts
+    )
+
+
+def test_every_integration_error_is_exported_from_the_package() -> None:
+    defined = {
+        cls
+        for module in _integration_modules()
+        for cls in vars(importlib.import_module(module)).values()
+        if isinstance(cls, type)
+        and issubclass(cls, LaboxError)
+        and cls.__module__.startswith("labox_prefect.")
+        and not cls.__module__.startswith("labox_prefect.core")
+    }
+
+    assert ResultNotStorableError in defined  # the walk found the integration's errors
+    for cls in defined:
+        assert cls.__name__ in labox_prefect.__all__, f"{cls.__module__}.{cls.__name__}"
+        assert getattr(labox_prefect, cls.__name__) is cls
+    for name in labox_prefect.__all__:
+        assert getattr(labox_prefect, name) is not None

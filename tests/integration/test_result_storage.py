@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 from prefect import State, flow, task
-from prefect._internal.result_records import ResultRecord
 from prefect.cache_policies import INPUTS
+from prefect.results import ResultRecord
 from pydantic import SecretStr
 
 from labox_prefect import LaboxResultStorage, LaboxSerializer, labox_task
 from labox_prefect.context import FLOW_RUN_ID, KIND, TASK_NAME
-from labox_prefect.result_storage import ResultKeyNotFoundError, saved_default_block
-from labox_prefect.serializer import RunFailure
+from labox_prefect.errors import ResultKeyNotFoundError
+from labox_prefect.pointer import RunFailure
+from labox_prefect.result_storage import saved_default_block
 from tests.integration._helpers import manifests, result_key
 from tests.integration.conftest import Backend
 
@@ -45,7 +46,7 @@ _READER = """
 import json, sys, uuid
 from prefect.results import ResultRecord
 from labox_prefect import LaboxResultStorage, LaboxSerializer
-from labox_prefect.serializer import ResultPointer
+from labox_prefect.pointer import ResultPointer
 
 key, manifest_id, database = sys.argv[1:4]
 record = ResultRecord.deserialize(LaboxResultStorage().read_path(key, _sync=True))

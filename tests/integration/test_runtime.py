@@ -1,4 +1,4 @@
-"""The runtime thread, the settings it reads and the storages they name."""
+"""The runtime thread and the settings it reads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
-from labox_prefect.runtime import Target, get_runtime, shutdown, storage_from_url
-from labox_prefect.serializer import ResultPointer, ResultPointerError, parse_blob
+from labox_prefect.runtime import get_runtime, shutdown
 from labox_prefect.settings import current_settings
 from labox_prefect.sqlite_inline import InlineConnection
 
@@ -75,37 +73,6 @@ def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     assert current_settings().artifacts is False
     monkeypatch.setenv("LABOX_ARTIFACTS", "true")
     assert current_settings().artifacts is True
-
-
-def test_storage_urls(tmp_path: Path) -> None:
-    def storage(url: str) -> object:
-        return storage_from_url(Target("sqlite+aiosqlite://", url, s3_endpoint_url="http://s3"))
-
-    assert isinstance(storage(str(tmp_path)), FileStorage)
-    assert isinstance(storage(f"file://{tmp_path}"), FileStorage)
-    assert isinstance(storage("memory://"), MemoryStorage)
-    s3 = storage("s3://my-bucket/some/prefix")
-    assert isinstance(s3, S3Storage)
-    assert (s3.bucket, s3.prefix) == ("my-bucket", "some/prefix")
-    with pytest.raises(ValueError, match="unknown scheme 'gs'"):
-        storage("gs://bucket")
-
-
-def test_targets_hide_secrets() -> None:
-    target = Target("postgresql+asyncpg://me:pw@host/db", "s3://b/p", s3_key="k", s3_secret="s")
-
-    assert target.database_label == "postgresql+asyncpg://me:***@host/db"
-    assert "pw" not in repr(target)
-    assert "'s'" not in repr(target)
-
-
-def test_pointers_round_trip_and_junk_is_refused() -> None:
-    pointer = ResultPointer(__import__("uuid").uuid4(), "sqlite+aiosqlite:///x.db")
-
-    assert parse_blob(pointer.dump()) == pointer
-    assert pointer.dump().decode("utf-8")  # Prefect embeds it in a JSON record
-    with pytest.raises(ResultPointerError, match="not a Labox result pointer"):
-        parse_blob(b"\x80\x04pickle")
 
 
 def test_sqlite_statements_run_on_the_runtime_thread(tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from prefect import State, flow, tags
-from prefect._internal.result_records import ResultRecord
 from prefect.context import FlowRunContext
+from prefect.results import ResultRecord
 from prefect.task_engine import SyncTaskRunEngine
 
 from labox_prefect import LaboxSerializer, labox_task
+from labox_prefect import context as context_module
 from labox_prefect.context import (
     FLOW_NAME,
     FLOW_RUN_ID,
@@ -238,3 +239,61 @@ def test_an_expiring_record_keeps_prefects_expiration(backend: Backend) -> None:
     written = json.loads(stored.record)["metadata"]["expiration"]
     assert written is not None
     assert datetime.fromisoformat(written) == metadata.expiration
+
+
+def test_with_options_tags_are_labox_tags_and_prefect_tags_run_tags(backend: Backend) -> None:
+    relabelled = double.with_options(tags={"project": "other", "stage": "b"}, prefect_tags=["x"])
+
+    @flow
+    def pipeline() -> tuple[str, State[Any]]:
+        return _flow_run_id(), relabelled(2, return_state=True)
+
+    run_id, state = pipeline()
+
+    assert state.result() == {"x": 4}
+    (record,) = manifests(**{FLOW_RUN_ID: run_id})
+    assert record.tags["project"] == "other"  # replaces the decorator's Labox tags
+    assert record.tags["stage"] == "b"
+    assert record.tags["prefect.tag.x"] == "true"
+    assert "prefect.tag.nightly" not in record.tags  # prefect_tags replaces the run tags
+    assert isinstance(relabelled.result_serializer, LaboxSerializer)
+    assert relabelled.tags == {"x"}
+    assert double.with_options(name="same-tags").tags == {"nightly"}
+
+
+def test_with_options_refuses_what_labox_task_refuses() -> None:
+    with pytest.raises(TypeError, match="prefect_tags"):
+        double.with_options(tags=["nightly"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidTagsError, match=r"'prefect\.kind'"):
+        double.with_options(tags={"prefect.kind": "x"})
+    with pytest.raises(TypeError, match="LaboxSerializer"):
+        double.with_options(result_serializer="json")
+
+
+def test_user_tags_are_checked_once_per_task(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = uuid.uuid4().hex
+    checked: list[Any] = []
+    original = context_module.check_tags
+
+    def counting(tags: Any) -> dict[str, str]:
+        if tags and tags.get("marker") == marker:
+            checked.append(tags)
+        return original(tags)
+
+    monkeypatch.setattr(context_module, "check_tags", counting)
+
+    @labox_task(tags={"marker": marker})
+    def once(x: int) -> int:
+        return x
+
+    @flow
+    def pipeline() -> None:
+        once(1)
+        once.submit(2).result()
+
+    pipeline()
+
+    assert len(manifests(marker=marker)) == 2
+    assert len(checked) == 1  # when the task was made; never again per run

@@ -16,7 +16,7 @@ from labox_prefect.core import ContentRecord, ManifestRecord, delete_manifest, g
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
 from labox_prefect.runtime import get_runtime
-from labox_prefect.serializer import settings_target
+from labox_prefect.target import Target
 from tests.integration._records import prefect_tags, save
 from tests.integration.conftest import Backend
 
@@ -41,7 +41,7 @@ def ls_json(*args: str) -> list[dict[str, Any]]:
 
 
 def contents_of(record: ManifestRecord) -> list[ContentRecord]:
-    target = settings_target()
+    target = Target.from_settings()
 
     async def query() -> list[ContentRecord]:
         sessions = await get_runtime().sessions(target.database_url)
@@ -221,7 +221,7 @@ def test_gc_lists_then_deletes_unreferenced_blobs(backend: Backend) -> None:
     kept = save(pd.DataFrame({"k": [1]}), prefect_tags())
     dropped = save(pd.DataFrame({"d": [2]}), prefect_tags())
     orphan = blob_path(backend, dropped)
-    target = settings_target()
+    target = Target.from_settings()
 
     async def forget() -> None:
         sessions = await get_runtime().sessions(target.database_url)

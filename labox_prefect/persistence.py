@@ -1,0 +1,582 @@
+"""The door: where a task output becomes a Labox record, and where a result is loaded back.
+
+Every Prefect-facing piece goes through here and nothing else saves or loads a result:
+``labox_task`` (the task run), ``LaboxSerializer`` (``dumps`` / ``loads``),
+``LaboxResultStorage`` (``write_path`` / ``read_path``) and ``ResultRef`` (``load``). As with
+Dagster's IO managers (``handle_output`` / ``load_input``), one module resolves the target
+(labox_prefect.target) once per save or load, takes the registry for it, opens one session
+on the runtime loop (labox_prefect.runtime), and saves or loads.
+
+The sequence of a ``labox_task`` run (Prefect 3.9, DESIGN.md section 3), written once:
+
+1. **Eager save, inside the task run.** The function returns; labox_task's wrapper calls
+   ``persist_output`` in the run's own thread and TaskRunContext. It resolves the target
+   from the run's result storage, makes the value a Storable (or refuses it with
+   ResultNotStorableError), and saves the manifest and its contents; when Prefect's write is
+   certain and predictable (``_planned_key``), Prefect's result record goes under its storage
+   key in the same transaction, so the key is readable before Prefect reports the run
+   Completed. A value nothing can store, or a database or storage fault, raises here: the
+   run fails and its retries apply (Prefect alone only logs a persistence error, and the
+   result is silently lost). The saved result is left in the hand-off under the run's id.
+2. **Prefect's ``dumps``**, when the task's transaction commits (same thread and context):
+   ``dump`` takes the saved result from the hand-off (same run, same object) and returns its
+   pointer (labox_prefect.pointer): nothing is saved twice. Without an eager save (a flow's
+   return value, a plain ``prefect.task`` with LaboxSerializer) it saves now. A failed run's
+   exception is recorded as a RunFailure, with no manifest.
+3. **``write_path``** (same commit): when the hand-off says step 1 wrote this very record under
+   this key, there is nothing left to do. Otherwise the key is pointed at the manifest the
+   record names, or, for another serializer's record, its bytes are saved whole as a record.
+4. **The cache check** of a later run with the same cache key: Prefect's ``exists`` reads the
+   record (``read_record``: one primary-key lookup) and runs ``loads``, swallowing every
+   exception; ``load`` loads the manifest and leaves the value in the hand-off.
+5. **The cache hit**: Prefect reads the record and runs ``loads`` again; ``load`` takes the
+   value step 4 left, so the content is read once per hit.
+
+The hand-off is one table (``Handoff``): one entry per task run, each slot taken once, at
+most ``HANDOFF_RUNS`` entries under one lock. Steps 1-3 and 4-5 follow each other within one
+task run, so an entry lives for microseconds; were one dropped, step 2 would save the output
+a second time, step 3 write the record again, step 5 read the content again: never a lost
+or wrong result.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import GeneratorType
+from typing import Any, cast
+
+from prefect.context import TaskRunContext
+from prefect.states import is_state_iterable
+from prefect.transactions import get_transaction
+from prefect.types import DateTime
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from labox_prefect.artifacts import (
+    apublish_result_artifact,
+    artifacts_enabled,
+    publish_result_artifact,
+)
+from labox_prefect.context import record_tags
+from labox_prefect.core import (
+    ContentRecord,
+    LaboxError,
+    ManifestRecord,
+    NotRegisteredError,
+    Registry,
+    Storable,
+    get_contents,
+    load_one,
+    save_one,
+)
+from labox_prefect.core.builtin import StorableValue, bytes_serializer
+from labox_prefect.errors import (
+    ResultKeyNotFoundError,
+    ResultNotStorableError,
+    ResultPersistenceError,
+)
+from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
+from labox_prefect.result_keys import get_result_key, put_result_key
+from labox_prefect.runtime import get_runtime
+from labox_prefect.settings import current_settings
+from labox_prefect.target import Target, is_labox_block, resolve_target, target_for_label
+
+HANDOFF_RUNS = 256
+"""Task runs the hand-off keeps at most (see the module docstring)."""
+
+PlannedKey = tuple[str, Callable[[bytes], str]]
+"""Prefect's storage key for a result, and its record rendered from the result's pointer."""
+
+
+@dataclass(frozen=True)
+class SavedResult:
+    """A result just saved: its manifest, its contents (when asked for), where it went."""
+
+    manifest: ManifestRecord
+    contents: list[ContentRecord] | None
+    target: Target
+    registry: Registry
+
+    @property
+    def pointer(self) -> ResultPointer:
+        return ResultPointer(self.manifest.id, self.target.database_label)
+
+
+# --- the registry of a target ---------------------------------------------------------------
+
+_code_modules: list[str] = []
+_code_modules_lock = threading.Lock()
+
+
+def register_modules(modules: Iterable[str]) -> None:
+    """Add modules whose storables and serializers every Labox registry of this process knows.
+
+    Code (``labox_task(registry_modules=...)``) registers them; stored records never do, so a
+    record can never make this process import anything.
+    """
+    with _code_modules_lock:
+        for module in modules:
+            if not isinstance(module, str) or not module:
+                raise TypeError(f"registry modules are module names (str), not {module!r}.")
+            if module not in _code_modules:
+                _code_modules.append(module)
+
+
+def registry_modules() -> tuple[str, ...]:
+    """LABOX_REGISTRY_MODULES, then the modules registered by code, without repeats."""
+    with _code_modules_lock:
+        code = list(_code_modules)
+    return tuple(dict.fromkeys([*current_settings().registry_modules, *code]))
+
+
+def registry_for(target: Target) -> Registry:
+    """The registry every save and load on ``target`` uses (built once per process)."""
+    return get_runtime().registry(target, registry_modules())
+
+
+@asynccontextmanager
+async def open_session(target: Target) -> AsyncIterator[AsyncSession]:
+    """A session on the target's database (schema ready); only on the runtime loop."""
+    sessions = await get_runtime().sessions(target.database_url)
+    async with sessions() as session:
+        yield session
+
+
+def as_storable(obj: Any, registry: Registry) -> Storable:
+    """``obj`` itself if it is a Storable, else a StorableValue; refuse what cannot be loaded."""
+    if isinstance(obj, Storable):
+        storable: Storable = obj
+    else:
+        try:
+            registry.infer_serializer(type(obj))
+        except NotRegisteredError as error:
+            raise ResultNotStorableError(_not_storable_message(type(obj), str(error))) from error
+        storable = StorableValue(obj)
+    cls = type(storable)
+    try:
+        registry.get_storable(cls.storable_class_id())
+    except NotRegisteredError as error:
+        raise ResultNotStorableError(
+            f"Labox cannot load a {cls.__module__}.{cls.__qualname__} back: its class is not "
+            f"in the registry, so the result is not saved. Give the class a pinned class_id "
+            f"and register its module: LABOX_REGISTRY_MODULES={cls.__module__} in the "
+            f"environment, or labox_task(registry_modules=[{cls.__module__!r}])."
+        ) from error
+    return storable
+
+
+def _not_storable_message(cls: type[Any], detail: str) -> str:
+    name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+    return (
+        f"Labox cannot store a result of type {name}: {detail} Results are never pickled. "
+        f"To store it, return a Storable (StorableModel, StorableDataclass), or register a "
+        f"serializer for {name}: export one (a labox_prefect.core.Serializer with "
+        f"types=({cls.__qualname__},)) from a module named in LABOX_REGISTRY_MODULES or in "
+        f"labox_task(registry_modules=[...]), the way Registry(serializers=[...]) takes it."
+    )
+
+
+# --- the hand-off between the steps of one task run -----------------------------------------
+
+
+@dataclass
+class _Run:
+    """What the steps of one task run leave for the later ones (each slot taken once)."""
+
+    output: tuple[Callable[[], Any], SavedResult] | None = None
+    written: tuple[str, str, str] | None = None  # database label, storage key, record
+    loaded: tuple[uuid.UUID, Any] | None = None  # manifest id, value
+
+    def empty(self) -> bool:
+        return self.output is None and self.written is None and self.loaded is None
+
+
+class Handoff:
+    """The one hand-off table: task run id -> what its earlier steps left (see the docstring).
+
+    An output that accepts weak references is held weakly (the slot dies with the object);
+    others are held until taken or until their entry is dropped.
+    """
+
+    def __init__(self, runs: int = HANDOFF_RUNS) -> None:
+        self._runs = runs
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[uuid.UUID, _Run] = OrderedDict()
+
+    def put_output(
+        self, run_id: uuid.UUID, obj: Any, saved: SavedResult, written: tuple[str, str] | None
+    ) -> None:
+        """Step 1: ``obj`` was saved as ``saved``, and ``written`` = (key, record) with it."""
+        try:
+            ref: Callable[[], Any] = weakref.ref(obj)
+            weakref.finalize(obj, self._drop_output, run_id)
+        except TypeError:
+            ref = _strong(obj)
+        label = saved.target.database_label
+        with self._lock:
+            entry = self._entry(run_id)
+            entry.output = (ref, saved)
+            entry.written = None if written is None else (label, *written)
+
+    def take_output(self, run_id: uuid.UUID, obj: Any) -> SavedResult | None:
+        """Step 2: the saved result of this very object in this run, if step 1 saved it."""
+        found: tuple[Callable[[], Any], SavedResult] | None = self._take(run_id, "output")
+        return found[1] if found is not None and found[0]() is obj else None
+
+    def take_written(self, run_id: uuid.UUID, label: str, key: str, content: bytes) -> bool:
+        """Step 3: whether step 1 wrote exactly ``content`` under ``key`` in this database."""
+        written: tuple[str, str, str] | None = self._take(run_id, "written")
+        if written is None or written[:2] != (label, key):
+            return False
+        return written[2].encode("utf-8") == content
+
+    def put_loaded(self, run_id: uuid.UUID, manifest_id: uuid.UUID, value: Any) -> None:
+        """Step 4: the value the cache check loaded."""
+        with self._lock:
+            self._entry(run_id).loaded = (manifest_id, value)
+
+    def take_loaded(self, run_id: uuid.UUID, manifest_id: uuid.UUID) -> tuple[bool, Any]:
+        """Step 5: (True, value) when step 4 of this run loaded this manifest."""
+        loaded: tuple[uuid.UUID, Any] | None = self._take(run_id, "loaded")
+        if loaded is None or loaded[0] != manifest_id:
+            return False, None
+        return True, loaded[1]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def _entry(self, run_id: uuid.UUID) -> _Run:
+        entry = self._entries.get(run_id)
+        if entry is None:
+            entry = self._entries[run_id] = _Run()
+            while len(self._entries) > self._runs:
+                self._entries.popitem(last=False)
+        return entry
+
+    def _take(self, run_id: uuid.UUID, slot: str) -> Any:
+        """Empty one slot of a run's entry and return what it held (the entry goes when empty)."""
+        with self._lock:
+            entry = self._entries.get(run_id)
+            if entry is None:
+                return None
+            value = getattr(entry, slot)
+            setattr(entry, slot, None)
+            if entry.empty():
+                del self._entries[run_id]
+        return value
+
+    def _drop_output(self, run_id: uuid.UUID) -> None:
+        self._take(run_id, "output")
+
+
+def _strong(obj: Any) -> Callable[[], Any]:
+    return lambda: obj
+
+
+handoff = Handoff()
+
+
+# --- saving ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Save:
+    """One save, checked in the caller's thread (errors name the fix)."""
+
+    storable: Storable
+    target: Target
+    registry: Registry
+    tags: dict[str, str]
+    details: bool
+    key: PlannedKey | None = None
+
+
+def _prepare(obj: Any, user_tags: Mapping[str, str], key: PlannedKey | None = None) -> _Save:
+    target = resolve_target()
+    registry = registry_for(target)
+    storable = as_storable(obj, registry)
+    return _Save(storable, target, registry, record_tags(user_tags), artifacts_enabled(), key)
+
+
+async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
+    """Save on the runtime loop; with a planned key, its record in the same session."""
+    written: str | None = None
+    async with open_session(plan.target) as session:
+        manifest = await save_one(
+            plan.storable, session=session, registry=plan.registry, tags=plan.tags
+        )
+        if plan.key is not None:
+            storage_key, render = plan.key
+            written = render(ResultPointer(manifest.id, plan.target.database_label).dump())
+            await put_result_key(session, storage_key, manifest.id, written)
+        contents = await get_contents(session, manifest.id) if plan.details else None
+    return SavedResult(manifest, contents, plan.target, plan.registry), written
+
+
+def persist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, str]) -> None:
+    """Step 1 from a sync task: save ``obj`` now; raise so that the run fails if it cannot."""
+    try:
+        plan = _prepare(obj, user_tags, _planned_key(context, obj))
+        saved, written = get_runtime().run(_save(plan))
+    except LaboxError:
+        raise
+    except Exception as error:
+        raise _persistence_error(context, error) from error
+    _hand_over(context, obj, plan, saved, written)
+    if plan.details:
+        publish_result_artifact(*_artifact(saved))
+
+
+async def apersist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, str]) -> None:
+    """Step 1 from an async task, without blocking the task's loop."""
+    try:
+        plan = _prepare(obj, user_tags, _planned_key(context, obj))
+        saved, written = await get_runtime().arun(_save(plan))
+    except LaboxError:
+        raise
+    except Exception as error:
+        raise _persistence_error(context, error) from error
+    _hand_over(context, obj, plan, saved, written)
+    if plan.details:
+        await apublish_result_artifact(*_artifact(saved))
+
+
+def _hand_over(
+    context: TaskRunContext, obj: Any, plan: _Save, saved: SavedResult, written: str | None
+) -> None:
+    key = None if plan.key is None or written is None else (plan.key[0], written)
+    handoff.put_output(context.task_run.id, obj, saved, key)
+
+
+def dump(obj: Any, user_tags: Mapping[str, str]) -> bytes:
+    """Step 2 (LaboxSerializer.dumps): the pointer of ``obj``'s record, saving it if need be."""
+    if isinstance(obj, BaseException):
+        return RunFailure.of(obj).dump()
+    context = TaskRunContext.get()
+    saved = handoff.take_output(context.task_run.id, obj) if context is not None else None
+    if saved is None:
+        plan = _prepare(obj, user_tags)
+        saved, _ = get_runtime().run(_save(plan))
+        if plan.details:
+            publish_result_artifact(*_artifact(saved))
+    return saved.pointer.dump()
+
+
+def _artifact(saved: SavedResult) -> tuple[ManifestRecord, list[ContentRecord], str, Target]:
+    try:
+        class_name = saved.registry.get_storable(saved.manifest.class_id).__qualname__
+    except NotRegisteredError:
+        class_name = str(saved.manifest.class_id)
+    return saved.manifest, saved.contents or [], class_name, saved.target
+
+
+def _planned_key(context: TaskRunContext, result: Any) -> PlannedKey | None:
+    """The key and record Prefect will write for ``result`` as soon as the run completes.
+
+    Only when Prefect's write is certain and predictable: plain data (not states, which
+    Prefect aggregates), a cache key, a transaction that commits on its own (a parent may
+    still roll back) and a saved Labox block holding record and result together. Anything
+    else Prefect writes itself, as before. The record is rendered the way
+    ``ResultRecord.serialize()`` renders it, with LaboxSerializer.dumps' pointer as result.
+    """
+    transaction = get_transaction()
+    store = context.result_store
+    if (
+        transaction is None
+        or transaction.key is None
+        or not transaction.write_on_commit
+        or transaction.get_parent() is not None
+        or store.metadata_storage is not None
+        or store.result_storage_block_id is None
+        or not is_labox_block(store.result_storage)
+        or isinstance(result, GeneratorType)
+        or is_state_iterable(result)
+    ):
+        return None
+    expiration = context.task.cache_expiration
+    record = store.create_result_record(
+        result,
+        key=transaction.key,
+        # Prefect counts the expiration from a moment later: its record then differs by
+        # that much, and its write replaces this one.
+        expiration=None if expiration is None else cast(DateTime, datetime.now(UTC) + expiration),
+    )
+    if isinstance(result, type(record)):  # a ResultRecord returned as is: Prefect's own
+        return None
+
+    def render(pointer: bytes) -> str:
+        return record.model_copy(update={"result": pointer}).model_dump_json(serialize_as_any=True)
+
+    storage_key = record.metadata.storage_key
+    return None if storage_key is None else (storage_key, render)
+
+
+def _persistence_error(context: TaskRunContext, error: Exception) -> ResultPersistenceError:
+    return ResultPersistenceError(
+        f"Task {context.task.name!r} could not persist its result through Labox: "
+        f"{type(error).__name__}: {error}. The run fails so that no result is lost; check "
+        f"that the database (LABOX_DATABASE_URL or the block's database_url) and storage "
+        f"(LABOX_STORAGE_URL or the block's storage_url) are reachable."
+    )
+
+
+# --- Prefect's records under their storage keys ---------------------------------------------
+
+
+def write_record(target: Target, key: str, content: bytes) -> None:
+    """Step 3 (LaboxResultStorage.write_path) from sync code."""
+    if not _already_written(target, key, content):
+        get_runtime().run(_write(target, key, content, record_tags(None)))
+
+
+async def awrite_record(target: Target, key: str, content: bytes) -> None:
+    """Step 3 from async code."""
+    if not _already_written(target, key, content):
+        await get_runtime().arun(_write(target, key, content, record_tags(None)))
+
+
+def read_record(target: Target, key: str) -> bytes:
+    """The bytes Prefect stored under ``key`` (LaboxResultStorage.read_path), from sync code."""
+    return get_runtime().run(_read(target, key))
+
+
+async def aread_record(target: Target, key: str) -> bytes:
+    """``read_record`` from async code."""
+    return await get_runtime().arun(_read(target, key))
+
+
+def _already_written(target: Target, key: str, content: bytes) -> bool:
+    context = TaskRunContext.get()
+    if context is None:
+        return False
+    return handoff.take_written(context.task_run.id, target.database_label, key, content)
+
+
+async def _write(target: Target, key: str, content: bytes, tags: dict[str, str]) -> None:
+    found = labox_blob_in(content, target.database_label)
+    async with open_session(target) as session:
+        if found is not None:
+            manifest_id = found.manifest_id if isinstance(found, ResultPointer) else None
+            await put_result_key(session, key, manifest_id, content.decode("utf-8"))
+            return
+        manifest = await save_one(
+            StorableValue(bytes(content), serializer=bytes_serializer),
+            session=session,
+            registry=registry_for(target),
+            tags=tags,
+        )
+        await put_result_key(session, key, manifest.id, None)
+
+
+async def _read(target: Target, key: str) -> bytes:
+    # Most reads are Prefect's cache checks of keys never written: one plain SELECT.
+    engine = await get_runtime().engine(target.database_url)
+    async with engine.connect() as connection:
+        found = await get_result_key(connection, key)
+    if found is None:
+        raise ResultKeyNotFoundError(
+            f"No Prefect result is stored under key {key!r} in {target.database_label}."
+        )
+    if found.record is not None or found.manifest_id is None:
+        return (found.record or "").encode("utf-8")
+    async with open_session(target) as session:
+        stored = await load_one(
+            found.manifest_id, StorableValue, session=session, registry=registry_for(target)
+        )
+    data: bytes = stored.value
+    return data
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load(blob: bytes) -> Any:
+    """Steps 4 and 5 (LaboxSerializer.loads): the value a pointer names, read once per run."""
+    found = parse_blob(blob)
+    if isinstance(found, RunFailure):
+        return found
+    context = TaskRunContext.get()
+    if context is None:
+        return load_pointer(found)
+    run_id = context.task_run.id
+    hit, value = handoff.take_loaded(run_id, found.manifest_id)
+    if hit:
+        return value
+    value = load_pointer(found)
+    handoff.put_loaded(run_id, found.manifest_id, value)
+    return value
+
+
+def load_pointer(pointer: ResultPointer) -> Any:
+    """Load what a pointer names, from the database it names when this process knows it.
+
+    The pointer's database label finds a target this process used, or the environment's
+    when it names the same database (no Prefect API call); else the target rule decides.
+    """
+    target = target_for_label(pointer.database)
+    if target is None:
+        target = Target.from_settings()
+        if target.database_label != pointer.database:
+            target = resolve_target()
+    try:
+        return load_manifest(pointer.manifest_id, target)
+    except LaboxError as error:
+        if target.database_label != pointer.database:
+            error.add_note(
+                f"The result was saved to {pointer.database}, and this process reads "
+                f"{target.database_label}: set LABOX_DATABASE_URL (or use the result storage "
+                f"block that saved it)."
+            )
+        raise
+
+
+def load_manifest(manifest_id: uuid.UUID, target: Target, registry: Registry | None = None) -> Any:
+    """The stored value, from sync code: a StorableValue's plain value, else the Storable."""
+    return get_runtime().run(_load(manifest_id, target, registry or registry_for(target)))
+
+
+async def aload_manifest(
+    manifest_id: uuid.UUID, target: Target, registry: Registry | None = None
+) -> Any:
+    """``load_manifest`` from async code, without blocking the caller's loop."""
+    return await get_runtime().arun(_load(manifest_id, target, registry or registry_for(target)))
+
+
+async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> Any:
+    async with open_session(target) as session:
+        loaded = await load_one(manifest_id, session=session, registry=registry)
+    return loaded.value if isinstance(loaded, StorableValue) else loaded
+
+
+__all__ = [
+    "HANDOFF_RUNS",
+    "Handoff",
+    "PlannedKey",
+    "SavedResult",
+    "aload_manifest",
+    "apersist_output",
+    "aread_record",
+    "as_storable",
+    "awrite_record",
+    "dump",
+    "handoff",
+    "load",
+    "load_manifest",
+    "load_pointer",
+    "open_session",
+    "persist_output",
+    "read_record",
+    "register_modules",
+    "registry_for",
+    "registry_modules",
+    "write_record",
+]

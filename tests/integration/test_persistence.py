@@ -1,0 +1,83 @@
+"""The door's hand-off: one table, one entry per task run, each slot taken once, bounded."""
+
+from __future__ import annotations
+
+import gc
+import uuid
+
+import pandas as pd
+import pytest
+
+from labox_prefect.core import ManifestRecord, Registry
+from labox_prefect.persistence import HANDOFF_RUNS, Handoff, SavedResult
+from labox_prefect.target import Target
+
+TARGET = Target("sqlite+aiosqlite:///handoff.db", "memory://")
+
+
+@pytest.fixture
+def saved() -> SavedResult:
+    manifest = ManifestRecord(id=uuid.uuid4(), class_id=uuid.uuid4(), unpacker_name="x", tags={})
+    return SavedResult(manifest, None, TARGET, Registry())
+
+
+def test_an_output_is_handed_over_once_and_only_for_the_same_object(saved: SavedResult) -> None:
+    table, run = Handoff(), uuid.uuid4()
+    output = {"value": 1}
+
+    table.put_output(run, output, saved, None)
+
+    assert table.take_output(run, {"value": 1}) is None  # equal is not the same object
+    table.put_output(run, output, saved, None)
+    assert table.take_output(uuid.uuid4(), output) is None  # another run
+    assert table.take_output(run, output) is saved
+    assert table.take_output(run, output) is None
+    assert len(table) == 0
+
+
+def test_a_written_record_is_skipped_once_when_identical(saved: SavedResult) -> None:
+    table, run = Handoff(), uuid.uuid4()
+    label = TARGET.database_label
+    table.put_output(run, "text", saved, ("key-1", '{"result":"p"}'))
+
+    assert not table.take_written(run, label, "key-1", b'{"result":"other"}')
+    table.put_output(run, "text", saved, ("key-1", '{"result":"p"}'))
+    assert not table.take_written(run, "sqlite+aiosqlite:///elsewhere.db", "key-1", b"")
+    table.put_output(run, "text", saved, ("key-1", '{"result":"p"}'))
+    assert table.take_written(run, label, "key-1", b'{"result":"p"}')
+    assert not table.take_written(run, label, "key-1", b'{"result":"p"}')
+
+
+def test_a_cache_check_value_serves_the_hit_once() -> None:
+    table, run, manifest_id = Handoff(), uuid.uuid4(), uuid.uuid4()
+
+    table.put_loaded(run, manifest_id, [1, 2])
+
+    assert table.take_loaded(run, uuid.uuid4()) == (False, None)  # another manifest: a miss
+    table.put_loaded(run, manifest_id, [1, 2])
+    assert table.take_loaded(run, manifest_id) == (True, [1, 2])
+    assert table.take_loaded(run, manifest_id) == (False, None)
+    assert len(table) == 0
+
+
+def test_the_table_is_bounded_and_drops_the_oldest_run() -> None:
+    table = Handoff()
+    runs = [uuid.uuid4() for _ in range(HANDOFF_RUNS + 1)]
+
+    for index, run in enumerate(runs):
+        table.put_loaded(run, run, index)
+
+    assert len(table) == HANDOFF_RUNS
+    assert table.take_loaded(runs[0], runs[0]) == (False, None)
+    assert table.take_loaded(runs[-1], runs[-1]) == (True, HANDOFF_RUNS)
+
+
+def test_a_large_output_is_not_kept_alive_by_the_table(saved: SavedResult) -> None:
+    table, run = Handoff(), uuid.uuid4()
+    frame = pd.DataFrame({"a": range(1000)})
+
+    table.put_output(run, frame, saved, None)
+    del frame
+    gc.collect()
+
+    assert len(table) == 0
