@@ -1,24 +1,31 @@
-"""A Prefect table artifact for every persisted result, so the UI shows what was stored.
+"""A Prefect Markdown artifact for every saved result: the result catalog of the Prefect UI.
 
-One row per content: the record id, its class, the content's key, type, size and hash, and
-where its bytes are. The tags go in the description. On by default; LABOX_ARTIFACTS=false
-turns it off. An artifact is a convenience: failing to publish one is logged, never raised.
+- **Key** ``labox-<flow>-<task>`` (``labox-<flow>`` for a flow's return value), slugified
+  to Prefect's rule (lowercase letters, numbers and dashes, prefect.artifacts) and at most
+  64 characters: Prefect's Artifacts page lists one entry per key, each with its versions.
+- **Description**: ``task → Type shape · size · a few user tags``, the line the UI shows on
+  cards and lists.
+- **Body**: a preview of the value (labox_prefect.preview), then a compact details table
+  (content, media type, size, hash prefix, where the bytes are) narrow enough for 1400 px.
+
+On by default; LABOX_ARTIFACTS=false turns it off. Artifacts are published off the task's
+critical path (labox_prefect.publication); a failure is logged, never raised.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import re
 
-from prefect.artifacts import acreate_table_artifact, create_table_artifact
+from prefect.client.schemas.actions import ArtifactCreate
 
-from labox_prefect.core import ContentRecord, ManifestRecord
+from labox_prefect.preview import cell, escape, human_size, table
 from labox_prefect.settings import current_settings
-from labox_prefect.target import Target
+from labox_prefect.summary import ResultSummary
 
-logger = logging.getLogger(__name__)
-
-_HASH_SHOWN = 16
+KEY_LENGTH = 64
+_PART_LENGTH = 28
+_TAGS_SHOWN = 3
+_STORAGE_SHOWN = 48
 
 
 def artifacts_enabled() -> bool:
@@ -26,72 +33,85 @@ def artifacts_enabled() -> bool:
     return current_settings().artifacts
 
 
-def result_table(
-    manifest: ManifestRecord, contents: list[ContentRecord], class_name: str
-) -> list[dict[str, Any]]:
-    """The artifact's rows: one per content of the saved record."""
-    return [
-        {
-            "record": str(manifest.id),
-            "class": class_name,
-            "content": content.content_key,
-            "type": content.content_type,
-            "size": content.content_size,
-            "hash": f"{content.content_hash_algorithm}:{content.content_hash[:_HASH_SHOWN]}…",
-            "storage": _location(content),
-        }
-        for content in contents
-    ]
+def slug(text: str, length: int = _PART_LENGTH) -> str:
+    """``text`` as lowercase letters, numbers and single dashes, at most ``length`` long."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].strip("-")
 
 
-def result_description(manifest: ManifestRecord, target: Target) -> str:
-    """Markdown naming the record and listing its tags."""
-    tags = ", ".join(f"`{key}={value}`" for key, value in sorted(manifest.tags.items()))
-    return (
-        f"Labox record `{manifest.id}` in {target.database_label}"
-        f" (storage {target.storage_url}). Tags: {tags or 'none'}."
+def artifact_key(summary: ResultSummary) -> str:
+    """``labox-<flow>-<task>``, or ``labox-<flow>`` for a flow's own result."""
+    parts = ["labox"]
+    parts += [slug(name) for name in (summary.flow_name, summary.task_name) if name]
+    return "-".join(part for part in parts if part)[:KEY_LENGTH].strip("-")
+
+
+def artifact_description(summary: ResultSummary) -> str:
+    """One Markdown line: what was saved, how big, with a few user tags."""
+    what = summary.task_name or summary.flow_name or "result"
+    shape = f" {summary.shape}" if summary.shape else ""
+    line = f"**{escape(what)}** → `{summary.value_type}`{shape} · {human_size(summary.size)}"
+    tags = sorted(summary.user_tags.items())
+    if tags:
+        shown = ", ".join(f"{escape(key)}={escape(value)}" for key, value in tags[:_TAGS_SHOWN])
+        more = f" (+{len(tags) - _TAGS_SHOWN})" if len(tags) > _TAGS_SHOWN else ""
+        line += f" · {shown}{more}"
+    return line
+
+
+def artifact_markdown(summary: ResultSummary) -> str:
+    """The artifact's body: the preview, the tags, then the details in a compact table."""
+    shape = f", {summary.shape}" if summary.shape else ""
+    details = table(
+        [
+            {
+                "content": f"`{line.key}`",
+                "type": cell(line.media_type),
+                "size": human_size(line.size),
+                "hash": f"`{line.digest}`",
+                "stored in": cell(_shorten(line.storage)),
+            }
+            for line in summary.contents
+        ]
+    )
+    tags = " · ".join(
+        f"{escape(key)}={escape(value)}" for key, value in sorted(summary.user_tags.items())
+    )
+    return "\n\n".join(
+        [
+            f"### `{summary.value_type}`{shape} · {human_size(summary.size)}",
+            summary.preview,
+            f"**Tags:** {tags}" if tags else "**Tags:** none",
+            "#### Details",
+            f"Record `{summary.manifest_id}` ({escape(summary.class_name)}) "
+            f"in {escape(summary.database)}",
+            details,
+        ]
     )
 
 
-def publish_result_artifact(
-    manifest: ManifestRecord, contents: list[ContentRecord], class_name: str, target: Target
-) -> None:
-    """Publish the artifact from sync code; never raises."""
-    try:
-        create_table_artifact(
-            table=result_table(manifest, contents, class_name),
-            description=result_description(manifest, target),
-            _sync=True,  # type: ignore[call-arg]
-        )
-    except Exception as error:
-        logger.warning("labox: could not publish the artifact of %s: %s", manifest.id, error)
+def artifact_request(summary: ResultSummary) -> ArtifactCreate:
+    """The API request creating the artifact, tied to the result's task and flow runs."""
+    return ArtifactCreate(
+        key=artifact_key(summary),
+        type="markdown",
+        description=artifact_description(summary),
+        data=artifact_markdown(summary),
+        task_run_id=summary.task_run_id,
+        flow_run_id=summary.flow_run_id,
+    )
 
 
-async def apublish_result_artifact(
-    manifest: ManifestRecord, contents: list[ContentRecord], class_name: str, target: Target
-) -> None:
-    """Publish the artifact from async code; never raises."""
-    try:
-        await acreate_table_artifact(
-            table=result_table(manifest, contents, class_name),
-            description=result_description(manifest, target),
-        )
-    except Exception as error:
-        logger.warning("labox: could not publish the artifact of %s: %s", manifest.id, error)
-
-
-def _location(content: ContentRecord) -> str:
-    config = content.storage_config or {}
-    key = config.get("key")
-    if isinstance(key, str):
-        return f"{content.storage_name} {key}"
-    return f"{content.storage_name} (in the content record)"
+def _shorten(storage: str) -> str:
+    if len(storage) <= _STORAGE_SHOWN:
+        return storage
+    return storage[: _STORAGE_SHOWN // 3] + "…" + storage[-(2 * _STORAGE_SHOWN // 3) :]
 
 
 __all__ = [
-    "apublish_result_artifact",
+    "artifact_description",
+    "artifact_key",
+    "artifact_markdown",
+    "artifact_request",
     "artifacts_enabled",
-    "publish_result_artifact",
-    "result_description",
-    "result_table",
+    "slug",
 ]

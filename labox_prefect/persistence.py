@@ -58,11 +58,7 @@ from prefect.transactions import get_transaction
 from prefect.types import DateTime
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from labox_prefect.artifacts import (
-    apublish_result_artifact,
-    artifacts_enabled,
-    publish_result_artifact,
-)
+from labox_prefect.artifacts import artifacts_enabled
 from labox_prefect.context import record_tags
 from labox_prefect.core import (
     ContentRecord,
@@ -82,6 +78,7 @@ from labox_prefect.errors import (
     ResultPersistenceError,
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
+from labox_prefect.publication import announce
 from labox_prefect.result_keys import get_result_key, put_result_key
 from labox_prefect.runtime import get_runtime
 from labox_prefect.settings import current_settings
@@ -296,7 +293,7 @@ class _Save:
     target: Target
     registry: Registry
     tags: dict[str, str]
-    details: bool
+    artifacts: bool
     key: PlannedKey | None = None
 
 
@@ -318,7 +315,7 @@ async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
             storage_key, render = plan.key
             written = render(ResultPointer(manifest.id, plan.target.database_label).dump())
             await put_result_key(session, storage_key, manifest.id, written)
-        contents = await get_contents(session, manifest.id) if plan.details else None
+        contents = await get_contents(session, manifest.id)
     return SavedResult(manifest, contents, plan.target, plan.registry), written
 
 
@@ -332,8 +329,7 @@ def persist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, st
     except Exception as error:
         raise _persistence_error(context, error) from error
     _hand_over(context, obj, plan, saved, written)
-    if plan.details:
-        publish_result_artifact(*_artifact(saved))
+    _announce(obj, plan, saved)
 
 
 async def apersist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, str]) -> None:
@@ -346,8 +342,7 @@ async def apersist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[
     except Exception as error:
         raise _persistence_error(context, error) from error
     _hand_over(context, obj, plan, saved, written)
-    if plan.details:
-        await apublish_result_artifact(*_artifact(saved))
+    _announce(obj, plan, saved)
 
 
 def _hand_over(
@@ -366,17 +361,18 @@ def dump(obj: Any, user_tags: Mapping[str, str]) -> bytes:
     if saved is None:
         plan = _prepare(obj, user_tags)
         saved, _ = get_runtime().run(_save(plan))
-        if plan.details:
-            publish_result_artifact(*_artifact(saved))
+        _announce(obj, plan, saved)
     return saved.pointer.dump()
 
 
-def _artifact(saved: SavedResult) -> tuple[ManifestRecord, list[ContentRecord], str, Target]:
+def _announce(obj: Any, plan: _Save, saved: SavedResult) -> None:
+    """The saved-result event and artifact (labox_prefect.publication), off the critical path."""
     try:
         class_name = saved.registry.get_storable(saved.manifest.class_id).__qualname__
     except NotRegisteredError:
         class_name = str(saved.manifest.class_id)
-    return saved.manifest, saved.contents or [], class_name, saved.target
+    contents = saved.contents or []
+    announce(obj, saved.manifest, contents, class_name, plan.target.database_label, plan.artifacts)
 
 
 def _planned_key(context: TaskRunContext, result: Any) -> PlannedKey | None:

@@ -1,4 +1,8 @@
-"""Each persisted result publishes a table artifact; LABOX_ARTIFACTS=false turns it off."""
+"""Each saved result publishes a keyed Markdown artifact: the result catalog of the Prefect UI.
+
+Read back through Prefect's API, as the UI reads them: key per flow and task, a description
+naming task, type, shape, size and user tags, a preview of the value and a details table.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,36 @@ import asyncio
 import uuid
 from typing import Any
 
+import pandas as pd
+import pydantic
 import pytest
 from prefect import State, flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterTaskRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterKey,
+    ArtifactFilterTaskRunId,
+)
 
-from labox_prefect import artifacts, labox_task
+from labox_prefect import labox_task, publication
+from labox_prefect.publication import flush_publications
 from tests.integration._helpers import manifests
 from tests.integration.conftest import Backend
+
+
+class Params(pydantic.BaseModel):
+    learning_rate: float
+    layers: int
+
+
+@labox_task(tags={"suite": "artifacts", "project": "x"})
+def Load_Frame(rows: int) -> pd.DataFrame:  # a name to slugify
+    return pd.DataFrame({"city": [f"c{i}" for i in range(rows)], "__body__": range(rows)})
+
+
+@labox_task(tags={"suite": "artifacts"})
+async def fit() -> Params:
+    return Params(learning_rate=0.01, layers=3)
 
 
 @labox_task(tags={"suite": "artifacts"})
@@ -21,60 +47,99 @@ def sample(size: int) -> str:
     return "a" * size
 
 
-@labox_task(tags={"suite": "artifacts"})
-async def asample(size: int) -> list[int]:
-    return list(range(size))
-
-
 def _artifacts_of(task_run_id: uuid.UUID) -> list[Any]:
+    assert flush_publications()
     with get_client(sync_client=True) as client:
         return client.read_artifacts(
             artifact_filter=ArtifactFilter(task_run_id=ArtifactFilterTaskRunId(any_=[task_run_id]))
         )
 
 
-def _run(task: Any, size: int) -> uuid.UUID:
-    @flow
-    def pipeline() -> State[Any]:
-        state: State[Any] = task(size, return_state=True)
-        return state
-
-    @flow
-    async def apipeline() -> State[Any]:
-        state: State[Any] = await task(size, return_state=True)
-        return state
-
-    state = asyncio.run(apipeline()) if task is asample else pipeline()
+def _task_run_of(state: State[Any]) -> uuid.UUID:
     assert state.state_details.flow_run_id is not None  # ran inside the flow
     task_run_id = state.state_details.task_run_id
     assert task_run_id is not None
     return task_run_id
 
 
-@pytest.mark.parametrize("task", [sample, asample], ids=["sync", "async"])
-def test_a_result_publishes_its_table(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch, task: Any
+def test_a_frame_is_catalogued_under_its_flow_and_task(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LABOX_ARTIFACTS", "true")
 
-    task_run_id = _run(task, 5000)
+    @flow(name="Daily Sales: EU")
+    def pipeline() -> State[Any]:
+        return Load_Frame(1000, return_state=True)
+
+    task_run_id = _task_run_of(pipeline())
 
     (artifact,) = _artifacts_of(task_run_id)
     (record,) = manifests(**{"prefect.task_run_id": str(task_run_id)})
-    assert artifact.type == "table"
-    assert str(record.id) in artifact.description
-    assert "suite=artifacts" in artifact.description
-    (row,) = artifact.data if isinstance(artifact.data, list) else _rows(artifact.data)
-    assert row["record"] == str(record.id)
-    assert row["class"] == "StorableValue"
-    assert row["content"] == "value"
-    assert row["size"] > 0
-    assert row["hash"].startswith("sha256:")
-    assert row["storage"].startswith(("labox.file@v1", "labox.s3@v1", "labox.database@v1"))
+    assert artifact.key == "labox-daily-sales-eu-load-frame"
+    assert artifact.type == "markdown"
+    assert artifact.description.startswith("**Load\\_Frame** → `DataFrame` 1000x2 · ")
+    assert "KiB" in artifact.description
+    assert artifact.description.endswith("project=x, suite=artifacts")
+    body = artifact.data
+    assert "| city | \\_\\_body\\_\\_ |" in body  # the head, as a table, not bold "body"
+    assert "| c0 | 0 |" in body
+    assert "| c4 | 4 |" in body
+    assert "c5" not in body
+    assert f"Record `{record.id}` (StorableValue)" in body
+    assert "`sha256:" in body
+    assert "#### Details" in body
+    with get_client(sync_client=True) as client:  # the Artifacts page finds it by key
+        listed = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="labox-daily-sales"))
+        )
+    assert artifact.id in [item.id for item in listed]
+    assert {item.key for item in listed} == {"labox-daily-sales-eu-load-frame"}
+
+
+def test_a_model_shows_its_fields(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
+
+    @flow(name="train")
+    async def pipeline() -> State[Any]:
+        state: State[Any] = await fit(return_state=True)
+        return state
+
+    task_run_id = _task_run_of(asyncio.run(pipeline()))
+
+    (artifact,) = _artifacts_of(task_run_id)
+    assert artifact.key == "labox-train-fit"
+    assert artifact.description.startswith("**fit** → `Params` · ")
+    assert "| field | value |" in artifact.data
+    assert "| learning\\_rate | 0.01 |" in artifact.data
+    assert "| layers | 3 |" in artifact.data
+
+
+def test_a_short_value_is_shown_and_a_long_one_cut(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
+
+    @flow(name="strings")
+    def pipeline() -> list[State[Any]]:
+        return [sample(5, return_state=True), sample(100_000, return_state=True)]
+
+    short, long = pipeline()
+
+    (small,) = _artifacts_of(_task_run_of(short))
+    (large,) = _artifacts_of(_task_run_of(long))
+    assert small.key == large.key == "labox-strings-sample"
+    assert "```\n'aaaaa'\n```" in small.data
+    assert small.description.startswith("**sample** → `str` len 5 · ")
+    assert "len 100000" in large.description
+    assert len(large.data) < 2000  # the preview is cut, not the whole value
 
 
 def test_artifacts_can_be_turned_off(backend: Backend) -> None:
-    task_run_id = _run(sample, 10)  # the backend fixture sets LABOX_ARTIFACTS=false
+    @flow
+    def pipeline() -> State[Any]:
+        return sample(10, return_state=True)
+
+    task_run_id = _task_run_of(pipeline())  # the backend fixture sets LABOX_ARTIFACTS=false
 
     assert _artifacts_of(task_run_id) == []
     assert len(manifests(**{"prefect.task_run_id": str(task_run_id)})) == 1
@@ -83,11 +148,11 @@ def test_artifacts_can_be_turned_off(backend: Backend) -> None:
 def test_an_artifact_failure_never_fails_the_task(
     backend: Backend, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def refuse(**_: Any) -> None:
+    def refuse(*_: Any, **__: Any) -> None:
         raise RuntimeError("the API is down")
 
     monkeypatch.setenv("LABOX_ARTIFACTS", "true")
-    monkeypatch.setattr(artifacts, "create_table_artifact", refuse)
+    monkeypatch.setattr(publication, "artifact_request", refuse)
 
     @flow
     def pipeline() -> State[Any]:
@@ -95,14 +160,8 @@ def test_an_artifact_failure_never_fails_the_task(
 
     state = pipeline()
 
+    assert flush_publications()
     assert state.is_completed()
     assert state.result() == "a" * 10
     assert "could not publish the artifact" in caplog.text
     assert "the API is down" in caplog.text
-
-
-def _rows(data: Any) -> list[dict[str, Any]]:
-    import json
-
-    parsed = json.loads(data) if isinstance(data, str) else data
-    return list(parsed)

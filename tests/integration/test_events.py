@@ -1,0 +1,89 @@
+"""Every saved result emits ``labox.result.saved``, which an automation can match on a tag.
+
+The test subscribes to the harness server's event stream exactly as a Prefect automation
+sees events: filtered by event name and by the ``labox.tag.project`` resource label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from prefect import State, flow
+from prefect.events import DeploymentEventTrigger
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.events.schemas.events import ResourceSpecification
+
+from labox_prefect import labox_task
+from labox_prefect.events import EVENT
+from tests.integration._helpers import manifests
+from tests.integration.conftest import Backend
+
+_PATIENCE = 120  # seconds: a guard against hanging, not a timing assertion
+
+
+@labox_task(tags={"project": "x"})
+def tagged() -> list[int]:
+    return [1, 2, 3]
+
+
+@labox_task(tags={"project": "y"})
+def other() -> list[int]:
+    return [4]
+
+
+@flow(name="events-demo")
+def pipeline() -> tuple[State[Any], State[Any]]:
+    return other(return_state=True), tagged(return_state=True)
+
+
+async def _first_matching_event() -> tuple[Any, tuple[State[Any], State[Any]]]:
+    wanted = EventFilter(
+        event=EventNameFilter(name=[EVENT]),
+        resource=EventResourceFilter(labels=ResourceSpecification({"labox.tag.project": "x"})),
+    )
+    async with get_events_subscriber(filter=wanted) as subscriber:
+        states = await asyncio.to_thread(pipeline)
+        event = await asyncio.wait_for(anext(aiter(subscriber)), _PATIENCE)
+    return event, states
+
+
+def test_a_saved_result_is_seen_by_an_event_subscriber(backend: Backend) -> None:
+    event, (_, state) = asyncio.run(_first_matching_event())
+
+    task_run_id = state.state_details.task_run_id
+    flow_run_id = state.state_details.flow_run_id
+    (record,) = manifests(project="x", **{"prefect.task_run_id": str(task_run_id)})
+    assert event.event == "labox.result.saved"
+    assert event.resource.id == f"labox.result.{record.id}"
+    assert event.resource["labox.tag.project"] == "x"  # never the project=y result
+    assert event.resource["labox.tag.prefect.task_name"] == "tagged"
+    assert event.resource["labox.tag.prefect.flow_name"] == "events-demo"
+    assert event.resource["labox.type"] == "list"
+    assert int(event.resource["labox.size"]) > 0
+    assert event.resource["prefect.resource.name"] == "events-demo/tagged"
+    related = {resource.role: resource.id for resource in event.related}
+    assert related["task-run"] == f"prefect.task-run.{task_run_id}"
+    assert related["flow-run"] == f"prefect.flow-run.{flow_run_id}"
+
+
+def _readme_trigger() -> dict[str, Any]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    (block,) = re.findall(r"```yaml\n(deployments:.*?)```", readme, flags=re.DOTALL)
+    (deployment,) = yaml.safe_load(block)["deployments"]
+    (trigger,) = deployment["triggers"]
+    return cast(dict[str, Any], trigger)
+
+
+def test_the_readme_automation_fires_on_the_tagged_result(backend: Backend) -> None:
+    trigger = DeploymentEventTrigger.model_validate(_readme_trigger())
+
+    event, _ = asyncio.run(_first_matching_event())
+
+    assert EventNameFilter(name=sorted(trigger.expect)).includes(event)
+    assert EventResourceFilter(labels=trigger.match).includes(event)
+    assert trigger.parameters == {"resource_id": "{{ event.resource.id }}"}

@@ -1,0 +1,82 @@
+"""The words and Markdown that tell a person what a saved value is."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from labox_prefect.artifacts import slug
+from labox_prefect.preview import escape, human_size, preview_markdown, shape_of, type_name
+
+
+def test_the_type_is_the_values_own() -> None:
+    assert type_name(pd.DataFrame()) == "DataFrame"
+    assert type_name(np.zeros(3)) == "ndarray"
+    assert type_name({"a": 1}) == "dict"
+
+
+def test_shapes_and_lengths() -> None:
+    assert shape_of(pd.DataFrame({"a": range(4), "b": range(4)})) == "4x2"
+    assert shape_of(np.zeros((2, 3, 4))) == "2x3x4"
+    assert shape_of(np.float64(1.0)) == "scalar"
+    assert shape_of([1, 2, 3]) == "len 3"
+    assert shape_of(42) is None
+
+
+def test_sizes_read_in_binary_units() -> None:
+    assert human_size(512) == "512 B"
+    assert human_size(24_000) == "23.4 KiB"
+    assert human_size(5 * 1024**3) == "5.0 GiB"
+
+
+def test_markdown_is_shown_as_written() -> None:
+    assert escape("__body__ | *x*") == "\\_\\_body\\_\\_ \\| \\*x\\*"
+
+
+def test_a_frame_previews_its_head_only() -> None:
+    frame = pd.DataFrame({f"c{i}": range(100) for i in range(20)})
+
+    preview = preview_markdown(frame)
+
+    lines = preview.splitlines()
+    assert lines[0] == "| " + " | ".join(f"c{i}" for i in range(8)) + " |"
+    assert len(lines) == 2 + 5
+
+
+def test_an_arrow_table_and_a_dataclass_preview_as_tables() -> None:
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int
+
+    assert "| a |\n| --- |\n| 1 |" in preview_markdown(pa.table({"a": [1, 2]}))
+    assert preview_markdown(Point(1, 2)) == "| field | value |\n| --- | --- |\n| x | 1 |\n| y | 2 |"
+
+
+def test_a_stream_is_never_iterated() -> None:
+    pulled: list[int] = []
+
+    def numbers() -> object:
+        for number in range(3):
+            pulled.append(number)
+            yield number
+
+    stream = numbers()
+
+    assert "stream" in preview_markdown(stream)
+    assert shape_of(stream) == "stream"
+    assert pulled == []
+
+
+def test_a_long_value_is_cut() -> None:
+    assert len(preview_markdown("a" * 1_000_000)) < 300
+    assert len(preview_markdown(list(range(1_000_000)))) < 300
+
+
+def test_keys_are_slugs() -> None:
+    assert slug("Daily Sales: EU") == "daily-sales-eu"
+    assert slug("x" * 100) == "x" * 28
+    assert slug("__body__") == "body"
