@@ -5,7 +5,11 @@ The tag scheme is a contract (queries and the CLI rely on it):
 - ``prefect.kind``: ``task`` or ``flow`` (whose return value the record is);
 - ``prefect.flow_name``, ``prefect.flow_run_id``, ``prefect.flow_run_name``;
 - ``prefect.task_name``, ``prefect.task_run_id`` (task results only);
-- ``prefect.deployment_id``, ``prefect.deployment_name`` (when the flow run has a deployment);
+- ``prefect.deployment_id``, ``prefect.deployment_name`` (when the flow run has a deployment;
+  the name is ``<flow>/<deployment>``, unique in Prefect, since labox-prefect 0.2; records
+  saved before hold the deployment's name alone);
+- ``prefect.result_type``: the class name of the value the task or flow returned
+  (``DataFrame``, ``dict``), so listings name it without loading anything;
 - ``prefect.tag.<tag>`` = ``"true"`` for every Prefect run tag (of the task run and its flow
   run for a task result, of the flow run for a flow result).
 
@@ -35,6 +39,7 @@ TASK_NAME = "prefect.task_name"
 TASK_RUN_ID = "prefect.task_run_id"
 DEPLOYMENT_ID = "prefect.deployment_id"
 DEPLOYMENT_NAME = "prefect.deployment_name"
+RESULT_TYPE = "prefect.result_type"
 RUN_TAG_PREFIX = "prefect.tag."
 
 _deployment_names: dict[uuid.UUID, str | None] = {}
@@ -94,13 +99,16 @@ def run_context_tags() -> dict[str, str]:
     return tags
 
 
-def record_tags(user_tags: Mapping[str, str] | None) -> dict[str, str]:
-    """The tags of a record saved now: the run context's, then the user's.
+def record_tags(
+    user_tags: Mapping[str, str] | None, result_type: str | None = None
+) -> dict[str, str]:
+    """The tags of a record saved now: the run context's, the result's type, the user's.
 
     ``user_tags`` were checked once, when the task or serializer was made (check_user_tags);
     the core checks the whole set once more as it saves the record.
     """
-    return {**run_context_tags(), **(user_tags or {})}
+    typed = {} if result_type is None else {RESULT_TYPE: result_type}
+    return {**run_context_tags(), **typed, **(user_tags or {})}
 
 
 def prefect_tag_filter(prefect_tags: Iterable[str]) -> dict[str, str]:
@@ -111,7 +119,7 @@ def prefect_tag_filter(prefect_tags: Iterable[str]) -> dict[str, str]:
 
 
 def _deployment_name(deployment_id: uuid.UUID) -> str | None:
-    """The deployment's name, asked of the API once per deployment and process.
+    """``<flow>/<deployment>``, asked of the API once per deployment and process.
 
     A name is a nicety next to the id: if the API cannot say, the record keeps the id only.
     """
@@ -123,7 +131,8 @@ def _deployment_name(deployment_id: uuid.UUID) -> str | None:
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
-            name = client.read_deployment(deployment_id).name
+            deployment = client.read_deployment(deployment_id)
+            name = f"{client.read_flow(deployment.flow_id).name}/{deployment.name}"
     except Exception as error:  # the record must not fail for a label
         logger.warning("labox: could not read the name of deployment %s: %s", deployment_id, error)
     with _deployment_names_lock:
@@ -138,6 +147,7 @@ __all__ = [
     "FLOW_RUN_ID",
     "FLOW_RUN_NAME",
     "KIND",
+    "RESULT_TYPE",
     "RUN_TAG_PREFIX",
     "TASK_NAME",
     "TASK_RUN_ID",

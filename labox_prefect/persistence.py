@@ -78,6 +78,7 @@ from labox_prefect.errors import (
     ResultPersistenceError,
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
+from labox_prefect.preview import type_name
 from labox_prefect.publication import announce
 from labox_prefect.result_keys import get_result_key, put_result_key
 from labox_prefect.runtime import get_runtime
@@ -301,7 +302,8 @@ def _prepare(obj: Any, user_tags: Mapping[str, str], key: PlannedKey | None = No
     target = resolve_target()
     registry = registry_for(target)
     storable = as_storable(obj, registry)
-    return _Save(storable, target, registry, record_tags(user_tags), artifacts_enabled(), key)
+    tags = record_tags(user_tags, result_type=type_name(obj))
+    return _Save(storable, target, registry, tags, artifacts_enabled(), key)
 
 
 async def _save(plan: _Save) -> tuple[SavedResult, str | None]:

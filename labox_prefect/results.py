@@ -180,7 +180,7 @@ def find_results(
     may be given too, e.g. ``{"prefect.kind": "flow"}``). ``flow_name``, ``task_name``,
     ``flow_run_id``: where the result came from. ``prefect_tags``: Prefect run tags that
     must all be present. ``since``: a timezone-aware datetime, or a timedelta meaning that
-    long ago. ``limit``: at most that many (None: all of them). ``block``: the name of a
+    long ago. ``limit``: at most that many (0 or None: all of them). ``block``: the name of a
     saved LaboxResultStorage block (or a block, or a Target) to read; by default, the
     target tasks save to (see labox_prefect.target); ResultTargetError if the named block
     does not exist.
@@ -190,7 +190,7 @@ def find_results(
     """
     wanted, moment = _prepare(tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit)
     target = resolve_target(block)
-    manifests = get_runtime().run(_find(target, wanted, moment, limit))
+    manifests = get_runtime().run(_find(target, wanted, moment, limit or None))
     return [ResultRef.from_manifest(manifest, target) for manifest in manifests]
 
 
@@ -208,7 +208,7 @@ async def afind_results(
     """``find_results`` for async code (same filters, same order)."""
     wanted, moment = _prepare(tags, flow_name, task_name, flow_run_id, prefect_tags, since, limit)
     target = await aresolve_target(block)
-    manifests = await get_runtime().arun(_find(target, wanted, moment, limit))
+    manifests = await get_runtime().arun(_find(target, wanted, moment, limit or None))
     return [ResultRef.from_manifest(manifest, target) for manifest in manifests]
 
 
@@ -279,7 +279,13 @@ def since_moment(since: datetime | timedelta | None) -> datetime | None:
                 f"since={since!r} is negative; a timedelta means 'that long ago', e.g. "
                 f"timedelta(hours=2)."
             )
-        return datetime.now(UTC) - since
+        try:
+            return datetime.now(UTC) - since
+        except OverflowError:
+            raise ValueError(
+                f"since={since!r} reaches back before the year 1; give a shorter timedelta, "
+                f"or since=None for results of any age."
+            ) from None
     raise TypeError(
         f"since takes a timezone-aware datetime or a timedelta, not {type(since).__name__}."
     )
@@ -302,8 +308,11 @@ def _prepare(
         flow_run_id=flow_run_id,
         prefect_tags=prefect_tags,
     )
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int, or None for no limit; got {limit!r}.")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(
+            f"limit must be an int >= 0 (0 or None: no limit, as the CLI's --limit 0); "
+            f"got {limit!r}."
+        )
     return wanted, since_moment(since)
 
 

@@ -30,6 +30,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.settings import get_current_settings
 from pydantic import SecretStr
 from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from labox_prefect.core import Storage
 from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
@@ -39,6 +40,41 @@ from labox_prefect.settings import LaboxSettings, current_settings
 
 DEFAULT_BLOCK_NAME = "default"
 """The block ``labox_task`` saves when no result storage is given, and readers look for."""
+
+
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+"""The SQLAlchemy async driver labox-prefect ships and runs on, by database."""
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a database URL, as one sentence naming the fix; None if nothing.
+
+    Labox talks to its database through SQLAlchemy's asyncio extension, which needs an async
+    driver in the URL (``postgresql+asyncpg://``, ``sqlite+aiosqlite:///``).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return (
+            "The database URL cannot be parsed; write it as "
+            "postgresql+asyncpg://user:password@host/database or sqlite+aiosqlite:///path "
+            "(LABOX_DATABASE_URL or the block's database_url)."
+        )
+    backend = parsed.get_backend_name()
+    driver = ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        return (
+            f"{backend!r} databases are not supported; use PostgreSQL "
+            f"(postgresql+asyncpg://...) or SQLite (sqlite+aiosqlite:///...)."
+        )
+    if parsed.drivername != f"{backend}+{driver}":
+        fixed = parsed.set(drivername=f"{backend}+{driver}")
+        return (
+            f"The database URL {parsed.render_as_string(hide_password=True)} names no async "
+            f"driver; write {fixed.render_as_string(hide_password=True)} "
+            f"(LABOX_DATABASE_URL or the block's database_url)."
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -273,11 +309,13 @@ def target_for_label(database_label: str) -> Target | None:
 
 
 __all__ = [
+    "ASYNC_DRIVERS",
     "BLOCK_TYPE_SLUG",
     "DEFAULT_BLOCK_NAME",
     "Target",
     "TargetBlock",
     "aresolve_target",
+    "database_url_problem",
     "is_labox_block",
     "load_block",
     "remember",

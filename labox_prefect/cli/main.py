@@ -5,15 +5,80 @@ Local variables are never shown in tracebacks: they may hold a database URL's pa
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer._click import exceptions as click_errors  # tests/integration/cli guard its use
+from typer._click.core import Context as ClickContext
+from typer.core import TyperGroup
 
-from labox_prefect.cli.maintenance import db_app, gc, remove_results, require_database, verify
-from labox_prefect.cli.output import select_block
+from labox_prefect.cli.maintenance import (
+    HELP_ASKED,
+    db_app,
+    gc,
+    remove_results,
+    require_database,
+    verify,
+)
+from labox_prefect.cli.output import err_console, select_block
 from labox_prefect.cli.results import results_app
 
+
+class OneLineErrors(TyperGroup):
+    """Click's usage errors as one line naming the fix, exit code 2 (not a 6-line panel).
+
+    Typer 0.29 runs its own copy of Click (``typer._click``), whose exceptions are caught
+    here; tests/integration/cli/test_usage.py fails if that module moves or changes.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            result = super().main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+        except click_errors.NoArgsIsHelpError as error:
+            err_console.print(escape(error.format_message()), soft_wrap=True)
+            sys.exit(error.exit_code)
+        except click_errors.UsageError as error:
+            command = error.ctx.command_path if error.ctx is not None else "labox-prefect"
+            err_console.print(
+                f"[bold red]Error:[/] {escape(error.format_message())} "
+                f"(see `{escape(command)} --help`)",
+                soft_wrap=True,
+            )
+            sys.exit(error.exit_code)
+        except click_errors.ClickException as error:
+            err_console.print(
+                f"[bold red]Error:[/] {escape(error.format_message())}", soft_wrap=True
+            )
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        """Note whether the command asks for help, so the callback checks no database."""
+        rest = super().parse_args(ctx, args)
+        ctx.meta[HELP_ASKED] = "--help" in ctx.args
+        return rest
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
+    rich_markup_mode=None,  # plain help: no <bool> column, wraps at the terminal width
     name="labox-prefect",
     help="Browse the Prefect results stored through Labox, and look after their database.",
     no_args_is_help=True,

@@ -29,13 +29,12 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError
 
 from labox_prefect import migrations
+from labox_prefect.cli.ids import resolve_id
 from labox_prefect.cli.output import (
     console,
     err_console,
-    fail,
     masked,
     parse_since,
     parse_tags,
@@ -56,7 +55,9 @@ from labox_prefect.target import Target
 TASK_NAME_TAG = "prefect.task_name"
 """The tag ``--keep-last`` groups results by: one group per task."""
 
-db_app = typer.Typer(name="db", help="The Labox database schema.", no_args_is_help=True)
+db_app = typer.Typer(
+    name="db", help="The Labox database schema.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @db_app.command("upgrade")
@@ -77,15 +78,18 @@ def upgrade_database() -> None:
 def verify(
     manifest_ids: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[ID]...", help="Records to verify (default: all of them)."),
+        typer.Argument(
+            metavar="[ID]...",
+            help="Records to verify, by id or the prefix `results ls` shows (default: all).",
+        ),
     ] = None,
 ) -> None:
     """Read every stored content back and check its hash and size.
 
     Exits with status 1 if any content is corrupted, missing or unreadable.
     """
-    ids = [_uuid(text) for text in manifest_ids or []] or None
     with reported_errors():
+        ids = [resolve_id(text) for text in manifest_ids or []] or None
         target = selected_target()
         with _progress("Verifying contents") as advance:
             report = get_runtime().run(_verify(target, ids, advance))
@@ -106,7 +110,9 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
     ] = False,
-    grace: Annotated[str, typer.Option("--grace", help=GRACE_HELP)] = DEFAULT_GRACE_TEXT,
+    grace: Annotated[
+        str, typer.Option("--grace", metavar="DURATION", help=GRACE_HELP)
+    ] = DEFAULT_GRACE_TEXT,
     claim: Annotated[
         bool,
         typer.Option(
@@ -119,6 +125,7 @@ def gc(
         list[str] | None,
         typer.Option(
             "--forget-owner",
+            metavar="LABEL",
             help="Remove the owner marker of a database that no longer exists (its label as "
             "gc names it; repeatable).",
         ),
@@ -145,21 +152,32 @@ def remove_results(
     older_than: Annotated[
         str | None,
         typer.Option(
-            "--older-than", help="Results created before: 30d, 12h, or an ISO date or time."
+            "--older-than",
+            metavar="WHEN",
+            help="Results created before: 30d, 12h, or an ISO date or time.",
         ),
     ] = None,
     keep_last: Annotated[
         int | None,
-        typer.Option("--keep-last", min=0, help="Keep the newest N results of each task."),
+        typer.Option(
+            "--keep-last", min=0, metavar="N", help="Keep the newest N results of each task."
+        ),
     ] = None,
     tag: Annotated[
         list[str] | None,
-        typer.Option("--tag", "-t", help="key=value the results must carry (repeatable)."),
+        typer.Option(
+            "--tag",
+            "-t",
+            metavar="KEY=VALUE",
+            help="key=value the results must carry (repeatable).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
     ] = False,
-    grace: Annotated[str, typer.Option("--grace", help=GRACE_HELP)] = DEFAULT_GRACE_TEXT,
+    grace: Annotated[
+        str, typer.Option("--grace", metavar="DURATION", help=GRACE_HELP)
+    ] = DEFAULT_GRACE_TEXT,
 ) -> None:
     """Delete results by age, beyond the newest N per task, or by tag, and their unused blobs.
 
@@ -184,19 +202,23 @@ def remove_results(
     _print_retention(report)
 
 
+HELP_ASKED = "labox_prefect.help_asked"
+"""``ctx.meta`` key: the command line asks for a command's help (nothing is read then)."""
+
+
 def require_database(ctx: typer.Context) -> None:
-    """Refuse, before anything runs, a SQLite database file that does not exist.
+    """Refuse, before anything runs, a database URL without an async driver, and a SQLite
+    database file that does not exist.
 
     Only ``db upgrade`` creates a database: every other command reads or deletes, and run
     on a mistyped path it would otherwise create folders and an empty database.
     """
-    if ctx.invoked_subcommand in (None, "db") or ctx.resilient_parsing:
+    if ctx.invoked_subcommand is None or ctx.resilient_parsing or ctx.meta.get(HELP_ASKED):
         return
     url = selected_target().database_url
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return  # the command reports an unparsable URL itself
+    if ctx.invoked_subcommand == "db":
+        return
+    parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     path = Path(parsed.database).expanduser()
@@ -409,13 +431,6 @@ def _moment(text: str) -> datetime:
     except typer.BadParameter as error:
         raise typer.BadParameter(str(error.message), param_hint="--older-than") from None
     return datetime.now(UTC) - parsed if isinstance(parsed, timedelta) else parsed
-
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        fail(f"{text!r} is not a record id (a UUID such as {uuid.UUID(int=0)}).")
 
 
 def _make_sqlite_folder(url: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import typer
@@ -25,7 +25,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from labox_prefect.core import LaboxError
 from labox_prefect.errors import ResultTargetError
-from labox_prefect.target import Target, resolve_target
+from labox_prefect.settings import current_settings
+from labox_prefect.target import Target, database_url_problem, resolve_target
 
 console = Console(highlight=False)
 """Results and reports (stdout)."""
@@ -62,12 +63,23 @@ def select_block(name: str | None) -> None:
 
 
 def selected_target() -> Target:
-    """The target of this invocation, resolved once; a missing block is a usage error."""
+    """The target of this invocation, resolved once.
+
+    A missing block, or a database URL without its async driver, is a usage error (one line,
+    exit code 2).
+    """
     if "target" not in _resolved:
         try:
-            _resolved["target"] = resolve_target(_selection["block"])
+            target = resolve_target(_selection["block"])
+            problem = database_url_problem(target.database_url)
         except ResultTargetError as error:
             raise typer.BadParameter(str(error), param_hint="--block") from None
+        except ArgumentError:  # the URL cannot even be parsed
+            problem = database_url_problem(current_settings().resolved_database_url())
+        if problem is not None:
+            err_console.print(f"[bold red]Error:[/] {escape(problem)}", soft_wrap=True)
+            raise typer.Exit(2)
+        _resolved["target"] = target
     return _resolved["target"]
 
 
@@ -122,7 +134,16 @@ def parse_since(text: str) -> datetime | timedelta:
     compact = text.strip().lower().replace(" ", "")
     if compact and _DURATION.sub("", compact) == "":
         seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(compact))
-        return timedelta(seconds=seconds)
+        try:
+            duration = timedelta(seconds=seconds)
+            datetime.now(UTC) - duration
+        except OverflowError:
+            raise typer.BadParameter(
+                f"{text!r} reaches back before the year 1: give a shorter duration (such as "
+                f"52w) or an ISO date (2024-05-01).",
+                param_hint="--since",
+            ) from None
+        return duration
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
@@ -14,18 +14,20 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import ColumnElement, String, cast, func, select
+from sqlalchemy import func, select
 
+from labox_prefect.cli.export import export
+from labox_prefect.cli.ids import SHORT_ID, resolve_id
 from labox_prefect.cli.output import (
     console,
-    fail,
     human_size,
     parse_since,
     parse_tags,
     reported_errors,
     selected_target,
 )
-from labox_prefect.core import ContentRecord, ManifestRecord, get_contents
+from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
+from labox_prefect.core import ContentRecord, get_contents
 from labox_prefect.core.builtin import StorableStream
 from labox_prefect.persistence import open_session
 from labox_prefect.results import ResultRef, find_results, get_result
@@ -36,11 +38,9 @@ PREVIEW_CHARS = 600
 """Characters of a loaded value's repr that ``show`` prints."""
 PREVIEW_ROWS = 5
 """Rows of a DataFrame that ``show`` prints."""
-SHORT_ID = 8
-"""Hex digits of a record id that ``ls`` shows; ``show`` takes any unique prefix."""
-_ID_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 results_app = typer.Typer(
+    rich_markup_mode=None,  # plain help: no <bool> column, wraps at the terminal width
     name="results",
     help="Find stored results by tag, and show what one holds.",
     no_args_is_help=True,
@@ -66,31 +66,69 @@ def list_results(
             "--since", help="Only newer results: 30m, 2h, 3d, 1w, or an ISO date or time."
         ),
     ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment",
+            metavar="FLOW/DEPLOYMENT",
+            help="Results of runs of this deployment (as `prefect deployment ls` names it).",
+        ),
+    ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=0, help="At most this many (0: all).")
+        int, typer.Option("--limit", "-n", min=0, metavar="N", help="At most N (0: all).")
     ] = 100,
+    wide: Annotated[bool, typer.Option("--wide", help="Add the tags; never cut a name.")] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON array (machine readable).")
+        bool, typer.Option("--json", help="Print one JSON array with every tag (for scripts).")
     ] = False,
 ) -> None:
-    """List stored results, newest first."""
+    """List stored results, newest first: id, age, flow/task, type and size, one per line."""
     tags = parse_tags(tag or [])
     moment = parse_since(since) if since is not None else None
     with reported_errors():
-        refs = find_results(
-            tags=tags,
-            flow_name=flow,
-            task_name=task,
-            flow_run_id=flow_run,
-            prefect_tags=prefect_tag or [],
-            since=moment,
-            limit=limit or None,
-            block=selected_target(),
-        )
+        target = selected_target()
+        wanted = [tags]
+        if deployment is not None:
+            wanted = [{**tags, **extra} for extra in deployment_filters(deployment)]
+        found = {
+            ref.manifest_id: ref
+            for extra in wanted
+            for ref in find_results(
+                tags=extra,
+                flow_name=flow,
+                task_name=task,
+                flow_run_id=flow_run,
+                prefect_tags=prefect_tag or [],
+                since=moment,
+                limit=limit,
+                block=target,
+            )
+        }
+        refs = sorted(found.values(), key=lambda ref: ref.created_at, reverse=True)
+        refs = refs[:limit] if limit else refs
+        sizes = get_runtime().run(_sizes(target, [ref.manifest_id for ref in refs]))
         if as_json:
-            sys.stdout.write(json.dumps([result_json(ref) for ref in refs], indent=2) + "\n")
+            rows = [{**result_json(ref), "size": sizes.get(ref.manifest_id)} for ref in refs]
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
-        console.print(results_table(refs))
+        for line in result_lines(refs, sizes, console.width, wide=wide):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def deployment_filters(text: str) -> list[dict[str, str]]:
+    """Tags matching results of deployment ``flow/deployment`` (``--deployment``).
+
+    Records name it ``flow/deployment`` (Prefect's unique name); records saved before
+    labox-prefect 0.2 hold the deployment's name alone, with the flow in ``prefect.flow_name``.
+    """
+    flow, slash, name = text.partition("/")
+    if not slash or not flow or not name:
+        raise typer.BadParameter(
+            f"{text!r} is not FLOW/DEPLOYMENT (e.g. --deployment etl/nightly, as "
+            f"`prefect deployment ls` prints it).",
+            param_hint="--deployment",
+        )
+    return [{DEPLOYMENT_NAME: text}, {DEPLOYMENT_NAME: name, FLOW_NAME: flow}]
 
 
 @results_app.command("show")
@@ -106,7 +144,7 @@ def show_result(
 ) -> None:
     """Show one result: its record, tags, contents and a preview of its value."""
     with reported_errors():
-        ref = get_result(_resolve_id(manifest_id), block=selected_target())
+        ref = get_result(resolve_id(manifest_id), block=selected_target())
         contents = get_runtime().run(_contents(ref.target, ref.manifest_id))
         console.print(record_panel(ref))
         console.print(tags_table(ref))
@@ -116,6 +154,30 @@ def show_result(
     with reported_errors():
         value = ref.load()
     console.print(Panel(preview_of(value), title="Preview", title_align="left", expand=False))
+
+
+@results_app.command("get")
+def get_result_file(
+    manifest_id: Annotated[
+        str,
+        typer.Argument(metavar="ID", help="The record id, or its first digits (at least 4)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The file to write.")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Write a result to FILE in its natural format (Parquet, .npy, JSON, bytes, text)."""
+    if output.exists() and not force:
+        raise typer.BadParameter(
+            f"{output} exists; choose another file or pass --force to replace it.",
+            param_hint="--output",
+        )
+    with reported_errors():
+        ref = get_result(resolve_id(manifest_id), block=selected_target())
+        value = ref.load()
+        kind = export(value, output)
+    console.print(f"Wrote {escape(str(output))} ({kind}, {human_size(output.stat().st_size)})")
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -141,28 +203,83 @@ def result_json(ref: ResultRef) -> dict[str, Any]:
     }
 
 
-def results_table(refs: list[ResultRef]) -> Table:
-    """One row per result, narrow enough for a terminal: ids are shortened (see SHORT_ID)."""
-    table = Table(
-        title=f"{len(refs)} result{'' if len(refs) == 1 else 's'} (newest first)",
-        title_justify="left",
-    )
-    table.add_column("id", no_wrap=True)
-    table.add_column("created", no_wrap=True)
-    for column in ("flow / run", "task", "class", "tags"):
-        table.add_column(column, overflow="fold")
-    for ref in refs:
-        tags = [f"{key}={value}" for key, value in sorted(ref.user_tags.items())]
-        tags += [f"#{tag}" for tag in ref.prefect_tags]
-        table.add_row(
+_AGE, _TYPE, _SIZE, _GAP = 5, 12, 9, "  "
+
+
+def result_lines(
+    refs: list[ResultRef], sizes: dict[uuid.UUID, int], width: int, *, wide: bool = False
+) -> list[str]:
+    """A title, a header and one line per result that fits ``width`` columns.
+
+    The flow/task column takes what the others leave (cut with "…"); ``wide`` keeps every
+    name whole and adds the tags (user tags, then ``#`` Prefect run tags).
+    """
+    fixed = SHORT_ID + _AGE + _TYPE + _SIZE + 4 * len(_GAP)
+    room = max(width - fixed, 12)
+    header = ["ID".ljust(SHORT_ID), "AGE".ljust(_AGE), "FLOW/TASK", "TYPE", "SIZE"]
+    rows = [
+        [
             ref.manifest_id.hex[:SHORT_ID],
-            ref.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
-            escape(f"{ref.flow_name or '-'} / {ref.flow_run_name or '-'}"),
-            escape(ref.task_name or ("(flow result)" if ref.kind == "flow" else "-")),
-            escape(_short_class(ref)),
-            escape(", ".join(tags)),
-        )
-    return table
+            _age(ref.created_at),
+            _where(ref),
+            result_type(ref),
+            human_size(sizes.get(ref.manifest_id)),
+        ]
+        for ref in refs
+    ]
+    if wide:
+        room = max([len(row[2]) for row in rows] + [room])
+    title = f"{len(refs)} result{'' if len(refs) == 1 else 's'} (newest first)"
+    lines = [title, _line(header, room, wide)]
+    for row, ref in zip(rows, refs, strict=True):
+        line = _line(row, room, wide)
+        if wide:
+            tags = [f"{key}={value}" for key, value in sorted(ref.user_tags.items())]
+            line += _GAP + " ".join(tags + [f"#{tag}" for tag in ref.prefect_tags])
+        lines.append(line.rstrip())
+    return lines
+
+
+def result_type(ref: ResultRef) -> str:
+    """The value's own type (recorded at save time), else the storable class's name."""
+    return ref.tags.get(RESULT_TYPE) or _short_class(ref)
+
+
+def _line(cells: list[str], room: int, wide: bool) -> str:
+    ident, age, where, kind, size = cells
+    return _GAP.join(
+        [
+            ident.ljust(SHORT_ID),
+            age.rjust(_AGE),
+            (where if wide else _cut(where, room)).ljust(room),
+            _cut(kind, _TYPE).ljust(_TYPE),
+            size.rjust(_SIZE),
+        ]
+    )
+
+
+def _where(ref: ResultRef) -> str:
+    task = ref.task_name or ("(flow)" if ref.kind == "flow" else "-")
+    return f"{ref.flow_name or '-'}/{task}"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+_AGE_UNITS = (("y", 365 * 86400, 1), ("w", 7 * 86400, 2), ("d", 86400, 1), ("h", 3600, 1))
+
+
+def _age(moment: datetime) -> str:
+    """How long ago, in the largest whole unit: ``now``, ``12m``, ``3h``, ``5d``, ``3w``, ``2y``.
+
+    Weeks start at 2 (``13d``, then ``2w``), so the first fortnight reads in days.
+    """
+    seconds = max((datetime.now(UTC) - moment).total_seconds(), 0.0)
+    for unit, size, least in _AGE_UNITS:
+        if seconds >= size * least:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds // 60)}m" if seconds >= 60 else "now"
 
 
 def record_panel(ref: ResultRef) -> Panel:
@@ -227,7 +344,10 @@ def _location(content: ContentRecord) -> str:
 
 def _short_class(ref: ResultRef) -> str:
     name = ref.storable_class_name()
-    return name.rsplit(".", 1)[-1] if name else str(ref.class_id)
+    if name is None:
+        return str(ref.class_id)
+    short = name.rsplit(".", 1)[-1]
+    return "value" if short == "StorableValue" else short  # a record from before result_type
 
 
 def _local(moment: datetime) -> str:
@@ -239,40 +359,17 @@ def _str_or_none(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _resolve_id(text: str) -> uuid.UUID:
-    """A full record id, or the one record whose id starts with these hex digits."""
-    try:
-        return uuid.UUID(text.strip())
-    except ValueError:
-        pass
-    prefix = text.strip().lower().replace("-", "")
-    if not _ID_PREFIX.fullmatch(prefix):
-        fail(
-            f"{text!r} is not a record id: give the UUID (or its first 4 or more hex digits) "
-            f"that `labox-prefect results ls` shows."
-        )
-    found = get_runtime().run(_ids_starting_with(selected_target(), prefix))
-    if not found:
-        fail(f"No record id starts with {prefix!r} in the configured database.")
-    if len(found) > 1:
-        fail(
-            f"Several record ids start with {prefix!r} ({', '.join(map(str, found))}, ...); "
-            f"give more digits."
-        )
-    return found[0]
-
-
-async def _ids_starting_with(target: Target, prefix: str) -> list[uuid.UUID]:
-    """At most two ids with this hex prefix (two are enough to call a prefix ambiguous).
-
-    SQLite stores a UUID as 32 hex digits; PostgreSQL prints it with hyphens, removed here.
-    """
+async def _sizes(target: Target, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """The total size of each record's contents, in bytes (one grouped query)."""
+    if not ids:
+        return {}
     async with open_session(target) as session:
-        text: ColumnElement[str] = cast(ManifestRecord.id, String)
-        if session.get_bind().dialect.name == "postgresql":
-            text = func.replace(text, "-", "")
-        statement = select(ManifestRecord.id).where(text.like(f"{prefix}%")).limit(2)
-        return list(await session.scalars(statement))
+        statement = (
+            select(ContentRecord.manifest_id, func.sum(ContentRecord.content_size))
+            .where(ContentRecord.manifest_id.in_(ids))
+            .group_by(ContentRecord.manifest_id)
+        )
+        return {manifest_id: int(total) for manifest_id, total in await session.execute(statement)}
 
 
 async def _contents(target: Target, manifest_id: uuid.UUID) -> list[ContentRecord]:

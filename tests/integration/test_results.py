@@ -66,6 +66,7 @@ def test_each_filter_selects_its_results_newest_first(backend: Backend) -> None:
     assert _ids(find_results(tags={**mark, "model": "b"})) == [third.id]
     assert _ids(find_results(tags=mark, limit=2)) == [third.id, second.id]
     assert _ids(find_results(tags=mark, limit=None)) == [third.id, second.id, first.id]
+    assert _ids(find_results(tags=mark, limit=0)) == [third.id, second.id, first.id]  # as --limit 0
     assert find_results(tags=mark, task_name="missing") == []
 
 
@@ -177,7 +178,7 @@ def test_a_missing_id_says_where_it_looked(backend: Backend) -> None:
     ("kwargs", "error", "fragment"),
     [
         ({"flow_run_id": "not-a-uuid"}, ValueError, "flow_run_id must be a UUID"),
-        ({"limit": 0}, ValueError, "positive int"),
+        ({"limit": -1}, ValueError, "int >= 0"),
         ({"since": timedelta(hours=-1)}, ValueError, "negative"),
         ({"since": datetime(2024, 1, 1)}, ValueError, "no timezone"),
         ({"since": "2h"}, TypeError, "timedelta"),
