@@ -65,7 +65,8 @@ def database_url_problem(url: str) -> str | None:
     if driver is None:
         return (
             f"{backend!r} databases are not supported; use PostgreSQL "
-            f"(postgresql+asyncpg://...) or SQLite (sqlite+aiosqlite:///...)."
+            f"(postgresql+asyncpg://...) or SQLite (sqlite+aiosqlite:///...) in "
+            f"LABOX_DATABASE_URL or the block's database_url."
         )
     if parsed.drivername != f"{backend}+{driver}":
         fixed = parsed.set(drivername=f"{backend}+{driver}")

@@ -11,6 +11,7 @@ environment.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -76,11 +77,28 @@ def selected_target() -> Target:
             raise typer.BadParameter(str(error), param_hint="--block") from None
         except ArgumentError:  # the URL cannot even be parsed
             problem = database_url_problem(current_settings().resolved_database_url())
+        problem = problem or missing_module_problem(current_settings().registry_modules)
         if problem is not None:
             err_console.print(f"[bold red]Error:[/] {escape(problem)}", soft_wrap=True)
             raise typer.Exit(2)
         _resolved["target"] = target
     return _resolved["target"]
+
+
+def missing_module_problem(modules: Iterable[str]) -> str | None:
+    """The first registry module this Python cannot import, as a sentence naming the fix."""
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return (
+                f"LABOX_REGISTRY_MODULES names {name!r}, which this Python cannot import: "
+                f"install the package that provides it in this environment, or remove it "
+                f"from LABOX_REGISTRY_MODULES."
+            )
+    return None
 
 
 def database_label() -> str:
@@ -182,6 +200,7 @@ __all__ = [
     "fail",
     "human_size",
     "masked",
+    "missing_module_problem",
     "parse_since",
     "parse_tags",
     "reported_errors",

@@ -51,19 +51,29 @@ results_app = typer.Typer(
 def list_results(
     tag: Annotated[
         list[str] | None,
-        typer.Option("--tag", "-t", help="key=value the result must carry (repeatable)."),
+        typer.Option(
+            "--tag", "-t", metavar="KEY=VALUE", help="A tag the result must carry (repeatable)."
+        ),
     ] = None,
-    flow: Annotated[str | None, typer.Option("--flow", help="Flow name.")] = None,
-    task: Annotated[str | None, typer.Option("--task", help="Task name.")] = None,
-    flow_run: Annotated[str | None, typer.Option("--flow-run", help="Flow run id.")] = None,
+    flow: Annotated[str | None, typer.Option("--flow", metavar="NAME", help="Flow name.")] = None,
+    task: Annotated[str | None, typer.Option("--task", metavar="NAME", help="Task name.")] = None,
+    flow_run: Annotated[
+        str | None, typer.Option("--flow-run", metavar="ID", help="Flow run id.")
+    ] = None,
     prefect_tag: Annotated[
         list[str] | None,
-        typer.Option("--prefect-tag", help="Prefect run tag the result must have (repeatable)."),
+        typer.Option(
+            "--prefect-tag",
+            metavar="TAG",
+            help="Prefect run tag the result must have (repeatable).",
+        ),
     ] = None,
     since: Annotated[
         str | None,
         typer.Option(
-            "--since", help="Only newer results: 30m, 2h, 3d, 1w, or an ISO date or time."
+            "--since",
+            metavar="WHEN",
+            help="Only newer results: 30m, 2h, 3d, 1w, or an ISO date or time.",
         ),
     ] = None,
     deployment: Annotated[

@@ -1,0 +1,158 @@
+"""``results ls`` at 80 columns, its filters, ``results get`` and id prefixes everywhere."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from prefect import flow
+from typer.testing import CliRunner, Result
+
+from labox_prefect import labox_task
+from labox_prefect.cli import app, output
+from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME
+from tests.integration._records import prefect_tags, save
+from tests.integration.conftest import Backend
+
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+@labox_task(tags={"project": "labox-demo", "owner": "ana"})
+def summarise_the_quarterly_figures(rows: int) -> pd.DataFrame:
+    return pd.DataFrame({"region": [f"r{i}" for i in range(rows)], "sales": range(rows)})
+
+
+@labox_task(tags={"project": "labox-demo"})
+def count() -> dict[str, int]:
+    return {"n": 12}
+
+
+@flow(name="a-rather-long-flow-name-for-the-quarterly-report")
+def report() -> None:
+    summarise_the_quarterly_figures(50)
+    count()
+
+
+@sqlite_only
+def test_ls_prints_one_line_per_result_at_80_columns(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "_width", 80)
+    report()
+    report()
+
+    result = run("results", "ls", "--tag", "project=labox-demo")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # no banner, no warning
+    title, header, *lines = result.stdout.splitlines()
+    assert title == "4 results (newest first)"
+    assert header.split() == ["ID", "AGE", "FLOW/TASK", "TYPE", "SIZE"]
+    assert len(lines) == 4
+    assert all(len(line) <= 80 for line in [header, *lines])
+    frame_line = next(line for line in lines if "DataFrame" in line)
+    assert "a-rather-long-flow-name-for-the-quart…" in frame_line  # cut, on one line
+    assert frame_line.split()[1] == "now"
+    assert frame_line.endswith("KiB")
+    assert any(" dict " in line for line in lines)
+    assert "StorableValue" not in result.stdout
+    assert "owner=ana" not in result.stdout  # tags only with --wide
+
+    wide = run("results", "ls", "--tag", "project=labox-demo", "--wide")
+    assert "a-rather-long-flow-name-for-the-quarterly-report/summarise_the_quarterly_figures" in (
+        wide.stdout
+    )
+    assert "owner=ana project=labox-demo" in wide.stdout
+
+    (row, *_) = json.loads(run("results", "ls", "--json", "--task", "count").stdout)
+    assert row["tags"]["prefect.result_type"] == "dict"
+    assert row["size"] > 0
+
+
+@sqlite_only
+def test_limit_zero_lists_everything(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    for n in range(3):
+        save({"n": n}, {**prefect_tags(), **mark})
+
+    result = run("results", "ls", "--tag", f"suite={mark['suite']}", "--limit", "0", "--json")
+
+    assert len(json.loads(result.stdout)) == 3
+
+
+@sqlite_only
+def test_deployment_filter_finds_new_and_old_records(backend: Backend) -> None:
+    new = save({"n": 1}, {**prefect_tags(flow="etl"), DEPLOYMENT_NAME: "etl/nightly"})
+    old = save({"n": 2}, {**prefect_tags(flow="etl"), DEPLOYMENT_NAME: "nightly"})
+    save({"n": 3}, {**prefect_tags(flow="other"), DEPLOYMENT_NAME: "nightly"})
+    save({"n": 4}, {**prefect_tags(flow="etl"), DEPLOYMENT_NAME: "etl/hourly"})
+
+    rows = json.loads(run("results", "ls", "--deployment", "etl/nightly", "--json").stdout)
+
+    assert [row["id"] for row in rows] == [str(old.id), str(new.id)]
+    assert {row["tags"][FLOW_NAME] for row in rows} == {"etl"}
+
+
+@sqlite_only
+def test_verify_and_show_take_the_prefix_ls_prints(backend: Backend) -> None:
+    saved = save({"n": 1}, prefect_tags())
+
+    verified = run("verify", saved.id.hex[:8])
+    shown = run("results", "show", saved.id.hex[:8], "--no-preview")
+
+    assert verified.exit_code == 0, verified.output
+    assert "All 1 contents verified" in verified.stdout
+    assert shown.exit_code == 0, shown.output
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("value", "name", "kind"),
+    [
+        (pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}), "frame.parquet", "Parquet"),
+        (np.arange(6, dtype=np.int32).reshape(2, 3), "array.npy", "NumPy .npy"),
+        ({"n": [1, 2], "name": "ana"}, "data.json", "JSON"),
+        (b"\x00\x01raw", "blob.bin", "bytes"),
+    ],
+)
+def test_get_exports_a_result_in_its_natural_format(
+    backend: Backend, tmp_path: Path, value: Any, name: str, kind: str
+) -> None:
+    saved = save(value, prefect_tags())
+    path = tmp_path / name
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(path))
+
+    assert result.exit_code == 0, result.output
+    assert f"({kind}," in result.stdout
+    if isinstance(value, pd.DataFrame):
+        pd.testing.assert_frame_equal(pd.read_parquet(path), value)
+    elif isinstance(value, np.ndarray):
+        loaded = np.load(path, allow_pickle=False)
+        assert loaded.dtype == value.dtype
+        np.testing.assert_array_equal(loaded, value)
+    elif isinstance(value, bytes):
+        assert path.read_bytes() == value
+    else:
+        assert json.loads(path.read_text(encoding="utf-8")) == value
+
+
+@sqlite_only
+def test_get_refuses_what_has_no_file_format(backend: Backend, tmp_path: Path) -> None:
+    saved = save({1, 2, 3}, prefect_tags())
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path / "set.json"))
+
+    assert result.exit_code == 1
+    assert "has no file format here" in result.stderr
+    assert "get_result(ID).load()" in " ".join(result.stderr.split())
+    assert not (tmp_path / "set.json").exists()

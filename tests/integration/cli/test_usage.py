@@ -1,0 +1,126 @@
+"""Every user mistake is one line on stderr naming the fix, with exit code 2, never a traceback.
+
+These tests also guard the CLI's use of Typer's bundled Click (``typer._click``): if its
+exceptions move, the one-line messages turn back into panels and these tests fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from labox_prefect.cli import app
+from tests.integration._records import prefect_tags, save
+from tests.integration.conftest import Backend
+
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def assert_one_line_usage_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("postgresql://ana:s3cr3t@127.0.0.1/db", "write postgresql+asyncpg://ana:***@127.0.0.1/db"),
+        ("sqlite:////tmp/labox.db", "write sqlite+aiosqlite:////tmp/labox.db"),
+        ("mysql+aiomysql://h/db", "use PostgreSQL (postgresql+asyncpg://...)"),
+        ("not a url", "write it as postgresql+asyncpg://"),
+    ],
+)
+def test_a_database_url_without_its_async_driver_names_the_fix(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, url: str, fix: str
+) -> None:
+    monkeypatch.setenv("LABOX_DATABASE_URL", url)
+
+    for command in (["results", "ls"], ["verify"], ["db", "upgrade"]):
+        result = run(*command)
+        assert_one_line_usage_error(result, fix, "LABOX_DATABASE_URL")
+        assert "s3cr3t" not in result.output
+
+
+@sqlite_only
+def test_a_missing_registry_module_names_the_fix(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save({"n": 1}, prefect_tags())
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", "labox_nowhere.models")
+
+    assert_one_line_usage_error(
+        run("results", "ls"), "'labox_nowhere.models'", "remove it from LABOX_REGISTRY_MODULES"
+    )
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--since", "99999999w"], ["before the year 1", "shorter duration"]),
+        (["--since", "yesterday"], ["neither a duration", "--since"]),
+        (["--tag", "novalue"], ["key=value"]),
+        (["--limit", "-1"], ["--limit"]),
+        (["--deployment", "nightly"], ["FLOW/DEPLOYMENT", "etl/nightly"]),
+        (["--no-such-option"], ["No such option", "--help"]),
+    ],
+)
+def test_bad_options_are_one_line(backend: Backend, args: list[str], fragments: list[str]) -> None:
+    save({"n": 1}, prefect_tags())  # a database exists: only the option is wrong
+
+    assert_one_line_usage_error(run("results", "ls", *args), *fragments)
+
+
+@sqlite_only
+def test_an_existing_export_file_is_never_replaced_silently(
+    backend: Backend, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    saved = save({"n": 1}, prefect_tags())
+    target = Path(str(tmp_path)) / "kept.json"
+    target.write_text("precious", encoding="utf-8")
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(target))
+
+    assert_one_line_usage_error(result, "exists", "--force")
+    assert target.read_text(encoding="utf-8") == "precious"
+
+
+@sqlite_only
+def test_help_reads_plainly(backend: Backend) -> None:
+    for command in (
+        [],
+        ["results"],
+        ["results", "ls"],
+        ["results", "show"],
+        ["results", "get"],
+        ["results", "rm"],
+        ["verify"],
+        ["gc"],
+        ["db", "upgrade"],
+    ):
+        result = run(*command, "--help")
+        assert result.exit_code == 0, (command, result.output)
+        assert "Usage:" in result.stdout
+        assert "<bool>" not in result.stdout
+        assert "╭" not in result.stdout  # no panels
+
+
+@sqlite_only
+def test_help_needs_no_database(backend: Backend) -> None:
+    result = run("results", "ls", "--help")  # nothing saved: no database file yet
+
+    assert result.exit_code == 0, result.output
+    assert "--deployment FLOW/DEPLOYMENT" in result.stdout
