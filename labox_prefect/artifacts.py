@@ -6,7 +6,8 @@
 - **Description**: ``task → Type shape · size · a few user tags``, the line the UI shows on
   cards and lists.
 - **Body**: a preview of the value (labox_prefect.preview), then a compact details table
-  (content, media type, size, hash prefix, where the bytes are) narrow enough for 1400 px.
+  (content, format, size, hash prefix, where the bytes are, cut to 36 characters) that fits
+  the artifact page at 1400 px.
 
 On by default; LABOX_ARTIFACTS=false turns it off. Artifacts are published off the task's
 critical path (labox_prefect.publication); a failure is logged, never raised.
@@ -18,14 +19,14 @@ import re
 
 from prefect.client.schemas.actions import ArtifactCreate
 
-from labox_prefect.preview import cell, escape, human_size, table
+from labox_prefect.preview import escape, human_size, table
 from labox_prefect.settings import current_settings
 from labox_prefect.summary import ResultSummary
 
 KEY_LENGTH = 64
 _PART_LENGTH = 28
 _TAGS_SHOWN = 3
-_STORAGE_SHOWN = 48
+_STORAGE_SHOWN = 36
 
 
 def artifacts_enabled() -> bool:
@@ -64,11 +65,11 @@ def artifact_markdown(summary: ResultSummary) -> str:
     details = table(
         [
             {
-                "content": f"`{line.key}`",
-                "type": cell(line.media_type),
+                "content": line.key,
+                "format": _short_media_type(line.media_type),
                 "size": human_size(line.size),
-                "hash": f"`{line.digest}`",
-                "stored in": cell(_shorten(line.storage)),
+                "hash": line.digest,
+                "stored in": _shorten(line.storage),
             }
             for line in summary.contents
         ]
@@ -99,6 +100,12 @@ def artifact_request(summary: ResultSummary) -> ArtifactCreate:
         task_run_id=summary.task_run_id,
         flow_run_id=summary.flow_run_id,
     )
+
+
+def _short_media_type(media_type: str) -> str:
+    """``application/vnd.apache.parquet`` → ``parquet``, ``application/json`` → ``json``."""
+    subtype = media_type.partition(";")[0].rpartition("/")[2]
+    return subtype.rpartition(".")[2].removeprefix("x-") or media_type
 
 
 def _shorten(storage: str) -> str:

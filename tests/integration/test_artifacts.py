@@ -86,7 +86,10 @@ def test_a_frame_is_catalogued_under_its_flow_and_task(
     assert "| c4 | 4 |" in body
     assert "c5" not in body
     assert f"Record `{record.id}` (StorableValue)" in body
-    assert "`sha256:" in body
+    assert "| content | format | size | hash | stored in |" in body
+    assert "| value | parquet | " in body
+    assert "sha256:" in body
+    assert "`" not in body.split("#### Details")[1].split("\n\n", 2)[2]  # plain cells
     assert "#### Details" in body
     with get_client(sync_client=True) as client:  # the Artifacts page finds it by key
         listed = client.read_artifacts(
