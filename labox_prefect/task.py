@@ -27,8 +27,10 @@ from typing import Any, TypeVar, overload
 
 from prefect import State, Task
 from prefect.context import TaskRunContext
+from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
+from labox_prefect.core import LaboxError
 from labox_prefect.persistence import apersist_output, persist_output, register_modules
 from labox_prefect.result_storage import saved_default_block
 from labox_prefect.serializer import LaboxSerializer
@@ -131,7 +133,14 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
     if tags is None and given is not None:
         return given
     base = given.tags if given is not None else {}
-    return LaboxSerializer(tags={**base, **(tags or {})})
+    try:
+        return LaboxSerializer(tags={**base, **(tags or {})})
+    except ValidationError as error:
+        # pydantic wraps the tag rule's InvalidTagsError (a ValueError): raise it as itself.
+        cause = error.errors()[0].get("ctx", {}).get("error")
+        if isinstance(cause, LaboxError):
+            raise cause from None
+        raise
 
 
 def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:
