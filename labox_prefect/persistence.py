@@ -165,7 +165,8 @@ def as_storable(obj: Any, registry: Registry) -> Storable:
         known: type[Storable] | None = registry.get_storable(cls.storable_class_id())
     except NotRegisteredError:
         known = None
-    if known is not cls:
+    # A twin of the same name (a script run as __main__ and imported too) loads as itself.
+    if known is None or known.__qualname__ != cls.__qualname__:
         found = "no class" if known is None else f"{known.__module__}.{known.__qualname__}"
         raise ResultNotStorableError(
             f"Labox cannot load a {cls.__module__}.{cls.__qualname__} back: its class id "

@@ -35,7 +35,13 @@ from pydantic import BaseModel, ConfigDict
 from labox_prefect import ResultNotStorableError, afind_results, find_results, labox_task
 from labox_prefect.context import RESULT_TYPE, TASK_RUN_ID
 from labox_prefect.core.extra.pydantic import StorableModel
-from labox_prefect.core.testing import SAMPLE_CONTAINERS, difference, forgotten, nested_samples
+from labox_prefect.core.testing import (
+    SAMPLE_CONTAINERS,
+    SAMPLE_LEAVES,
+    difference,
+    forgotten,
+    nested_samples,
+)
 from tests.integration.conftest import Backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,8 +220,9 @@ def test_a_sample_of_every_type_nested_two_levels_is_the_same_on_every_path(
 def test_the_sample_covers_every_leaf_and_every_container_on_both_levels() -> None:
     names = [name for name, _ in SAMPLES]
     containers = [name.split("(") for name in names]
-    leaf_count = sum(1 for _ in nested_samples()) // len(SAMPLE_CONTAINERS) ** 2
-    assert len(SAMPLES) == leaf_count
+    leaf_count = sum(len(leaves) for leaves in SAMPLE_LEAVES.values())
+    assert len(SAMPLES) == leaf_count  # one per leaf value, in order (see _covering_samples)
+    assert {name.rsplit("(", 1)[1].rstrip(")") for name in names} == set(SAMPLE_LEAVES)
     assert {outer for outer, *_ in containers} == set(SAMPLE_CONTAINERS)
     assert {inner for _, inner, *_ in containers} == set(SAMPLE_CONTAINERS)
 
