@@ -247,6 +247,26 @@ def test_a_refused_value_fails_its_run_naming_where_and_commits_nothing(
     assert find_results(tags={TASK_RUN_ID: task_run_id}) == []
 
 
+@labox_task(tags={"suite": "fidelity-refused"})
+async def agive_refused(name: str) -> Any:
+    return REFUSED[name][0]()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_async_task_is_refused_the_same_way(backend: Backend) -> None:
+    @flow
+    async def pipeline() -> tuple[bool, str, str]:
+        state = await agive_refused("no serializer, nested", return_state=True)
+        return state.is_failed(), state.message or "", str(state.state_details.task_run_id)
+
+    failed, message, task_run_id = asyncio.run(pipeline())
+
+    assert failed
+    assert f"{ResultNotStorableError.__name__}: " in message
+    assert "value['a'][3]" in message
+    assert find_results(tags={TASK_RUN_ID: task_run_id}) == []
+
+
 @labox_task(tags={"suite": "fidelity-forgotten"})
 def read_meter() -> Reading:
     return Reading(values={"x": 1})
