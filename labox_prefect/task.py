@@ -30,7 +30,7 @@ from prefect.context import TaskRunContext
 from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
-from labox_prefect.core import LaboxError
+from labox_prefect.core import InvalidTagsError
 from labox_prefect.persistence import apersist_output, persist_output, register_modules
 from labox_prefect.result_storage import saved_default_block
 from labox_prefect.serializer import LaboxSerializer
@@ -135,12 +135,12 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
     base = given.tags if given is not None else {}
     try:
         return LaboxSerializer(tags={**base, **(tags or {})})
-    except ValidationError as error:
-        # pydantic wraps the tag rule's InvalidTagsError (a ValueError): raise it as itself.
-        cause = error.errors()[0].get("ctx", {}).get("error")
-        if isinstance(cause, LaboxError):
-            raise cause from None
-        raise
+    except ValidationError as invalid:  # pydantic wraps the check's InvalidTagsError
+        causes = [error.get("ctx", {}).get("error") for error in invalid.errors()]
+        cause = next((c for c in causes if isinstance(c, InvalidTagsError)), None)
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:
