@@ -345,16 +345,21 @@ class FsspecStorage(Storage):
             logger.warning("%s: could not remove the temporary blob %r", self.name, temp)
 
     def _list(self, path: str) -> list[tuple[str, dict[str, Any]]]:
-        """(base name, fsspec info) of each entry of a folder; empty if it does not exist."""
+        """(base name, fsspec info) of each entry of a folder; empty if it does not exist.
+
+        An object store may list an emptied folder as an entry of itself (SeaweedFS keeps
+        the folder ``.tmp/`` once its last object is gone, and s3fs lists it under its own
+        name): that entry is not one of its contents.
+        """
         try:
             entries: Iterable[Any] = self._fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
-        return [
-            (posixpath.basename(str(entry["name"]).rstrip("/")), entry)
-            for entry in entries
-            if isinstance(entry, dict)
+        folder = path.rstrip("/")
+        named = [
+            (str(entry["name"]).rstrip("/"), entry) for entry in entries if isinstance(entry, dict)
         ]
+        return [(posixpath.basename(name), entry) for name, entry in named if name != folder]
 
 
 def _modified(info: dict[str, Any]) -> datetime | None:
