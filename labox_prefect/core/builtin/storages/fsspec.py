@@ -125,7 +125,7 @@ class FsspecStorage(Storage):
             raise StorageUnavailableError(
                 f"{self.name}: the storage at {self._root!r} cannot be reached "
                 f"({type(error).__name__}: {error}). Check that the server runs and its "
-                f"endpoint and network; nothing of this content was recorded."
+                f"endpoint and network; a save that fails here records nothing of its object."
             ) from error
 
     # --- the storage contract -------------------------------------------------------------
