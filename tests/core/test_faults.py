@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import select as io_select
 import signal
 import subprocess
 import time
@@ -303,17 +304,27 @@ def saver_job(store: Store, mode: str, **options: Any) -> dict[str, Any]:
 class SaverProcess:
     process: Any
     """A multiprocessing Process (forked)."""
-    lines: Any
-    """The reading end of its output pipe, as text."""
+    fd: int
+    """The reading end of its output pipe."""
     go: Any
     """The event it waits for when its job says ``wait``."""
     committed: set[uuid.UUID]
+    pending: bytes = b""
+
+    def _read_more(self) -> bytes:
+        """Bytes it wrote since the last read (b"" once it is dead), waiting a bounded time."""
+        ready, _, _ = io_select.select([self.fd], [], [], PROCESS_TIMEOUT)
+        assert ready, f"the saver said nothing for {PROCESS_TIMEOUT:.0f} s"
+        return os.read(self.fd, 1 << 16)
 
     def read_line(self) -> str:
-        line = str(self.lines.readline())
-        assert line, f"the saver died (exit code {self.process.exitcode})"
-        self.take(line)
-        return line.strip()
+        while b"\n" not in self.pending:
+            more = self._read_more()
+            assert more, f"the saver died (exit code {self.process.exitcode})"
+            self.pending += more
+        line, self.pending = self.pending.split(b"\n", 1)
+        self.take(line.decode())
+        return line.decode().strip()
 
     def ready(self) -> SaverProcess:
         """Wait until it has made its registry and engine."""
@@ -326,12 +337,14 @@ class SaverProcess:
                 self.committed.update(uuid.UUID(i) for i in json.loads(line))
 
     def finish(self, *, kill: bool) -> None:
-        """SIGKILL it (or let it end), reap it, then read what it said it committed."""
+        """SIGKILL it (or let it end), read what it said it committed, and reap it."""
         if kill:
             self.process.kill()
+        while more := self._read_more():
+            self.pending += more
+        self.take(self.pending.decode())
+        self.pending = b""
         self.process.join(PROCESS_TIMEOUT)
-        self.take(self.lines.read())
-        self.lines.close()
         assert self.process.exitcode == (-signal.SIGKILL if kill else 0)
 
 
@@ -346,7 +359,7 @@ def start_saver() -> Iterator[Any]:
         process = FORK.Process(target=run_saver, args=(job, write_fd, go), daemon=True)
         process.start()
         os.close(write_fd)  # the child holds the only writing end: EOF when it dies
-        saver = SaverProcess(process, os.fdopen(read_fd, "r"), go, set())
+        saver = SaverProcess(process, read_fd, go, set())
         started.append(saver)
         return saver
 
@@ -355,7 +368,7 @@ def start_saver() -> Iterator[Any]:
         if saver.process.is_alive():
             saver.process.kill()
         saver.process.join(PROCESS_TIMEOUT)
-        saver.lines.close()
+        os.close(saver.fd)
 
 
 # --- 1. kill -9 at random moments -----------------------------------------------------------
