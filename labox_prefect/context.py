@@ -8,10 +8,12 @@ The tag scheme is a contract (queries and the CLI rely on it):
 - ``prefect.deployment_id``, ``prefect.deployment_name`` (when the flow run has a deployment;
   the name is ``<flow>/<deployment>``, unique in Prefect, since labox-prefect 0.2; records
   saved before hold the deployment's name alone);
-- ``prefect.result_type``: the class name of the value the task or flow returned
-  (``DataFrame``, ``dict``), so listings name it without loading anything;
 - ``prefect.tag.<tag>`` = ``"true"`` for every Prefect run tag (of the task run and its flow
-  run for a task result, of the flow run for a flow result).
+  run for a task result, of the flow run for a flow result);
+- ``prefect.result_type``: the class of the value returned, as ``module:qualname`` (e.g.
+  ``builtins:tuple``, ``shop.models:Order``), so that a process that has not imported the
+  class is told which module to import (never imported because a record names it), and
+  listings name the type without loading anything.
 
 User tags are kept as given; their keys may not start with ``prefect.``.
 """
@@ -39,8 +41,8 @@ TASK_NAME = "prefect.task_name"
 TASK_RUN_ID = "prefect.task_run_id"
 DEPLOYMENT_ID = "prefect.deployment_id"
 DEPLOYMENT_NAME = "prefect.deployment_name"
-RESULT_TYPE = "prefect.result_type"
 RUN_TAG_PREFIX = "prefect.tag."
+RESULT_TYPE = "prefect.result_type"
 
 _deployment_names: dict[uuid.UUID, str | None] = {}
 _deployment_names_lock = threading.Lock()
@@ -100,15 +102,19 @@ def run_context_tags() -> dict[str, str]:
 
 
 def record_tags(
-    user_tags: Mapping[str, str] | None, result_type: str | None = None
+    user_tags: Mapping[str, str] | None, result_type: type[object] | None = None
 ) -> dict[str, str]:
-    """The tags of a record saved now: the run context's, the result's type, the user's.
+    """The tags of a record saved now: the run context's, the result's type, then the user's.
 
     ``user_tags`` were checked once, when the task or serializer was made (check_user_tags);
-    the core checks the whole set once more as it saves the record.
+    the core checks the whole set once more as it saves the record. ``result_type`` (the
+    class of the value returned; None for a record of Prefect's own) gives
+    ``prefect.result_type``.
     """
-    typed = {} if result_type is None else {RESULT_TYPE: result_type}
-    return {**run_context_tags(), **typed, **(user_tags or {})}
+    tags = run_context_tags()
+    if result_type is not None:
+        tags[RESULT_TYPE] = f"{result_type.__module__}:{result_type.__qualname__}"
+    return {**tags, **(user_tags or {})}
 
 
 def prefect_tag_filter(prefect_tags: Iterable[str]) -> dict[str, str]:

@@ -45,8 +45,8 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import GeneratorType
@@ -66,7 +66,9 @@ from labox_prefect.core import (
     ManifestRecord,
     NotRegisteredError,
     Registry,
+    SerializationError,
     Storable,
+    StorableTypeError,
     get_contents,
     load_one,
     save_one,
@@ -78,7 +80,6 @@ from labox_prefect.errors import (
     ResultPersistenceError,
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
-from labox_prefect.preview import type_name
 from labox_prefect.publication import announce
 from labox_prefect.result_keys import get_result_key, put_result_key
 from labox_prefect.runtime import get_runtime
@@ -158,15 +159,42 @@ def as_storable(obj: Any, registry: Registry) -> Storable:
         storable = StorableValue(obj)
     cls = type(storable)
     try:
-        registry.get_storable(cls.storable_class_id())
-    except NotRegisteredError as error:
+        known: type[Storable] | None = registry.get_storable(cls.storable_class_id())
+    except NotRegisteredError:
+        known = None
+    # A twin of the same name (a script run as __main__ and imported too) loads as itself.
+    if known is None or known.__qualname__ != cls.__qualname__:
+        found = "no class" if known is None else f"{known.__module__}.{known.__qualname__}"
         raise ResultNotStorableError(
-            f"Labox cannot load a {cls.__module__}.{cls.__qualname__} back: its class is not "
-            f"in the registry, so the result is not saved. Give the class a pinned class_id "
-            f"and register its module: LABOX_REGISTRY_MODULES={cls.__module__} in the "
-            f"environment, or labox_task(registry_modules=[{cls.__module__!r}])."
-        ) from error
+            f"Labox cannot load a {cls.__module__}.{cls.__qualname__} back: its class id "
+            f"{cls.storable_class_id()} finds {found} in this process, so the result is not "
+            f"saved. Give the class a class_id of its own, pinned in its class statement "
+            f"(class {cls.__qualname__}(..., class_id='{uuid.uuid4().hex[:16]}'))."
+        )
     return storable
+
+
+@contextmanager
+def _refusals_named() -> Iterator[None]:
+    """Raise the core's refusal of a value as ResultNotStorableError, keeping its message.
+
+    The core names the path inside the value (``value['a'][3]``), the type and the fix, in
+    its message and notes; a failed Prefect run shows the message only, so the notes join it.
+    """
+    try:
+        yield
+    except (SerializationError, NotRegisteredError, StorableTypeError) as error:
+        where = " ".join(getattr(error, "__notes__", ()))
+        message = str(error)
+        if "Registry(serializers=" in message:  # the core's fix, said the integration's way
+            message += (
+                " With labox_task, export the serializer from a module named in "
+                "LABOX_REGISTRY_MODULES or in labox_task(registry_modules=[...])."
+            )
+        raise ResultNotStorableError(
+            f"Labox cannot store this result, so nothing of it is saved (results are never "
+            f"pickled): {message}{f' {where}' if where else ''}"
+        ) from error
 
 
 def _not_storable_message(cls: type[Any], detail: str) -> str:
@@ -302,7 +330,7 @@ def _prepare(obj: Any, user_tags: Mapping[str, str], key: PlannedKey | None = No
     target = resolve_target()
     registry = registry_for(target)
     storable = as_storable(obj, registry)
-    tags = record_tags(user_tags, result_type=type_name(obj))
+    tags = record_tags(user_tags, type(obj))
     return _Save(storable, target, registry, tags, artifacts_enabled(), key)
 
 
@@ -324,8 +352,9 @@ async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
 def persist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, str]) -> None:
     """Step 1 from a sync task: save ``obj`` now; raise so that the run fails if it cannot."""
     try:
-        plan = _prepare(obj, user_tags, _planned_key(context, obj))
-        saved, written = get_runtime().run(_save(plan))
+        with _refusals_named():
+            plan = _prepare(obj, user_tags, _planned_key(context, obj))
+            saved, written = get_runtime().run(_save(plan))
     except LaboxError:
         raise
     except Exception as error:
@@ -337,8 +366,9 @@ def persist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, st
 async def apersist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, str]) -> None:
     """Step 1 from an async task, without blocking the task's loop."""
     try:
-        plan = _prepare(obj, user_tags, _planned_key(context, obj))
-        saved, written = await get_runtime().arun(_save(plan))
+        with _refusals_named():
+            plan = _prepare(obj, user_tags, _planned_key(context, obj))
+            saved, written = await get_runtime().arun(_save(plan))
     except LaboxError:
         raise
     except Exception as error:
@@ -361,8 +391,9 @@ def dump(obj: Any, user_tags: Mapping[str, str]) -> bytes:
     context = TaskRunContext.get()
     saved = handoff.take_output(context.task_run.id, obj) if context is not None else None
     if saved is None:
-        plan = _prepare(obj, user_tags)
-        saved, _ = get_runtime().run(_save(plan))
+        with _refusals_named():
+            plan = _prepare(obj, user_tags)
+            saved, _ = get_runtime().run(_save(plan))
         _announce(obj, plan, saved)
     return saved.pointer.dump()
 

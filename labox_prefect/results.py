@@ -29,6 +29,7 @@ from labox_prefect.context import (
     FLOW_RUN_NAME,
     KIND,
     PREFIX,
+    RESULT_TYPE,
     RUN_TAG_PREFIX,
     TASK_NAME,
     TASK_RUN_ID,
@@ -49,7 +50,6 @@ from labox_prefect.persistence import (
     load_manifest,
     open_session,
     registry_for,
-    registry_modules,
 )
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target, TargetBlock, aresolve_target, resolve_target
@@ -338,14 +338,20 @@ def _unregistered_message(ref: ResultRef) -> str:
         for label, value in (("task", ref.task_name), ("flow", ref.flow_name))
         if value is not None
     )
+    module, _, qualname = ref.tags.get(RESULT_TYPE, "").partition(":")
+    what = f"a {qualname} of module {module}, class id" if qualname else "an object of class id"
+    fix = (
+        f"`import {module}` before loading (a script's class: run or import the script that "
+        f"defines it)"
+        if qualname
+        else "import the module that defines the class before loading"
+    )
     return (
-        f"Result {ref.manifest_id} is an object of class id {ref.class_id}"
-        f"{f' (from {origin})' if origin else ''}, which this process's registry does not "
-        f"know, so it cannot be loaded. Classes are never imported because a record names "
-        f"them: add the module that defines the class to LABOX_REGISTRY_MODULES "
-        f"(comma-separated module names, e.g. LABOX_REGISTRY_MODULES=my_project.models) "
-        f"and make sure that module is importable here. Registered modules now: "
-        f"{', '.join(registry_modules()) or 'none besides the built-in ones'}."
+        f"Result {ref.manifest_id} is {what} {ref.class_id}"
+        f"{f' (from {origin})' if origin else ''}, a class this process has not imported, so "
+        f"it cannot be loaded. Classes are never imported because a record names them: "
+        f"{fix}, or name its module in LABOX_REGISTRY_MODULES (comma-separated module "
+        f"names, imported by the registry)."
     )
 
 

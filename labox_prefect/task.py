@@ -135,12 +135,12 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
     base = given.tags if given is not None else {}
     try:
         return LaboxSerializer(tags={**base, **(tags or {})})
-    except ValidationError as error:  # raise the tags' own InvalidTagsError, not pydantic's wrap
-        causes = [detail.get("ctx", {}).get("error") for detail in error.errors()]
-        refused = next((cause for cause in causes if isinstance(cause, InvalidTagsError)), None)
-        if refused is None:
+    except ValidationError as invalid:  # pydantic wraps the check's InvalidTagsError
+        causes = [error.get("ctx", {}).get("error") for error in invalid.errors()]
+        cause = next((c for c in causes if isinstance(c, InvalidTagsError)), None)
+        if cause is None:
             raise
-        raise refused from None
+        raise cause from None
 
 
 def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:

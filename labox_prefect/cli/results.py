@@ -252,7 +252,8 @@ def result_lines(
 
 def result_type(ref: ResultRef) -> str:
     """The value's own type (recorded at save time), else the storable class's name."""
-    return ref.tags.get(RESULT_TYPE) or _short_class(ref)
+    recorded = ref.tags.get(RESULT_TYPE)  # module:qualname
+    return recorded.rpartition(":")[2] if recorded else _short_class(ref)
 
 
 def _line(cells: list[str], room: int, wide: bool) -> str:

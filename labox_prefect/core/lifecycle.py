@@ -26,7 +26,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -39,11 +39,13 @@ from labox_prefect.core.defaults import registry_for_session
 from labox_prefect.core.digest import verify_stream
 from labox_prefect.core.errors import (
     ContentCorruptedError,
+    DamagedRecordError,
     ManifestNotFoundError,
     NotRegisteredError,
     StorageKeyError,
     StorageOwnershipError,
 )
+from labox_prefect.core.loader import check_unpacker_family
 from labox_prefect.core.ownership import require_sole_owner, session_database
 from labox_prefect.core.query import find_manifests
 from labox_prefect.core.registry import Registry
@@ -339,6 +341,10 @@ class ContentStatus(StrEnum):
     """The record names a storage that the registry does not know."""
     UNREADABLE = "unreadable"
     """Reading failed for another reason (network, permissions): nothing was concluded."""
+    DAMAGED = "damaged"
+    """The bytes are fine but the manifest's class id names a registered class of another
+    unpacker family (the row was altered): the record cannot load. A class id the registry
+    does not know is not reported (the verifying process may lack that class)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +391,8 @@ async def verify_manifests(
 
     Bytes are streamed through their storage, so memory stays bounded whatever the size.
     A bad blob becomes a line of the report; only a failure to query the database raises.
+    Contents of a manifest whose class id was altered to name a class of another unpacker
+    family are reported DAMAGED (the load would raise DamagedRecordError).
     """
     _check_concurrency(concurrency)
     registry = registry_for_session(registry, session)
@@ -418,10 +426,38 @@ async def verify_manifests(
     total = len(rows)
     if on_progress is not None:
         on_progress(0, total)
-    report.checks = await _map_bounded(
+    checks = await _map_bounded(
         rows, lambda row: _check_content(row, registry), concurrency, total, on_progress
     )
+    damaged = await _damaged_classes(session, registry, sorted({row.manifest_id for row in rows}))
+    report.checks = [
+        replace(check, status=ContentStatus.DAMAGED, detail=damaged[check.manifest_id])
+        if check.status is ContentStatus.OK and check.manifest_id in damaged
+        else check
+        for check in checks
+    ]
     return report
+
+
+async def _damaged_classes(
+    session: AsyncSession, registry: Registry, manifest_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Why each manifest whose class id names a class of another unpacker family is damaged."""
+    columns = (ManifestRecord.id, ManifestRecord.class_id, ManifestRecord.unpacker_name)
+    damaged: dict[uuid.UUID, str] = {}
+    for chunk in _chunks(manifest_ids):
+        result = await session.execute(select(*columns).where(ManifestRecord.id.in_(chunk)))
+        for row in result.mappings():
+            manifest = dict(row)
+            try:
+                check_unpacker_family(
+                    manifest, registry.get_storable(manifest["class_id"]), registry
+                )
+            except DamagedRecordError as error:
+                damaged[manifest["id"]] = str(error)
+            except NotRegisteredError:
+                continue  # unknown here, not proven damaged
+    return damaged
 
 
 async def _check_content(row: Any, registry: Registry) -> ContentCheck:

@@ -138,7 +138,7 @@ class Loader:
             )
         cls = self._storable_class(request.cls, manifest["class_id"])
         unpacker = self._registry.get_unpacker(manifest["unpacker_name"])
-        _check_unpacker_family(manifest, cls, self._registry.infer_unpacker(cls).name)
+        check_unpacker_family(manifest, cls, self._registry)
         values: dict[str, Any] = {}
         for row in contents[request.manifest_id]:
             try:
@@ -289,13 +289,18 @@ async def load_one(
     return future.value
 
 
-def _check_unpacker_family(manifest: Mapping[str, Any], cls: type[Storable], expected: str) -> None:
-    """Refuse a class whose unpacker is not of the family the record was saved with.
+def check_unpacker_family(
+    manifest: Mapping[str, Any], cls: type[Storable], registry: Registry
+) -> None:
+    """Raise DamagedRecordError if ``cls`` (named by the manifest's ``class_id``) is not
+    unpacked by the family of unpackers the manifest (``id``, ``class_id``,
+    ``unpacker_name``) was saved with.
 
     Versions of one unpacker (``x@v1``, ``x@v2``) are one family; another family means the
     class id names a class the record was never saved as, and repacking would build a
-    broken object.
+    broken object. Used by loads and by ``verify_manifests``.
     """
+    expected = registry.infer_unpacker(cls).name
     recorded = str(manifest["unpacker_name"])
     if recorded.split("@", 1)[0] != expected.split("@", 1)[0]:
         raise DamagedRecordError(

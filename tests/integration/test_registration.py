@@ -8,11 +8,13 @@ the types as soon as Prefect is imported. Each case runs in a fresh interpreter.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
 import uuid
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,14 @@ def test_a_process_that_only_imports_labox_prefect_reads_a_cached_result(
     assert done.returncode == 0, done.stderr
     read = json.loads(done.stdout.strip().splitlines()[-1])
     assert read == {"state": "Cached", "value": word.upper()}
+
+
+def test_the_collections_entry_point_names_the_registering_module() -> None:
+    (entry,) = [
+        entry
+        for entry in entry_points(group="prefect.collections")
+        if entry.name == "labox_prefect"
+    ]
+
+    assert entry.value == "labox_prefect.registration"
+    assert entry.load() is importlib.import_module("labox_prefect.registration")

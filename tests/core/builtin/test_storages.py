@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,25 @@ async def _failing_stream() -> AsyncIterator[bytes]:
     for _ in range(3):
         yield b"x" * (3 * 1024 * 1024)
     raise ConnectionResetError("the source went away")
+
+
+@pytest.mark.parametrize("kind", ["file", "memory", "s3"])
+async def test_an_emptied_temporary_folder_is_no_temporary_file(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Found by the fault suite: SeaweedFS keeps ``.tmp/`` once its last object is gone and
+    s3fs lists it as an entry of itself, which gc reported as a temporary file every run."""
+    storage: FsspecStorage
+    if kind == "file":
+        storage = FileStorage(tmp_path)
+    elif kind == "memory":
+        storage = MemoryStorage()
+    else:
+        storage = request.getfixturevalue("s3_storage")
+    storage.fs.pipe_file(f"{storage.root}/.tmp/dead-write", b"partial")
+    later = datetime.now(UTC) + timedelta(days=1)
+    assert await storage.collect_temporary(later, dry_run=False) == [".tmp/dead-write"]
+    assert await storage.collect_temporary(later, dry_run=True) == []
 
 
 @pytest.mark.parametrize("kind", ["file", "memory", "s3"])

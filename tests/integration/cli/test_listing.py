@@ -74,7 +74,7 @@ def test_ls_prints_one_line_per_result_at_80_columns(
     assert "owner=ana project=labox-demo" in wide.stdout
 
     (row, *_) = json.loads(run("results", "ls", "--json", "--task", "count").stdout)
-    assert row["tags"]["prefect.result_type"] == "dict"
+    assert row["tags"]["prefect.result_type"] == "builtins:dict"
     assert row["size"] > 0
 
 

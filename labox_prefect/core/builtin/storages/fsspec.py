@@ -125,7 +125,7 @@ class FsspecStorage(Storage):
             raise StorageUnavailableError(
                 f"{self.name}: the storage at {self._root!r} cannot be reached "
                 f"({type(error).__name__}: {error}). Check that the server runs and its "
-                f"endpoint and network; nothing of this content was recorded."
+                f"endpoint and network; a save that fails here records nothing of its object."
             ) from error
 
     # --- the storage contract -------------------------------------------------------------
@@ -345,16 +345,21 @@ class FsspecStorage(Storage):
             logger.warning("%s: could not remove the temporary blob %r", self.name, temp)
 
     def _list(self, path: str) -> list[tuple[str, dict[str, Any]]]:
-        """(base name, fsspec info) of each entry of a folder; empty if it does not exist."""
+        """(base name, fsspec info) of each entry of a folder; empty if it does not exist.
+
+        An object store may list an emptied folder as an entry of itself (SeaweedFS keeps
+        the folder ``.tmp/`` once its last object is gone, and s3fs lists it under its own
+        name): that entry is not one of its contents.
+        """
         try:
             entries: Iterable[Any] = self._fs.ls(path, detail=True, refresh=True)
         except FileNotFoundError:
             return []
-        return [
-            (posixpath.basename(str(entry["name"]).rstrip("/")), entry)
-            for entry in entries
-            if isinstance(entry, dict)
+        folder = path.rstrip("/")
+        named = [
+            (str(entry["name"]).rstrip("/"), entry) for entry in entries if isinstance(entry, dict)
         ]
+        return [(posixpath.basename(name), entry) for name, entry in named if name != folder]
 
 
 def _modified(info: dict[str, Any]) -> datetime | None:
