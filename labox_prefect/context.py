@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from prefect.context import FlowRunContext, TaskRunContext
 
 from labox_prefect.core import InvalidTagsError
+from labox_prefect.core.classes import qualified_name
 from labox_prefect.core.tags import check_tags
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def record_tags(
     """
     tags = run_context_tags()
     if result_type is not None:
-        tags[RESULT_TYPE] = f"{result_type.__module__}:{result_type.__qualname__}"
+        tags[RESULT_TYPE] = qualified_name(result_type)
     return {**tags, **(user_tags or {})}
 
 

@@ -341,8 +341,10 @@ def _unregistered_message(ref: ResultRef) -> str:
     module, _, qualname = ref.tags.get(RESULT_TYPE, "").partition(":")
     what = f"a {qualname} of module {module}, class id" if qualname else "an object of class id"
     fix = (
-        f"`import {module}` before loading (a script's class: run or import the script that "
-        f"defines it)"
+        f"`import {module}` before loading"
+        if module != "__main__"
+        else "load it from a script that defines the class the same way (it was saved from a "
+        "script Python could not name), or move the class to a module and save again"
         if qualname
         else "import the module that defines the class before loading"
     )

@@ -7,11 +7,12 @@ identities:
   Renaming or moving the class keeps old records loadable, as long as the id stays.
 - ``"<module>:<qualname>"``: every other class, e.g. ``"shop.models:Order.Line"``. A class
   defined in a script run as ``__main__`` is named by the module it would have when imported
-  if Python knows it (``python -m shop.flow`` gives ``"shop.flow:Order"``); a script run as
-  a file stays ``"__main__:Order"``, which only a process running a script that defines the
-  same class finds again. Renaming or moving such a class makes old records unreadable until
-  a class with the old name exists again (an alias in the old module works:
-  ``OldName = NewName``).
+  if Python knows it (``python -m shop.flow`` gives ``"shop.flow:Order"``, and
+  ``python flow.py`` gives ``"flow:Order"``, found again in the script itself and by any
+  process that ran ``import flow``); a script Python cannot name stays ``"__main__:Order"``,
+  which only a process running a script that defines the same class finds again. Renaming
+  or moving such a class makes old records unreadable until a class with the old name
+  exists again (an alias in the old module works: ``OldName = NewName``).
 
 Finding a class never imports anything: a name is resolved only among modules already in
 ``sys.modules``, by walking the modules' and classes' ``vars()`` (no ``getattr``, so no
@@ -22,9 +23,11 @@ module to import.
 
 from __future__ import annotations
 
+import keyword
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from labox_prefect.core.errors import NotRegisteredError, SerializationError
@@ -45,7 +48,7 @@ def class_identity(cls: type[Any], where: Callable[[], str]) -> str:
     if issubclass(cls, Storable) and cls.has_explicit_class_id():
         identity = PINNED_PREFIX + cls.storable_class_id().hex
     else:
-        identity = f"{_module_name(cls)}:{cls.__qualname__}"
+        identity = qualified_name(cls)
         if _find(identity) is not cls:
             raise SerializationError(
                 f"Cannot save {where()}: its class {cls.__module__}.{cls.__qualname__} cannot be "
@@ -86,10 +89,16 @@ def find_class(identity: str, kind: str, is_kind: Callable[[type[Any]], bool]) -
         found = _find(identity)
         if found is None:
             module, _, qualname = identity.partition(":")
+            how = (
+                f"it was saved from a script run as __main__: load it from a script that "
+                f"defines {qualname} the same way, or move {qualname} to an importable module "
+                f"and save again"
+                if module == "__main__"
+                else f"`import {module}` before loading"
+            )
             raise NotRegisteredError(
                 f"The {kind} {qualname} of module {module} is not defined in this process; "
-                f"`import {module}` (or run the script that defines {qualname}) before "
-                f"loading. Stored data never imports code."
+                f"{how}. Stored data never imports code."
             )
     if not (isinstance(found, type) and is_kind(found)):
         raise SerializationError(
@@ -99,23 +108,44 @@ def find_class(identity: str, kind: str, is_kind: Callable[[type[Any]], bool]) -
     return found
 
 
+def qualified_name(cls: type[Any]) -> str:
+    """``"<module>:<qualname>"`` of ``cls``, a script's module named as it would be imported."""
+    return f"{_module_name(cls)}:{cls.__qualname__}"
+
+
 def _module_name(cls: type[Any]) -> str:
     module = cls.__module__
     if module == "__main__":
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        name = getattr(spec, "name", None)
-        if isinstance(name, str) and name and name != "__main__":
-            return name
+        return _main_name() or module
     return module
+
+
+def _main_name() -> str | None:
+    """The name the ``__main__`` script would have if imported, when Python can tell.
+
+    ``python -m shop.flow`` records it in ``__spec__``; ``python shop/flow.py`` puts the
+    script's folder first on ``sys.path``, so the file ``flow.py`` there imports as ``flow``.
+    """
+    main = sys.modules.get("__main__")
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if isinstance(name, str) and name and name != "__main__":
+        return name
+    path = getattr(main, "__file__", None)
+    if not isinstance(path, str) or not path.endswith(".py") or not sys.path:
+        return None
+    script = Path(path).resolve()
+    first = Path(sys.path[0] or ".").resolve()
+    stem = script.stem
+    if script.parent != first or not stem.isidentifier() or keyword.iskeyword(stem):
+        return None
+    return stem
 
 
 def _find(identity: str) -> Any:
     module_name, _, qualname = identity.partition(":")
     module = sys.modules.get(module_name)
-    if module is None:
-        main = sys.modules.get("__main__")
-        if getattr(getattr(main, "__spec__", None), "name", None) == module_name:
-            module = main
+    if module is None and module_name == _main_name():
+        module = sys.modules.get("__main__")
     if module is None or not qualname:
         return None
     found: Any = module
