@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 if TYPE_CHECKING:
+    from labox_prefect.core.errors import InvalidTagsError, LaboxError
     from labox_prefect.errors import (
         ResultClassNotRegisteredError,
         ResultKeyNotFoundError,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from labox_prefect.task import LaboxTask, labox_task
 
 _PUBLIC = {
+    "InvalidTagsError": "labox_prefect.core.errors",
+    "LaboxError": "labox_prefect.core.errors",
     "LaboxResultStorage": "labox_prefect.result_storage",
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
@@ -70,6 +73,8 @@ def _register_with_prefect(_prefect: ModuleType) -> None:
 wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 
 __all__ = [
+    "InvalidTagsError",
+    "LaboxError",
     "LaboxResultStorage",
     "LaboxSerializer",
     "LaboxTask",

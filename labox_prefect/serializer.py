@@ -36,9 +36,9 @@ class LaboxSerializer(Serializer):
     type: Literal["labox"] = SERIALIZER_TYPE
     tags: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("tags")
+    @field_validator("tags", mode="before")
     @classmethod
-    def _check_tags(cls, value: dict[str, str]) -> dict[str, str]:
+    def _check_tags(cls, value: Any) -> dict[str, str]:
         from labox_prefect.context import check_user_tags
 
         return check_user_tags(value)

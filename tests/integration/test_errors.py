@@ -90,3 +90,10 @@ def test_every_integration_error_is_exported_from_the_package() -> None:
         assert getattr(labox_prefect, cls.__name__) is cls
     for name in labox_prefect.__all__:
         assert getattr(labox_prefect, name) is not None
+
+
+def test_the_errors_a_user_catches_are_exported_from_the_package() -> None:
+    from labox_prefect.core import InvalidTagsError as CoreInvalidTagsError
+
+    assert labox_prefect.LaboxError is LaboxError
+    assert labox_prefect.InvalidTagsError is CoreInvalidTagsError

@@ -158,6 +158,11 @@ def test_user_tags_must_not_use_the_prefect_namespace() -> None:
         labox_task(tags={"prefect.flow_name": "x"})
 
 
+def test_a_tag_value_that_is_not_str_is_an_invalid_tags_error() -> None:
+    with pytest.raises(InvalidTagsError, match=r"'n'"):
+        labox_task(tags={"n": 1})  # type: ignore[dict-item]
+
+
 def test_prefect_run_tags_go_in_prefect_tags() -> None:
     with pytest.raises(TypeError, match="prefect_tags"):
         labox_task(tags=["nightly"])  # type: ignore[call-overload]
