@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ResultPointerError,
         ResultTargetError,
     )
+    from labox_prefect.locking import LaboxLockManager
     from labox_prefect.pointer import RunFailure
     from labox_prefect.result_storage import LaboxResultStorage
     from labox_prefect.results import ResultRef, afind_results, find_results
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from labox_prefect.task import LaboxTask, labox_task
 
 _PUBLIC = {
+    "LaboxLockManager": "labox_prefect.locking",
     "LaboxResultStorage": "labox_prefect.result_storage",
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
@@ -70,6 +72,7 @@ def _register_with_prefect(_prefect: ModuleType) -> None:
 wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 
 __all__ = [
+    "LaboxLockManager",
     "LaboxResultStorage",
     "LaboxSerializer",
     "LaboxTask",
