@@ -134,8 +134,7 @@ def test_at_a_connection_limit_concurrent_flow_runs_wait_and_save_everything(
     async def occupy() -> None:  # another worker holding every connection, for a while
         held = [await asyncpg.connect(_dsn(backend.database_url)) for _ in range(connection_limit)]
         occupied.set()
-        while not release.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(release.wait)
         for connection in held:
             await connection.close()
 
@@ -181,4 +180,3 @@ def test_the_null_pool_mode_and_the_application_name(monkeypatch: pytest.MonkeyP
     assert "server_settings" not in server_engine_options(named, current_settings()).get(
         "connect_args", {}
     )
-
