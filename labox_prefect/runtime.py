@@ -87,16 +87,29 @@ class Runtime:
         effect on the next unit of work. Must be awaited on the runtime loop (inside a
         coroutine given to run/arun).
         """
-        key = _engine_key(database_url, current_settings())
+        return (await self._ready(database_url))[1]
+
+    async def engine(self, database_url: str) -> AsyncEngine:
+        """The engine of ``database_url``, schema ready, for statements that need no ORM.
+
+        Must be awaited on the runtime loop, like ``sessions``.
+        """
+        return (await self._ready(database_url))[0]
+
+    async def _ready(
+        self, database_url: str
+    ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+        settings = current_settings()
+        key = _engine_key(database_url, settings)
         ready = self._sessions.get(key)
         if ready is not None:
-            return ready
+            return self._engines[key], ready
         lock = self._schema_locks.setdefault(key, asyncio.Lock())
         async with lock:
             ready = self._sessions.get(key)
             if ready is not None:
-                return ready
-            engine = _create_engine(database_url, current_settings())
+                return self._engines[key], ready
+            engine = _create_engine(database_url, settings)
             try:
                 await _prepare_schema(engine)
             except BaseException:
@@ -105,15 +118,7 @@ class Runtime:
             self._engines[key] = engine
             ready = async_sessionmaker(engine, expire_on_commit=False)
             self._sessions[key] = ready
-            return ready
-
-    async def engine(self, database_url: str) -> AsyncEngine:
-        """The engine of ``database_url``, schema ready, for statements that need no ORM.
-
-        Must be awaited on the runtime loop, like ``sessions``.
-        """
-        await self.sessions(database_url)
-        return self._engines[_engine_key(database_url, current_settings())]
+            return engine, ready
 
     async def lock_engine(self, database_url: str) -> AsyncEngine:
         """An engine of ``database_url`` without a pool: each connect opens a connection of
