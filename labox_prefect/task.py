@@ -27,8 +27,10 @@ from typing import Any, TypeVar, overload
 
 from prefect import State, Task
 from prefect.context import TaskRunContext
+from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
+from labox_prefect.core import LaboxError
 from labox_prefect.persistence import apersist_output, persist_output, register_modules
 from labox_prefect.result_storage import saved_default_block
 from labox_prefect.serializer import LaboxSerializer
@@ -117,7 +119,8 @@ def labox_task(
 
 
 def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
-    """The task's LaboxSerializer: its tags are the only check of the user's tags."""
+    """The task's LaboxSerializer: its tags are the only check of the user's tags, and a bad
+    tag raises the InvalidTagsError of that check, not pydantic's ValidationError around it."""
     if tags is not None and not isinstance(tags, Mapping):
         raise TypeError(
             f"labox_task(tags=...) takes Labox tags as a mapping, e.g. tags={{'project': 'x'}}; "
@@ -131,7 +134,14 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
     if tags is None and given is not None:
         return given
     base = given.tags if given is not None else {}
-    return LaboxSerializer(tags={**base, **(tags or {})})
+    try:
+        return LaboxSerializer(tags={**base, **(tags or {})})
+    except ValidationError as error:
+        causes = [detail.get("ctx", {}).get("error") for detail in error.errors()]
+        refused = next((cause for cause in causes if isinstance(cause, LaboxError)), None)
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:

@@ -10,7 +10,9 @@ PostgreSQL and S3 as a production set-up would use them:
 - ``fold`` computed exactly once per sequence (one record per cache key, under
   LaboxLockManager), and every run returned that record's value (the others were cache
   hits, some on the other worker);
-- ``find_results`` finds the records by deployment and by flow run.
+- ``find_results`` finds the records by deployment and by flow run;
+- the flow runs' connections (by their application_name in ``pg_stat_activity``) stay
+  within runs x (LABOX_DB_POOL_SIZE + LABOX_DB_MAX_OVERFLOW + one lock).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from labox_prefect.context import DEPLOYMENT_NAME, FLOW_RUN_ID
 from labox_prefect.target import Target
 from tests.conftest import S3Server
 from tests.integration.conftest import Backend
+from tests.integration.test_connections import _Sampler
 
 ROOT = Path(__file__).resolve().parents[2]
 PATIENCE = 300.0
@@ -120,6 +123,8 @@ def test_two_workers_eight_runs_compute_each_key_once(
 ) -> None:
     api, env = prefect_server
     env = {**env, **{k: v for k, v in os.environ.items() if k.startswith(("LABOX_", "AWS_"))}}
+    name = f"labox-mw-{uuid.uuid4().hex[:8]}"
+    env["LABOX_DB_APPLICATION_NAME"] = name
     _cli(env, "work-pool", "create", "labox-process", "--type", "process")
     _cli(env, "variable", "set", "labox_database_url", backend.database_url)
     _cli(env, "variable", "set", "labox_storage_url", backend.storage_url)
@@ -138,7 +143,10 @@ def test_two_workers_eight_runs_compute_each_key_once(
     try:
         sequences = [f"MKT{uuid.uuid4().hex[:10].upper()}", f"MKV{uuid.uuid4().hex[:10].upper()}"]
         wanted = [sequences[0]] * 6 + [sequences[1]] * 2
-        with temporary_settings(updates={PREFECT_API_URL: api}):
+        with (
+            temporary_settings(updates={PREFECT_API_URL: api}),
+            _Sampler(backend.database_url, name) as sampler,
+        ):
             runs = _start_and_wait(wanted)
     finally:
         for worker in workers:
@@ -147,6 +155,8 @@ def test_two_workers_eight_runs_compute_each_key_once(
     assert [run.state.type.value for run in runs] == ["COMPLETED"] * 8, [
         (run.name, run.state.message) for run in runs
     ]
+    assert 1 <= max(sampler.counts) <= len(runs) * (2 + 2 + 1)
+    print(f"at most {max(sampler.counts)} connections for {len(runs)} flow runs")
     target = Target.from_settings()
     folded = {
         sequence: [
