@@ -45,7 +45,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from labox_prefect.core.connection import retrying
+from labox_prefect.core.connection import retrying, sqlstate
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target, TargetBlock, aresolve_target, resolve_target
 
@@ -124,7 +124,7 @@ class _AdvisoryLocks:
         try:
             await connection.execute(text(f"SELECT {function}(:k)"), {"k": lock_key})
         except DBAPIError as error:
-            if _sqlstate(error) == _LOCK_NOT_AVAILABLE:
+            if sqlstate(error) == _LOCK_NOT_AVAILABLE:
                 return False
             raise
         return True
@@ -169,16 +169,6 @@ class _AdvisoryLocks:
             return free
         finally:
             await connection.close()
-
-
-def _sqlstate(error: DBAPIError) -> str | None:
-    link: BaseException | None = error.orig
-    while link is not None:
-        state = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
-        if isinstance(state, str):
-            return state
-        link = link.__cause__
-    return None
 
 
 # --- SQLite: file locks next to the database ------------------------------------------------
