@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ResultPointerError,
         ResultTargetError,
     )
+    from labox_prefect.locking import LaboxLockManager
     from labox_prefect.pointer import RunFailure
     from labox_prefect.result_storage import LaboxResultStorage
     from labox_prefect.results import ResultRef, afind_results, find_results
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 _PUBLIC = {
     "InvalidTagsError": "labox_prefect.core.errors",
     "LaboxError": "labox_prefect.core.errors",
+    "LaboxLockManager": "labox_prefect.locking",
     "LaboxResultStorage": "labox_prefect.result_storage",
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
@@ -75,6 +77,7 @@ wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 __all__ = [
     "InvalidTagsError",
     "LaboxError",
+    "LaboxLockManager",
     "LaboxResultStorage",
     "LaboxSerializer",
     "LaboxTask",

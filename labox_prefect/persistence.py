@@ -74,6 +74,7 @@ from labox_prefect.core import (
     save_one,
 )
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
+from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
     ResultKeyNotFoundError,
     ResultNotStorableError,
@@ -328,6 +329,7 @@ class _Save:
 
 def _prepare(obj: Any, user_tags: Mapping[str, str], key: PlannedKey | None = None) -> _Save:
     target = resolve_target()
+    check_target(target)
     registry = registry_for(target)
     storable = as_storable(obj, registry)
     tags = record_tags(user_tags, type(obj))

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event, make_url
+import asyncpg
+from sqlalchemy import URL, NullPool, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,11 +32,13 @@ from sqlalchemy.ext.asyncio import (
 from labox_prefect.core import BaseRecord, Registry, Storage
 from labox_prefect.core.migrations import aupgrade
 from labox_prefect.result_keys import upgrade_result_keys
-from labox_prefect.settings import CORE_REGISTRY_MODULES
+from labox_prefect.settings import CORE_REGISTRY_MODULES, LaboxSettings, current_settings
 from labox_prefect.sqlite_inline import create_inline_engine
 from labox_prefect.target import Target
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -47,9 +52,10 @@ class Runtime:
         )
         self._thread.start()
         self._lock = threading.Lock()
-        self._engines: dict[str, AsyncEngine] = {}
-        self._sessions: dict[str, async_sessionmaker[AsyncSession]] = {}
-        self._schema_locks: dict[str, asyncio.Lock] = {}
+        self._engines: dict[EngineKey, AsyncEngine] = {}
+        self._sessions: dict[EngineKey, async_sessionmaker[AsyncSession]] = {}
+        self._schema_locks: dict[EngineKey, asyncio.Lock] = {}
+        self._lock_engines: dict[EngineKey, AsyncEngine] = {}
         self._storages: dict[tuple[str, str | None, str | None, str | None], Storage] = {}
         self._registries: dict[tuple[Any, ...], Registry] = {}
         self._closed = False
@@ -77,34 +83,56 @@ class Runtime:
     async def sessions(self, database_url: str) -> async_sessionmaker[AsyncSession]:
         """Sessions on ``database_url``, whose schema is made ready once per process.
 
-        Must be awaited on the runtime loop (inside a coroutine given to run/arun).
+        One engine per URL and connection settings (LABOX_DB_*), so changed settings take
+        effect on the next unit of work. Must be awaited on the runtime loop (inside a
+        coroutine given to run/arun).
         """
-        ready = self._sessions.get(database_url)
-        if ready is not None:
-            return ready
-        lock = self._schema_locks.setdefault(database_url, asyncio.Lock())
-        async with lock:
-            ready = self._sessions.get(database_url)
-            if ready is not None:
-                return ready
-            engine = _create_engine(database_url)
-            try:
-                await _prepare_schema(engine)
-            except BaseException:
-                await engine.dispose()
-                raise
-            self._engines[database_url] = engine
-            ready = async_sessionmaker(engine, expire_on_commit=False)
-            self._sessions[database_url] = ready
-            return ready
+        return (await self._ready(database_url))[1]
 
     async def engine(self, database_url: str) -> AsyncEngine:
         """The engine of ``database_url``, schema ready, for statements that need no ORM.
 
         Must be awaited on the runtime loop, like ``sessions``.
         """
-        await self.sessions(database_url)
-        return self._engines[database_url]
+        return (await self._ready(database_url))[0]
+
+    async def _ready(
+        self, database_url: str
+    ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+        settings = current_settings()
+        key = _engine_key(database_url, settings)
+        ready = self._sessions.get(key)
+        if ready is not None:
+            return self._engines[key], ready
+        lock = self._schema_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            ready = self._sessions.get(key)
+            if ready is not None:
+                return self._engines[key], ready
+            engine = _create_engine(database_url, settings)
+            try:
+                await _prepare_schema(engine)
+            except BaseException:
+                await engine.dispose()
+                raise
+            self._engines[key] = engine
+            ready = async_sessionmaker(engine, expire_on_commit=False)
+            self._sessions[key] = ready
+            return engine, ready
+
+    async def lock_engine(self, database_url: str) -> AsyncEngine:
+        """An engine of ``database_url`` without a pool: each connect opens a connection of
+        its own, closed with it (labox_prefect.locking holds one per lock it holds).
+
+        Must be awaited on the runtime loop, like ``sessions``.
+        """
+        settings = current_settings()
+        key = _engine_key(database_url, settings)
+        engine = self._lock_engines.get(key)
+        if engine is None:
+            unpooled = settings.model_copy(update={"db_pool": "null"})
+            engine = self._lock_engines[key] = _create_engine(database_url, unpooled)
+        return engine
 
     def registry(self, target: Target, modules: tuple[str, ...] = ()) -> Registry:
         """The registry of the core modules plus ``modules``, saving to the target's storage.
@@ -144,7 +172,8 @@ class Runtime:
             self._loop.close()
 
     async def _dispose_engines(self) -> None:
-        engines, self._engines = list(self._engines.values()), {}
+        engines = [*self._engines.values(), *self._lock_engines.values()]
+        self._engines, self._lock_engines = {}, {}
         self._sessions.clear()
         await asyncio.gather(*(engine.dispose() for engine in engines), return_exceptions=True)
 
@@ -153,15 +182,87 @@ class Runtime:
         return self._closed
 
 
-def _create_engine(database_url: str) -> AsyncEngine:
+EngineKey = tuple[str, tuple[Any, ...]]
+"""A database URL and the connection settings its engine was made with."""
+
+
+def _engine_key(database_url: str, settings: LaboxSettings) -> EngineKey:
+    return database_url, (
+        settings.db_pool,
+        settings.db_pool_size,
+        settings.db_max_overflow,
+        settings.db_pool_timeout,
+        settings.db_pool_pre_ping,
+        settings.db_pool_recycle,
+        settings.db_application_name,
+        settings.db_connect_wait,
+    )
+
+
+def _create_engine(database_url: str, settings: LaboxSettings) -> AsyncEngine:
+    """An engine sized by the LABOX_DB_* settings (a server database) or the inline SQLite one."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, **server_engine_options(url, settings))
     if url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_inline_engine(url)
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine
+
+
+def server_engine_options(url: URL, settings: LaboxSettings) -> dict[str, Any]:
+    """``create_async_engine`` keywords for a server database, from the LABOX_DB_* settings.
+
+    ``db_pool="null"`` gives SQLAlchemy's NullPool (a connection per unit of work, for
+    PgBouncer); otherwise a queue pool of ``db_pool_size`` + ``db_max_overflow``
+    connections at most. With asyncpg, every connection carries ``db_application_name``
+    and waits while the server is at its connection limit (``connect_waiting``).
+    """
+    options: dict[str, Any] = {"pool_pre_ping": settings.db_pool_pre_ping}
+    if settings.db_pool == "null":
+        options["poolclass"] = NullPool
+    else:
+        options.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            pool_recycle=settings.db_pool_recycle,
+        )
+    connect_args: dict[str, Any] = {}
+    if url.get_driver_name() == "asyncpg":
+        if "application_name" not in url.query:
+            connect_args["server_settings"] = {"application_name": settings.db_application_name}
+        connect_args["async_creator_fn"] = partial(connect_waiting, settings.db_connect_wait)
+    elif url.get_driver_name().startswith("psycopg") and "application_name" not in url.query:
+        connect_args["application_name"] = settings.db_application_name
+    if connect_args:
+        options["connect_args"] = connect_args
+    return options
+
+
+async def connect_waiting(wait: float, *args: Any, **kwargs: Any) -> Any:
+    """``asyncpg.connect``, retried for up to ``wait`` seconds while the server answers
+    "too many connections" (SQLSTATE 53300; PostgreSQL manual, appendix A).
+
+    Waits 0.1 s, then twice as long each time, at most 2 s between tries; when ``wait`` runs
+    out the last error is raised, and labox_prefect.core.connection's bounded retries (and
+    its DatabaseUnavailableError) take over. SQLAlchemy's asyncpg dialect calls this in
+    place of ``asyncpg.connect`` (its ``async_creator_fn`` connect argument;
+    tests/integration/test_connections.py fails if that hook goes away).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    pause = 0.1
+    while True:
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except asyncpg.exceptions.TooManyConnectionsError as error:
+            if loop.time() + pause > deadline:
+                raise
+            logger.info("database at its connection limit (%s); waiting %.1f s", error, pause)
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 2.0)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -216,4 +317,11 @@ def shutdown() -> None:
 
 atexit.register(shutdown)
 
-__all__ = ["Runtime", "get_runtime", "shutdown"]
+__all__ = [
+    "EngineKey",
+    "Runtime",
+    "connect_waiting",
+    "get_runtime",
+    "server_engine_options",
+    "shutdown",
+]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +60,46 @@ class LaboxSettings(BaseSettings):
     artifacts: bool = Field(
         default=True,
         description="Publish a Prefect table artifact for every persisted result.",
+    )
+    require_configured: bool = Field(
+        default=False,
+        description="Refuse to save to the embedded default (no LABOX_DATABASE_URL and no "
+        "block database) in a flow run of a deployment, instead of warning once.",
+    )
+    # Connections to a server database (PostgreSQL); the embedded SQLite ignores them.
+    db_pool: Literal["queue", "null"] = Field(
+        default="queue",
+        description="'queue': keep up to LABOX_DB_POOL_SIZE connections open per process; "
+        "'null': open one per unit of work and close it after (behind PgBouncer).",
+    )
+    db_pool_size: int = Field(
+        default=2, ge=1, description="Connections a process keeps open (SQLAlchemy pool_size)."
+    )
+    db_max_overflow: int = Field(
+        default=2,
+        ge=0,
+        description="Connections a process may open beyond the pool size under load.",
+    )
+    db_pool_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a unit of work waits for a pooled connection."
+    )
+    db_pool_pre_ping: bool = Field(
+        default=True, description="Test a pooled connection before use (one round trip)."
+    )
+    db_pool_recycle: float = Field(
+        default=1800.0,
+        description="Seconds after which a pooled connection is replaced (-1: never); keep "
+        "it below any idle timeout of a proxy or firewall.",
+    )
+    db_application_name: str = Field(
+        default="labox-prefect",
+        description="application_name of every connection, as pg_stat_activity shows it.",
+    )
+    db_connect_wait: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a new connection waits, retrying, while the server refuses it "
+        "for being at its connection limit, before the failure is reported.",
     )
 
     @field_validator("registry_modules", mode="before")

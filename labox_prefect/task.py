@@ -119,7 +119,8 @@ def labox_task(
 
 
 def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
-    """The task's LaboxSerializer: its tags are the only check of the user's tags."""
+    """The task's LaboxSerializer: its tags are the only check of the user's tags, and a bad
+    tag raises the InvalidTagsError of that check, not pydantic's ValidationError around it."""
     if tags is not None and not isinstance(tags, Mapping):
         raise TypeError(
             f"labox_task(tags=...) takes Labox tags as a mapping, e.g. tags={{'project': 'x'}}; "

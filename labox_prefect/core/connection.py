@@ -61,7 +61,7 @@ def is_transient(error: BaseException) -> bool:
 
 def unavailable(error: BaseException, database: str) -> DatabaseUnavailableError:
     """The LaboxError for a transient failure that outlived its retries."""
-    state = _sqlstate(error)
+    state = sqlstate(error)
     if state == "53300":
         problem = "refuses new connections: it is at its connection limit"
         fix = (
@@ -118,7 +118,8 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
-def _sqlstate(error: BaseException) -> str | None:
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE code of a database error (or of the driver error it wraps), if any."""
     for link in [error, *_causes(error)]:
         state = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
         if isinstance(state, str):
@@ -130,4 +131,4 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "(no message)"
 
 
-__all__ = ["BACKOFF", "MAX_ATTEMPTS", "is_transient", "retrying", "unavailable"]
+__all__ = ["BACKOFF", "MAX_ATTEMPTS", "is_transient", "retrying", "sqlstate", "unavailable"]

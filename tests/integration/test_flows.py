@@ -17,6 +17,7 @@ FLOWS = Path(__file__).resolve().parents[2] / "flows"
 if str(FLOWS) not in sys.path:  # the flows import their neighbour as users run them
     sys.path.insert(0, str(FLOWS))
 
+import compute_once  # noqa: E402
 import protein_folding  # noqa: E402
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -46,3 +47,8 @@ def test_protein_folding_fails_when_a_trial_fails(backend: Backend) -> None:
 
     assert state.is_failed()
     assert "ph" in (state.message or "") or "KeyError" in repr(state.data)
+
+
+@sqlite_only
+def test_compute_once_folds_each_sequence_once(backend: Backend) -> None:
+    assert compute_once.main(runs=3) == 1
