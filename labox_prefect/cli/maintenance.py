@@ -52,8 +52,8 @@ from labox_prefect.persistence import registry_for
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
 
-TASK_NAME_TAG = "prefect.task_name"
-"""The tag ``--keep-last`` groups results by: one group per task."""
+KEEP_LAST_GROUP = ("prefect.flow_name", "prefect.task_name")
+"""The tags ``--keep-last`` groups results by: one group per flow and task."""
 
 db_app = typer.Typer(
     name="db", help="The Labox database schema.", no_args_is_help=True, rich_markup_mode=None
@@ -160,7 +160,10 @@ def remove_results(
     keep_last: Annotated[
         int | None,
         typer.Option(
-            "--keep-last", min=0, metavar="N", help="Keep the newest N results of each task."
+            "--keep-last",
+            min=0,
+            metavar="N",
+            help="Keep the newest N results of each task of each flow.",
         ),
     ] = None,
     tag: Annotated[
@@ -283,7 +286,7 @@ async def _remove(
             registry,
             older_than=before,
             keep_last=keep_last,
-            group_by=TASK_NAME_TAG if keep_last is not None else None,
+            group_by=KEEP_LAST_GROUP if keep_last is not None else None,
             tags=tags or None,
             dry_run=dry_run,
             grace=grace,
@@ -384,7 +387,7 @@ def _print_retention(report: RetentionReport) -> None:
     verb = "would delete" if report.dry_run else "deleted"
     if report.dry_run:
         for manifest in report.manifests:
-            task = manifest.tags.get(TASK_NAME_TAG, "-")
+            task = "/".join(manifest.tags.get(key, "-") for key in KEEP_LAST_GROUP)
             created = manifest.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
             console.print(f"{verb} record {manifest.id} {created} {escape(task)}", soft_wrap=True)
         for storage_name, config in report.blobs.would_delete:

@@ -243,7 +243,7 @@ async def delete_manifests(
     *,
     older_than: datetime | None = None,
     keep_last: int | None = None,
-    group_by: str | None = None,
+    group_by: str | Sequence[str] | None = None,
     tags: Tags | None = None,
     delete_data: bool = True,
     dry_run: bool = False,
@@ -254,11 +254,12 @@ async def delete_manifests(
 
     A manifest is selected when it carries every pair of ``tags`` and, when given, was
     created before ``older_than`` (timezone-aware) and is not among the ``keep_last``
-    newest of its group: manifests with the same value of tag ``group_by`` (all matching
-    manifests form one group when ``group_by`` is None; manifests without the tag form one
-    group of their own). At least one of ``older_than``, ``keep_last`` and ``tags`` is
-    required. Blobs follow the rules of ``collect_garbage`` (references, owners, grace).
-    With ``dry_run=True`` nothing is deleted and the report lists what would be.
+    newest of its group: manifests with the same value of tag ``group_by``, or the same values
+    of every tag when it is a sequence of tag keys (all matching manifests form one group
+    when ``group_by`` is None; a missing tag counts as one value of its own). At least one of
+    ``older_than``, ``keep_last`` and ``tags`` is required. Blobs follow the rules of
+    ``collect_garbage`` (references, owners, grace). With ``dry_run=True`` nothing is
+    deleted and the report lists what would be.
     ``on_progress(done, total)`` counts manifests deleted.
     """
     if older_than is None and keep_last is None and not tags:
@@ -275,9 +276,10 @@ async def delete_manifests(
         )
     wanted = check_tags(tags)
     report = RetentionReport(dry_run=dry_run)
-    seen: dict[str | None, int] = {}
+    keys = [group_by] if isinstance(group_by, str) else list(group_by or ())
+    seen: dict[tuple[str | None, ...], int] = {}
     for manifest in await find_manifests(session, tags=wanted or None):
-        group = manifest.tags.get(group_by) if group_by is not None else None
+        group = tuple(manifest.tags.get(key) for key in keys)
         rank = seen[group] = seen.get(group, 0) + 1
         if keep_last is not None and rank <= keep_last:
             continue

@@ -480,3 +480,34 @@ async def test_retention_needs_a_rule(sessions: Sessions, registry: Registry) ->
     async with sessions() as session:
         with pytest.raises(ValueError, match="needs a rule"):
             await delete_manifests(session, registry)
+
+
+async def test_keep_last_groups_by_every_given_tag(sessions: Sessions, registry: Registry) -> None:
+    async def saved(value: object, flow: str, task: str) -> uuid.UUID:
+        async with sessions() as session:
+            record = await save_one(
+                StorableValue(value),
+                session=session,
+                registry=registry,
+                tags={"flow": flow, "task": task},
+            )
+        return record.id
+
+    older_a = await saved("a 0", "a", "load")
+    await saved("a 1", "a", "load")
+    only_b = await saved("b 0", "b", "load")  # same task name, another flow: its own group
+    async with sessions() as session:
+        by_task = await delete_manifests(
+            session, registry, keep_last=1, group_by="task", dry_run=True, grace=NO_GRACE
+        )
+        by_flow_and_task = await delete_manifests(
+            session,
+            registry,
+            keep_last=1,
+            group_by=("flow", "task"),
+            dry_run=True,
+            grace=NO_GRACE,
+        )
+    assert only_b not in {m.id for m in by_flow_and_task.manifests}
+    assert [m.id for m in by_flow_and_task.manifests] == [older_a]
+    assert len(by_task.manifests) == 2  # one task name across flows: one group
