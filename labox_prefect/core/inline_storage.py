@@ -29,6 +29,7 @@ class DatabaseStorage(Storage):
     """
 
     default_name = "labox.database@v1"
+    keeps_data_in_records = True
 
     def __init__(self, *, name: str = default_name, max_size: int = DEFAULT_MAX_SIZE):
         self.name = check_component_name(name, self)

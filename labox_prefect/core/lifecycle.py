@@ -164,6 +164,8 @@ async def _delete_unused_blobs(
     cutoff = utcnow() - grace
     owned: dict[str, bool] = {}
     for (storage_name, canonical), (storage, content_hash, config) in blobs.items():
+        if storage.keeps_data_in_records:
+            continue  # gone with its content record
         if await _still_referenced(session, content_hash, canonical, ignoring):
             outcome.kept += 1
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from labox_prefect.core.component import Component
 from labox_prefect.core.digest import Digest
@@ -30,6 +30,10 @@ class StoredBlob:
 
 class Storage(Component):
     """Writes and reads blobs. Implementations must be safe to call concurrently."""
+
+    keeps_data_in_records: ClassVar[bool] = False
+    """True for a storage whose data lives in the content records themselves: deleting a
+    record deletes its data, so retention and garbage collection have nothing to do there."""
 
     async def write_data(self, data: bytes, digest: Digest, tags: TagMap, /) -> StorageConfig:
         """Store ``data`` (already digested) and return the config that finds it again."""

@@ -511,3 +511,15 @@ async def test_keep_last_groups_by_every_given_tag(sessions: Sessions, registry:
     assert only_b not in {m.id for m in by_flow_and_task.manifests}
     assert [m.id for m in by_flow_and_task.manifests] == [older_a]
     assert len(by_task.manifests) == 2  # one task name across flows: one group
+
+
+async def test_retention_of_contents_kept_in_their_records_has_nothing_to_refuse(
+    sessions: Sessions,
+) -> None:
+    inline = Registry(modules=MODULES, default_storage=MemoryStorage())  # small JSON: in rows
+    async with sessions() as session:
+        await save_one(StorableValue({"n": 1}), session=session, registry=inline, tags={"t": "x"})
+    async with sessions() as session:
+        report = await delete_manifests(session, inline, tags={"t": "x"}, grace=NO_GRACE)
+    assert (report.contents_deleted, report.blobs.deleted) == (1, 0)
+    assert report.blobs.notes == []  # no "cannot record which databases use it" warning
