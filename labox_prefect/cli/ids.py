@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import ColumnElement, String, cast, func, select
 
-from labox_prefect.cli.output import fail, selected_target
+from labox_prefect.cli.output import selected_target, usage_error
 from labox_prefect.core import ManifestRecord
 from labox_prefect.persistence import open_session
 from labox_prefect.runtime import get_runtime
@@ -26,15 +26,15 @@ def resolve_id(text: str) -> uuid.UUID:
         pass
     prefix = text.strip().lower().replace("-", "")
     if not _ID_PREFIX.fullmatch(prefix):
-        fail(
+        usage_error(
             f"{text!r} is not a record id: give the UUID (or its first 4 or more hex digits) "
             f"that `labox-prefect results ls` shows."
         )
     found = get_runtime().run(_ids_starting_with(selected_target(), prefix))
     if not found:
-        fail(f"No record id starts with {prefix!r} in the configured database.")
+        usage_error(f"No record id starts with {prefix!r} in the configured database.")
     if len(found) > 1:
-        fail(
+        usage_error(
             f"Several record ids start with {prefix!r} ({', '.join(map(str, found))}, ...); "
             f"give more digits."
         )

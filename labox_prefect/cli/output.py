@@ -45,6 +45,12 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def usage_error(message: str) -> NoReturn:
+    """Print a mistake in what the user typed as one line and exit with status 2."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
 def masked(url: str) -> str:
     """A database URL fit to print: the password (if any) replaced by ***."""
     try:

@@ -56,6 +56,15 @@ def blob_path(backend: Backend, record: ManifestRecord) -> Path:
     return Path(backend.storage_url) / str(content.storage_config["key"])
 
 
+def assert_usage_error(result: Result, *fragments: str) -> None:
+    """A mistake in what was typed: exit code 2, one line on stderr, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in " ".join(result.stderr.split())
+
+
 def assert_clean_failure(result: Result, *fragments: str) -> None:
     """Exit code 1, the message on stderr, no traceback."""
     assert result.exit_code == 1, result.output
@@ -149,10 +158,10 @@ def test_show_of_an_unregistered_class_says_what_to_register(backend: Backend) -
 @sqlite_only
 def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
     save({"n": 1}, prefect_tags())  # a database exists: only the ids are wrong
-    assert_clean_failure(run("results", "show", "nope"), "is not a record id")
-    assert_clean_failure(run("results", "show", "0000abcd"), "No record id starts with")
+    assert_usage_error(run("results", "show", "nope"), "is not a record id")
+    assert_usage_error(run("results", "show", "0000abcd"), "No record id starts with")
     assert_clean_failure(run("results", "show", str(uuid.uuid4())), "No manifest with id")
-    assert_clean_failure(run("verify", "nope"), "is not a record id")
+    assert_usage_error(run("verify", "nope"), "is not a record id")
     bad_since = run("results", "ls", "--since", "yesterday")
     assert bad_since.exit_code == 2
     assert "--since" in bad_since.output
