@@ -107,7 +107,10 @@ def _api_url() -> str | None:
 
 def _create(summaries: list[ResultSummary]) -> None:
     try:
-        with get_client(sync_client=True) as client:
+        # A client of our own: get_client() would hand back the run's client from the copied
+        # context, which Prefect closes when the run ends (before a backlog is published).
+        # Any httpx_settings other than the context client's (None) make get_client build one.
+        with get_client(httpx_settings={}, sync_client=True) as client:
             for summary in summaries:
                 try:
                     client.create_artifact(artifact=artifact_request(summary))

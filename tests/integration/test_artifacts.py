@@ -7,6 +7,7 @@ naming task, type, shape, size and user tags, a preview of the value and a detai
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from typing import Any
 
@@ -168,3 +169,27 @@ def test_an_artifact_failure_never_fails_the_task(
     assert state.result() == "a" * 10
     assert "could not publish the artifact" in caplog.text
     assert "the API is down" in caplog.text
+
+
+def test_artifacts_still_queued_when_their_flow_ends_are_published(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flow's own API client is closed when it ends; the publisher must not reuse it.
+    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
+    flow_ended = threading.Event()
+    create = publication._create
+
+    def after_the_flow(summaries: Any) -> None:
+        flow_ended.wait(60)
+        create(summaries)
+
+    monkeypatch.setattr(publication, "_create", after_the_flow)
+
+    @flow
+    def pipeline() -> list[State[Any]]:
+        return [sample(3 + size, return_state=True) for size in range(3)]
+
+    states = pipeline()
+    flow_ended.set()
+    for state in states:
+        assert len(_artifacts_of(_task_run_of(state))) == 1
