@@ -3,6 +3,11 @@
 Both run for real, on loopback. When one cannot be reached, tests that need it are skipped
 with the reason, except in CI (``CI=true``), where a missing service is a failure.
 Prefect fixtures live in tests/integration/conftest.py, not here.
+
+Also the fault suite's figures: each fault scenario (tests/core/test_faults.py,
+tests/integration/test_task_faults.py) adds one line (rounds, records, lost, orphans
+collected) that the terminal summary prints, so that ``pytest -q`` (which hides prints)
+still shows them in CI's log.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from _pytest.terminal import TerminalReporter
 from s3fs import S3FileSystem
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -38,6 +44,22 @@ DEFAULT_DATABASE_URL = "postgresql+asyncpg://labox:labox@127.0.0.1:5432/labox_te
 S3_TEST_KEY = "labox-test-key"
 S3_TEST_SECRET = "labox-test-secret"  # a throwaway credential of the throwaway server
 S3_START_TIMEOUT = 60.0
+
+FAULT_FIGURES: list[str] = []
+"""One line per fault scenario run in this session, in the order they ran."""
+
+
+@pytest.fixture
+def fault_figures() -> list[str]:
+    """Where a fault scenario adds its line of figures for the terminal summary."""
+    return FAULT_FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    if FAULT_FIGURES:
+        terminalreporter.section("fault suite (issue 8): rounds, records, lost, orphans")
+        for line in FAULT_FIGURES:
+            terminalreporter.write_line(line)
 
 
 def unavailable(reason: str) -> NoReturn:
