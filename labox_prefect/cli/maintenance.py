@@ -48,7 +48,7 @@ from labox_prefect.core.lifecycle import (
     RetentionReport,
     VerifyReport,
 )
-from labox_prefect.persistence import registry_for
+from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
 
@@ -242,8 +242,7 @@ async def _verify(
     target: Target, ids: list[uuid.UUID] | None, advance: Callable[[int, int | None], None]
 ) -> VerifyReport:
     registry = registry_for(target)
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         return await verify_manifests(session, registry, manifest_ids=ids, on_progress=advance)
 
 
@@ -256,8 +255,7 @@ async def _collect(
     advance: Callable[[int, int | None], None],
 ) -> GarbageReport:
     registry = registry_for(target)
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         return await collect_garbage(
             session,
             registry,
@@ -279,8 +277,7 @@ async def _remove(
     advance: Callable[[int, int | None], None],
 ) -> RetentionReport:
     registry = registry_for(target)
-    sessions = await get_runtime().sessions(target.database_url)
-    async with sessions() as session:
+    async with open_session(target) as session:
         return await delete_manifests(
             session,
             registry,
