@@ -43,13 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PATIENCE = 300.0
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
-pytestmark = [
-    pytest.mark.skipif(
-        os.environ.get("LABOX_TEST_MULTIWORKER") != "1",
-        reason="set LABOX_TEST_MULTIWORKER=1 to run the multi-worker test (about 2 minutes)",
-    ),
-    pytest.mark.parametrize("backend", ["postgres_s3"], indirect=True),
-]
+pytestmark = [pytest.mark.parametrize("backend", ["postgres_s3"], indirect=True)]
 
 
 def _free_port() -> int:
