@@ -2,7 +2,9 @@
 
 Computed from the value itself, in the thread that saved it, at a bounded cost: a frame's
 head (5 rows, 8 columns), a model's or mapping's first 12 fields, a ``reprlib`` repr of
-anything else (at most 240 characters). Streams are never iterated. Libraries are only used
+anything else (at most 240 characters), an inline image for image bytes (PNG, JPEG, GIF,
+WebP up to ``IMAGE_BYTES``, as a ``data:`` URI: Prefect's Markdown renderer shows it as an
+``<img>``). Streams are never iterated. Libraries are only used
 when the value's own module is already imported (``sys.modules``), so nothing is imported for
 a preview. Markdown cells escape what GitHub-flavoured Markdown would interpret
 (``|``, ``*``, ``_``, backticks, ``<``), so ``__body__`` shows as ``__body__``, not bold.
@@ -10,6 +12,7 @@ a preview. Markdown cells escape what GitHub-flavoured Markdown would interpret
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import inspect
 import itertools
@@ -23,6 +26,15 @@ COLUMNS = 8
 FIELDS = 12
 CELL = 40
 SHORT = 240
+IMAGE_BYTES = 512 * 1024
+"""Image bytes up to this size are shown inline in an artifact; larger ones are described."""
+
+_IMAGE_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG", "image/png"),
+    (b"\xff\xd8\xff", "JPEG", "image/jpeg"),
+    (b"GIF87a", "GIF", "image/gif"),
+    (b"GIF89a", "GIF", "image/gif"),
+)
 
 _repr = reprlib.Repr()
 _repr.maxstring = SHORT
@@ -37,7 +49,15 @@ def type_name(value: Any) -> str:
 
 
 def shape_of(value: Any) -> str | None:
-    """``1000x3`` for anything with a tuple ``shape``, ``len 12`` for a sized value, else None."""
+    """``1000x3`` for anything with a tuple ``shape``, ``len 12`` for a sized value, else None.
+
+    Image bytes read ``PNG 640x480`` (the format, and the size when the header tells it).
+    """
+    if isinstance(value, bytes | bytearray):
+        image = image_format(value)
+        if image is not None:
+            size = image_size(value)
+            return f"{image} {size[0]}x{size[1]}" if size else image
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple) and all(isinstance(side, int) for side in shape):
         return "x".join(str(side) for side in shape) if shape else "scalar"
@@ -64,8 +84,55 @@ def short_repr(value: Any) -> str:
     return _repr.repr(value)
 
 
+def image_format(data: bytes | bytearray) -> str | None:
+    """``PNG``, ``JPEG``, ``GIF`` or ``WebP`` when ``data`` starts like one, else None."""
+    head = bytes(data[:12])
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    for signature, name, _ in _IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return name
+    return None
+
+
+def image_size(data: bytes | bytearray) -> tuple[int, int] | None:
+    """(width, height) in pixels from a PNG or GIF header, else None (not read for others)."""
+    head = bytes(data[:32])
+    if head.startswith(_IMAGE_SIGNATURES[0][0]) and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    return None
+
+
+def image_markdown(data: bytes | bytearray) -> str | None:
+    """Image bytes as a Markdown image (a ``data:`` URI), or a line when too large; else None."""
+    name = image_format(data)
+    if name is None:
+        return None
+    media_type = "image/webp" if name == "WebP" else _media_type(name)
+    size = image_size(data)
+    label = f"{name} image" + (f", {size[0]}x{size[1]}" if size else "")
+    if len(data) > IMAGE_BYTES:
+        return (
+            f"_{label}, {human_size(len(data))}: too large to show here "
+            f"(`labox-prefect results get ID -o FILE` exports it)._"
+        )
+    encoded = base64.b64encode(bytes(data)).decode("ascii")
+    return f"![{label}](data:{media_type};base64,{encoded})"
+
+
+def _media_type(name: str) -> str:
+    return next(media for _, known, media in _IMAGE_SIGNATURES if known == name)
+
+
 def preview_markdown(value: Any) -> str:
-    """A small Markdown preview: a table for frames, models and mappings, else a code block."""
+    """A small Markdown preview: a table for frames, models and mappings, an image for image
+    bytes, else a code block."""
+    if isinstance(value, bytes | bytearray):
+        image = image_markdown(value)
+        if image is not None:
+            return image
     if _is_stream(value):
         return f"A stream (`{escape(type_name(value))}`): its items are in the stored record."
     rows = _frame_rows(value)
@@ -150,6 +217,9 @@ __all__ = [
     "cell",
     "escape",
     "human_size",
+    "image_format",
+    "image_markdown",
+    "image_size",
     "preview_markdown",
     "shape_of",
     "short_repr",

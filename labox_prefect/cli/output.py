@@ -24,6 +24,7 @@ from rich.markup import escape
 from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
+from labox_prefect import preview
 from labox_prefect.core import LaboxError
 from labox_prefect.errors import ResultTargetError
 from labox_prefect.settings import current_settings
@@ -180,14 +181,8 @@ def parse_since(text: str) -> datetime | timedelta:
 
 
 def human_size(size: int | None) -> str:
-    """``2.3 MiB`` and the like; exact bytes below one KiB."""
-    if size is None:
-        return "-"
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    value, index = float(size), 0
-    while value >= 1024 and index < len(units) - 1:
-        value, index = value / 1024, index + 1
-    return f"{size} B" if index == 0 else f"{value:.1f} {units[index]}"
+    """``2.3 MiB`` and the like; exact bytes below one KiB; ``-`` when unknown."""
+    return "-" if size is None else preview.human_size(size)
 
 
 def _first_line(text: str) -> str:

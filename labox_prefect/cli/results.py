@@ -26,10 +26,12 @@ from labox_prefect.cli.output import (
     reported_errors,
     selected_target,
 )
+from labox_prefect.cli.peek import peek_contents, worth_loading
 from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
 from labox_prefect.core import ContentRecord, get_contents
 from labox_prefect.core.builtin import StorableStream
-from labox_prefect.persistence import open_session
+from labox_prefect.persistence import open_session, registry_for
+from labox_prefect.preview import image_format, shape_of
 from labox_prefect.results import ResultRef, find_results, get_result
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
@@ -152,7 +154,12 @@ def show_result(
         typer.Option("--preview/--no-preview", help="Load the value and print a short preview."),
     ] = True,
 ) -> None:
-    """Show one result: its record, tags, contents and a preview of its value."""
+    """Show one result: its record, tags, contents and a preview of its value.
+
+    A large result (over 1 MiB, or holding a stream) is previewed from the head of each
+    content (a frame's first rows, a stream's first frame, a value's first bytes), never
+    loaded whole.
+    """
     with reported_errors():
         ref = get_result(resolve_id(manifest_id), block=selected_target())
         contents = get_runtime().run(_contents(ref.target, ref.manifest_id))
@@ -162,6 +169,13 @@ def show_result(
     if not preview:
         return
     with reported_errors():
+        registry = registry_for(ref.target)
+        if not worth_loading(contents, registry):  # read each content's head only
+            for peek in get_runtime().run(peek_contents(contents, registry)):
+                text = f"[bold]{escape(peek.title)}[/]\n{escape(peek.text)}"
+                title = f"Preview of {escape(peek.key)}"
+                console.print(Panel(text, title=title, title_align="left", expand=False))
+            return
         value = ref.load()
     console.print(Panel(preview_of(value), title="Preview", title_align="left", expand=False))
 
@@ -340,6 +354,11 @@ def preview_of(value: Any) -> str:
         return escape(f"DataFrame, {value.shape[0]} rows x {value.shape[1]} columns\n{head}")
     if isinstance(value, StorableStream):
         return "An async stream: it is read when iterated, so show does not read it."
+    if isinstance(value, bytes) and image_format(value) is not None:
+        return escape(
+            f"bytes: a {shape_of(value)} image ({human_size(len(value))}); export "
+            f"it with `labox-prefect results get ID -o FILE`"
+        )
     text = repr(value)
     if len(text) > PREVIEW_CHARS:
         text = f"{text[:PREVIEW_CHARS]}… ({len(text) - PREVIEW_CHARS} more characters)"

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import zlib
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from labox_prefect.artifacts import slug
-from labox_prefect.preview import escape, human_size, preview_markdown, shape_of, type_name
+from labox_prefect.preview import (
+    IMAGE_BYTES,
+    escape,
+    human_size,
+    image_format,
+    preview_markdown,
+    shape_of,
+    type_name,
+)
 
 
 def test_the_type_is_the_values_own() -> None:
@@ -80,3 +90,41 @@ def test_keys_are_slugs() -> None:
     assert slug("Daily Sales: EU") == "daily-sales-eu"
     assert slug("x" * 100) == "x" * 28
     assert slug("__body__") == "body"
+
+
+def png(width: int, height: int) -> bytes:
+    """A valid grey PNG of ``width`` x ``height`` pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    pixels = zlib.compress(b"".join(b"\x00" + bytes([128]) * width for _ in range(height)))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def test_image_bytes_preview_as_an_inline_image() -> None:
+    image = png(64, 32)
+
+    markdown = preview_markdown(image)
+
+    assert shape_of(image) == "PNG 64x32"
+    assert markdown.startswith("![PNG image, 64x32](data:image/png;base64,")
+    assert base64.b64decode(markdown.partition("base64,")[2].rstrip(")")) == image
+    assert image_format(b"GIF89a" + bytes(10)) == "GIF"
+    assert image_format(b"\xff\xd8\xff\xe0" + bytes(10)) == "JPEG"
+    assert image_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
+    assert image_format(b"plain bytes") is None
+
+
+def test_a_large_image_is_described_not_inlined() -> None:
+    image = png(2000, 2000) + bytes(IMAGE_BYTES)
+
+    markdown = preview_markdown(image)
+
+    assert "data:" not in markdown
+    assert "PNG image, 2000x2000" in markdown
+    assert "results get" in markdown
