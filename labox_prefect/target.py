@@ -183,7 +183,7 @@ def resolve_target(block: str | TargetBlock | Target | None = None) -> Target:
     if isinstance(block, str):
         return target_of_block(load_block(block))
     chosen = block if block is not None else run_block()
-    if chosen is None and _api_configured():
+    if chosen is None and api_configured():
         chosen = saved_block_or_none(DEFAULT_BLOCK_NAME)
     return Target.from_settings() if chosen is None else target_of_block(chosen)
 
@@ -195,7 +195,7 @@ async def aresolve_target(block: str | TargetBlock | Target | None = None) -> Ta
     if isinstance(block, str):
         return target_of_block(await aload_block(block))
     chosen = block if block is not None else run_block()
-    if chosen is None and _api_configured():
+    if chosen is None and api_configured():
         chosen = await asaved_block_or_none(DEFAULT_BLOCK_NAME)
     return Target.from_settings() if chosen is None else target_of_block(chosen)
 
@@ -255,8 +255,9 @@ def remember_block(name: str, block: TargetBlock) -> None:
     _keep(_key(name), block)
 
 
-def _api_configured() -> bool:
-    """Whether Prefect has an API to ask without starting its ephemeral server."""
+def api_configured() -> bool:
+    """Whether Prefect has an API to ask (PREFECT_API_URL) without starting its ephemeral
+    server (which costs seconds, and holds no block a reader could mean)."""
     return bool(get_current_settings().api.url)
 
 
@@ -315,6 +316,7 @@ __all__ = [
     "DEFAULT_BLOCK_NAME",
     "Target",
     "TargetBlock",
+    "api_configured",
     "aresolve_target",
     "database_url_problem",
     "is_labox_block",

@@ -15,6 +15,7 @@ from typer._click import exceptions as click_errors  # tests/integration/cli gua
 from typer._click.core import Context as ClickContext
 from typer.core import TyperGroup
 
+from labox_prefect.cli.help import PlainHelp
 from labox_prefect.cli.maintenance import (
     HELP_ASKED,
     db_app,
@@ -108,7 +109,7 @@ def main(
 
 app.add_typer(results_app)
 app.add_typer(db_app)
-app.command("verify")(verify)
+app.command("verify", cls=PlainHelp)(verify)
 app.command("gc")(gc)
 
 __all__ = ["app"]

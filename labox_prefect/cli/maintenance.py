@@ -34,6 +34,7 @@ from labox_prefect import migrations
 from labox_prefect.cli.ids import resolve_id
 from labox_prefect.cli.output import (
     console,
+    count_option,
     err_console,
     masked,
     parse_since,
@@ -161,8 +162,8 @@ def remove_results(
         int | None,
         typer.Option(
             "--keep-last",
-            min=0,
             metavar="N",
+            callback=count_option,
             help="Keep the newest N results of each task of each flow.",
         ),
     ] = None,

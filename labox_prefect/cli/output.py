@@ -28,7 +28,7 @@ from labox_prefect import preview
 from labox_prefect.core import LaboxError
 from labox_prefect.errors import ResultTargetError
 from labox_prefect.settings import current_settings
-from labox_prefect.target import Target, database_url_problem, resolve_target
+from labox_prefect.target import Target, api_configured, database_url_problem, resolve_target
 
 console = Console(highlight=False)
 """Results and reports (stdout)."""
@@ -73,12 +73,20 @@ def select_block(name: str | None) -> None:
 def selected_target() -> Target:
     """The target of this invocation, resolved once.
 
-    A missing block, or a database URL without its async driver, is a usage error (one line,
-    exit code 2).
+    A missing block (or ``--block`` without a Prefect server to read it from: the ephemeral
+    one is never started), or a database URL without its async driver, is a usage error
+    (one line, exit code 2).
     """
     if "target" not in _resolved:
+        name = _selection["block"]
+        if name is not None and not api_configured():
+            usage_error(
+                f"--block {name} reads a block saved on a Prefect server, and PREFECT_API_URL "
+                f"is not set: export PREFECT_API_URL=http://HOST:4200/api (the server where "
+                f"{name!r} is saved), or leave out --block to use the LABOX_* environment."
+            )
         try:
-            target = resolve_target(_selection["block"])
+            target = resolve_target(name)
             problem = database_url_problem(target.database_url)
         except ResultTargetError as error:
             raise typer.BadParameter(str(error), param_hint="--block") from None
@@ -136,6 +144,14 @@ def reported_errors() -> Iterator[None]:
         )
     except (LaboxError, ValueError, TypeError, LookupError) as error:
         fail(_with_notes(error))
+
+
+def count_option(ctx: typer.Context, param: typer.CallbackParam, value: int | None) -> int | None:
+    """A count option (``--limit N``, ``--keep-last N``): 0 or more, else a usage error."""
+    if value is not None and value < 0:
+        name = param.opts[0] if param.opts else "N"
+        raise typer.BadParameter(f"{value} is below 0: give {name} 0 or more.", param_hint=name)
+    return value
 
 
 def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
@@ -196,6 +212,7 @@ def _with_notes(error: BaseException) -> str:
 
 __all__ = [
     "console",
+    "count_option",
     "database_label",
     "err_console",
     "fail",

@@ -17,9 +17,11 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from labox_prefect.cli.export import export
+from labox_prefect.cli.help import PlainHelp
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
 from labox_prefect.cli.output import (
     console,
+    count_option,
     human_size,
     parse_since,
     parse_tags,
@@ -87,7 +89,10 @@ def list_results(
         ),
     ] = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=0, metavar="N", help="At most N (0: all).")
+        int,
+        typer.Option(
+            "--limit", "-n", metavar="N", callback=count_option, help="At most N (0: all)."
+        ),
     ] = 100,
     wide: Annotated[bool, typer.Option("--wide", help="Add the tags; never cut a name.")] = False,
     as_json: Annotated[
@@ -143,7 +148,7 @@ def deployment_filters(text: str) -> list[dict[str, str]]:
     return [{DEPLOYMENT_NAME: text}, {DEPLOYMENT_NAME: name, FLOW_NAME: flow}]
 
 
-@results_app.command("show")
+@results_app.command("show", cls=PlainHelp)
 def show_result(
     manifest_id: Annotated[
         str,
@@ -180,7 +185,7 @@ def show_result(
     console.print(Panel(preview_of(value), title="Preview", title_align="left", expand=False))
 
 
-@results_app.command("get")
+@results_app.command("get", cls=PlainHelp)
 def get_result_file(
     manifest_id: Annotated[
         str,

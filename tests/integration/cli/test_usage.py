@@ -6,7 +6,12 @@ exceptions move, the one-line messages turn back into panels and these tests fai
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
+from prefect.blocks.core import Block
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner, Result
 
 from labox_prefect.cli import app
@@ -71,7 +76,7 @@ def test_a_missing_registry_module_names_the_fix(
         (["--since", "99999999w"], ["before the year 1", "shorter duration"]),
         (["--since", "yesterday"], ["neither a duration", "--since"]),
         (["--tag", "novalue"], ["key=value"]),
-        (["--limit", "-1"], ["--limit"]),
+        (["--limit", "-1"], ["--limit 0 or more"]),
         (["--deployment", "nightly"], ["FLOW/DEPLOYMENT", "etl/nightly"]),
         (["--no-such-option"], ["No such option", "--help"]),
     ],
@@ -114,8 +119,47 @@ def test_help_reads_plainly(backend: Backend) -> None:
         result = run(*command, "--help")
         assert result.exit_code == 0, (command, result.output)
         assert "Usage:" in result.stdout
-        assert "<bool>" not in result.stdout
+        assert not re.search(r"<\w+(\[\w+\])?>", result.stdout), result.stdout  # <bool>, <str>
+        assert "{" not in result.stdout
+        assert "x>=" not in result.stdout
         assert "╭" not in result.stdout  # no panels
+
+
+@sqlite_only
+def test_arguments_are_named_by_their_metavar(backend: Backend) -> None:
+    show = " ".join(run("results", "show", "--help").stdout.split())
+    verify = " ".join(run("verify", "--help").stdout.split())
+
+    assert "Usage: labox-prefect results show [OPTIONS] ID " in show
+    assert "Arguments: ID The record id" in show
+    assert "Usage: labox-prefect verify [OPTIONS] [ID]... " in verify
+    assert "Arguments: [ID]... Records to verify" in verify
+
+
+@sqlite_only
+def test_a_block_without_a_prefect_server_is_one_line_and_starts_nothing(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save({"n": 1}, prefect_tags())
+
+    def no_api(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the CLI asked Prefect's API (an ephemeral server would start)")
+
+    monkeypatch.setattr(Block, "load", no_api)
+    monkeypatch.setattr(Block, "aload", no_api)
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        result = run("--block", "lab-db", "results", "ls")
+
+    assert_one_line_usage_error(result, "--block lab-db", "export PREFECT_API_URL=")
+
+
+@sqlite_only
+def test_a_missing_block_on_a_server_is_one_line(backend: Backend) -> None:
+    save({"n": 1}, prefect_tags())
+
+    result = run("--block", "no-such-block", "results", "ls")  # the harness's API
+
+    assert_one_line_usage_error(result, "No LaboxResultStorage block named 'no-such-block'")
 
 
 @sqlite_only
