@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from labox_prefect.core.errors import InvalidTagsError, LaboxError
     from labox_prefect.errors import (
         ResultClassNotRegisteredError,
+        ResultComponentNotRegisteredError,
         ResultKeyNotFoundError,
         ResultNotStorableError,
         ResultPersistenceError,
@@ -42,6 +43,7 @@ _PUBLIC = {
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
     "ResultClassNotRegisteredError": "labox_prefect.errors",
+    "ResultComponentNotRegisteredError": "labox_prefect.errors",
     "ResultKeyNotFoundError": "labox_prefect.errors",
     "ResultNotStorableError": "labox_prefect.errors",
     "ResultPersistenceError": "labox_prefect.errors",
@@ -82,6 +84,7 @@ __all__ = [
     "LaboxSerializer",
     "LaboxTask",
     "ResultClassNotRegisteredError",
+    "ResultComponentNotRegisteredError",
     "ResultKeyNotFoundError",
     "ResultNotStorableError",
     "ResultPersistenceError",

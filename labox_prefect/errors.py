@@ -34,12 +34,18 @@ class ResultClassNotRegisteredError(NotRegisteredError):
     """A stored result's class id is unknown to this process's registry."""
 
 
+class ResultComponentNotRegisteredError(NotRegisteredError):
+    """A stored result names a serializer, unpacker or storage this process has not
+    registered; the message says which, and which setting registers it."""
+
+
 class ResultTargetError(LaboxError, LookupError):
     """A named LaboxResultStorage block cannot be found or read, so no target can be resolved."""
 
 
 __all__ = [
     "ResultClassNotRegisteredError",
+    "ResultComponentNotRegisteredError",
     "ResultKeyNotFoundError",
     "ResultNotStorableError",
     "ResultPersistenceError",

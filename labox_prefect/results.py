@@ -36,6 +36,7 @@ from labox_prefect.context import (
     prefect_tag_filter,
 )
 from labox_prefect.core import (
+    ComponentNotRegisteredError,
     LaboxError,
     ManifestRecord,
     NotRegisteredError,
@@ -44,7 +45,7 @@ from labox_prefect.core import (
     get_manifest,
 )
 from labox_prefect.core.tags import check_tags
-from labox_prefect.errors import ResultClassNotRegisteredError
+from labox_prefect.errors import ResultClassNotRegisteredError, ResultComponentNotRegisteredError
 from labox_prefect.persistence import (
     aload_manifest,
     load_manifest,
@@ -136,12 +137,24 @@ class ResultRef:
         A plain value (saved as a ``StorableValue``) comes back as itself; a Storable
         (a StorableModel, StorableDataclass...) as that object. Every content's hash is
         checked; streams inside are read lazily, as they are iterated.
+
+        Raises ResultClassNotRegisteredError (the class was not imported) or
+        ResultComponentNotRegisteredError (a serializer's module was not), each naming the
+        fix.
         """
-        return load_manifest(self.manifest_id, self.target, self._checked_registry())
+        registry = self._checked_registry()
+        try:
+            return load_manifest(self.manifest_id, self.target, registry)
+        except ComponentNotRegisteredError as error:
+            raise ResultComponentNotRegisteredError(_component_message(self, error)) from None
 
     async def aload(self) -> Any:
         """``load`` for async code: awaits without blocking the caller's event loop."""
-        return await aload_manifest(self.manifest_id, self.target, self._checked_registry())
+        registry = self._checked_registry()
+        try:
+            return await aload_manifest(self.manifest_id, self.target, registry)
+        except ComponentNotRegisteredError as error:
+            raise ResultComponentNotRegisteredError(_component_message(self, error)) from None
 
     def _checked_registry(self) -> Registry:
         """The registry, once it is known to hold the class: the error says what to add."""
@@ -330,6 +343,16 @@ async def _get(target: Target, manifest_id: uuid.UUID) -> ManifestRecord:
         except LaboxError as error:
             error.add_note(f"Searched {target.database_label}.")
             raise
+
+
+def _component_message(ref: ResultRef, error: ComponentNotRegisteredError) -> str:
+    return (
+        f"Result {ref.manifest_id} was saved with the {error.kind} {error.name!r}, which this "
+        f"process has not registered, so it cannot be loaded. Name the module that exports it "
+        f"in LABOX_REGISTRY_MODULES (comma-separated module names, read at each load; in a "
+        f"notebook: os.environ['LABOX_REGISTRY_MODULES'] = 'your_package.serializers'), then "
+        f"load again."
+    )
 
 
 def _unregistered_message(ref: ResultRef) -> str:

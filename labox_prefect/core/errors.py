@@ -17,6 +17,19 @@ class NotRegisteredError(LaboxError, LookupError):
     """A component or storable class that a save or load needs is not in the registry."""
 
 
+class ComponentNotRegisteredError(NotRegisteredError):
+    """A serializer, stream serializer, unpacker or storage named by a record (or asked for
+    by name) is not in the registry; ``kind`` and ``name`` say which."""
+
+    def __init__(self, message: str, kind: str = "component", name: str = "") -> None:
+        super().__init__(message, kind, name)
+        self.kind = kind
+        self.name = name
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ContentCorruptedError(LaboxError):
     """Stored bytes do not match the hash recorded when they were saved."""
 
@@ -78,6 +91,7 @@ class DatabaseUnavailableError(LaboxError, ConnectionError):
 
 
 __all__ = [
+    "ComponentNotRegisteredError",
     "ContentCorruptedError",
     "ContentMissingError",
     "DamagedRecordError",

@@ -18,7 +18,11 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from labox_prefect.core.digest import Digest
-from labox_prefect.core.errors import NotRegisteredError, StorageNotConfiguredError
+from labox_prefect.core.errors import (
+    ComponentNotRegisteredError,
+    NotRegisteredError,
+    StorageNotConfiguredError,
+)
 from labox_prefect.core.inline_storage import DatabaseStorage
 from labox_prefect.core.serializer import Serializer, StreamSerializer
 from labox_prefect.core.storable import Storable, pinned_storable
@@ -261,9 +265,11 @@ def _lookup(table: dict[str, C], name: str, what: str, kwarg: str) -> C:
     try:
         return table[name]
     except KeyError:
-        raise NotRegisteredError(
+        raise ComponentNotRegisteredError(
             f"No {what} named {name!r} is registered ({_listing(table)}). "
-            f"Pass it with Registry({kwarg}=[...]) or add its module to Registry(modules=[...])."
+            f"Pass it with Registry({kwarg}=[...]) or add its module to Registry(modules=[...]).",
+            what,
+            name,
         ) from None
 
 

@@ -19,7 +19,7 @@ from labox_prefect.context import (
     TASK_RUN_ID,
     run_tag_key,
 )
-from labox_prefect.core import ManifestRecord, Registry, Storable, save_one
+from labox_prefect.core import ManifestRecord, Registry, Serializer, Storable, save_one
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.runtime import get_runtime
@@ -47,16 +47,23 @@ def prefect_tags(
 
 
 def save(
-    value: Any, tags: Mapping[str, str], *, storables: tuple[type[Storable], ...] = ()
+    value: Any,
+    tags: Mapping[str, str],
+    *,
+    storables: tuple[type[Storable], ...] = (),
+    serializers: tuple[Serializer[Any], ...] = (),
 ) -> ManifestRecord:
     """Save ``value`` (a Storable, or any value as a StorableValue) to the configured target.
 
-    ``storables``: classes this save may use that the process registry does not know.
+    ``storables``, ``serializers``: what this save may use that the process registry does
+    not know.
     """
     target = Target.from_settings()
     registry = registry_for(target)
-    if storables:
-        registry = Registry(registries=[registry], storables=list(storables))
+    if storables or serializers:
+        registry = Registry(
+            registries=[registry], storables=list(storables), serializers=list(serializers)
+        )
     obj = value if isinstance(value, Storable) else StorableValue(value)
 
     async def run() -> ManifestRecord:

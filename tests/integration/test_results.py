@@ -11,7 +11,7 @@ import pytest
 from prefect import flow, task
 from prefect.context import FlowRunContext
 
-from labox_prefect import labox_task
+from labox_prefect import ResultComponentNotRegisteredError, labox_task
 from labox_prefect.context import FLOW_RUN_ID, KIND
 from labox_prefect.core import ManifestNotFoundError
 from labox_prefect.core.extra.pydantic import StorableModel
@@ -25,6 +25,7 @@ from labox_prefect.results import (
     get_result,
 )
 from tests.integration._records import prefect_tags, save
+from tests.integration._shout import shout
 from tests.integration.conftest import Backend
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -165,6 +166,26 @@ def test_an_unregistered_class_names_the_setting_to_fix(backend: Backend) -> Non
     assert "LABOX_REGISTRY_MODULES" in message
     assert str(ref.class_id) in message
     assert "task 'annotate'" in message
+
+
+@sqlite_only
+def test_a_missing_serializer_module_names_what_a_loader_can_do(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    saved = save("quiet words", {**prefect_tags(task="speak"), **mark}, serializers=(shout,))
+    (ref,) = find_results(tags=mark)
+
+    with pytest.raises(ResultComponentNotRegisteredError) as caught:
+        ref.load()
+
+    message = str(caught.value)
+    assert "serializer 'test.shout@v1'" in message
+    assert "LABOX_REGISTRY_MODULES" in message
+    assert "Registry(" not in message
+    assert str(saved.id) in message
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", "tests.integration._shout")  # the fix
+    assert ref.load() == "quiet words"
 
 
 @sqlite_only
