@@ -6,8 +6,8 @@
 - **Description**: ``task → Type shape · size · a few user tags``, the line the UI shows on
   cards and lists.
 - **Body**: a preview of the value (labox_prefect.preview), then a compact details table
-  (content, format, size, hash prefix, where the bytes are, cut to 36 characters) that fits
-  the artifact page at 1400 px.
+  (content, format, size, hash prefix, where the bytes are: the storage and the end of the
+  key) that fits the artifact page at 1400 px.
 
 On by default; LABOX_ARTIFACTS=false turns it off. Artifacts are published off the task's
 critical path (labox_prefect.publication); a failure is logged, never raised.
@@ -27,6 +27,7 @@ KEY_LENGTH = 64
 _PART_LENGTH = 28
 _TAGS_SHOWN = 3
 _STORAGE_SHOWN = 36
+_KEY_SHOWN = 12
 
 
 def artifacts_enabled() -> bool:
@@ -40,10 +41,13 @@ def slug(text: str, length: int = _PART_LENGTH) -> str:
 
 
 def artifact_key(summary: ResultSummary) -> str:
-    """``labox-<flow>-<task>``, or ``labox-<flow>`` for a flow's own result."""
-    parts = ["labox"]
-    parts += [slug(name) for name in (summary.flow_name, summary.task_name) if name]
-    return "-".join(part for part in parts if part)[:KEY_LENGTH].strip("-")
+    """``labox-<flow>-<task>``, or ``labox-<flow>`` for a flow's own result; a flow whose
+    name starts with "labox" is not prefixed twice (``labox-demo-measure``)."""
+    parts = [slug(name) for name in (summary.flow_name, summary.task_name) if name]
+    parts = [part for part in parts if part]
+    if not parts or not re.match(r"labox(-|$)", parts[0]):  # no labox-labox-demo-...
+        parts.insert(0, "labox")
+    return "-".join(parts)[:KEY_LENGTH].strip("-")
 
 
 def artifact_description(summary: ResultSummary) -> str:
@@ -83,7 +87,7 @@ def artifact_markdown(summary: ResultSummary) -> str:
             summary.preview,
             f"**Tags:** {tags}" if tags else "**Tags:** none",
             "#### Details",
-            f"Record `{summary.manifest_id}` ({escape(summary.class_name)}) "
+            f"Record `{summary.manifest_id}`{_stored_class(summary.class_name)} "
             f"in {escape(summary.database)}",
             details,
         ]
@@ -109,9 +113,18 @@ def _short_media_type(media_type: str) -> str:
 
 
 def _shorten(storage: str) -> str:
+    """``labox.file@v1 …8e2ccab1df1e``: the storage's name, and the end of a long key."""
     if len(storage) <= _STORAGE_SHOWN:
         return storage
-    return storage[: _STORAGE_SHOWN // 3] + "…" + storage[-(2 * _STORAGE_SHOWN // 3) :]
+    name, _, key = storage.partition(" ")
+    return f"{name} …{key[-_KEY_SHOWN:]}" if key else storage[: _STORAGE_SHOWN - 1] + "…"
+
+
+def _stored_class(class_name: str) -> str:
+    """`` (module.Class)`` for a Storable of the user's; nothing for a plain value's wrapper."""
+    if class_name.rpartition(".")[2] == "StorableValue":
+        return ""
+    return f" ({escape(class_name)})"
 
 
 __all__ = [

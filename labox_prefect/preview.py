@@ -49,7 +49,8 @@ def type_name(value: Any) -> str:
 
 
 def shape_of(value: Any) -> str | None:
-    """``1000x3`` for anything with a tuple ``shape``, ``len 12`` for a sized value, else None.
+    """``1000x3`` for anything with a tuple ``shape``, the length of a sized value (``4 keys``,
+    ``12 items``, ``1,024 characters``, ``5 bytes``), else None.
 
     Image bytes read ``PNG 640x480`` (the format, and the size when the header tells it).
     """
@@ -64,9 +65,16 @@ def shape_of(value: Any) -> str | None:
     if _is_stream(value):
         return "stream"
     try:
-        return f"len {len(value)}"
+        length = len(value)
     except TypeError:
         return None
+    if isinstance(value, str):
+        unit = "character"
+    elif isinstance(value, bytes | bytearray | memoryview):
+        unit = "byte"
+    else:
+        unit = "key" if isinstance(value, Mapping) else "item"
+    return f"{length:,} {unit}{'' if length == 1 else 's'}"
 
 
 def human_size(size: int) -> str:

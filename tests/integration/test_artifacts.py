@@ -23,9 +23,13 @@ from prefect.client.schemas.filters import (
 )
 
 from labox_prefect import labox_task, publication
+from labox_prefect.artifacts import artifact_key
+from labox_prefect.context import FLOW_NAME, TASK_NAME
 from labox_prefect.publication import flush_publications
+from labox_prefect.summary import ResultSummary
 from tests.integration._helpers import manifests
 from tests.integration.conftest import Backend
+from tests.integration.test_preview import png
 
 
 class Params(pydantic.BaseModel):
@@ -46,6 +50,11 @@ async def fit() -> Params:
 @labox_task(tags={"suite": "artifacts"})
 def sample(size: int) -> str:
     return "a" * size
+
+
+@labox_task(tags={"suite": "artifacts"})
+def chart() -> bytes:
+    return png(48, 24)
 
 
 def _artifacts_of(task_run_id: uuid.UUID) -> list[Any]:
@@ -86,7 +95,7 @@ def test_a_frame_is_catalogued_under_its_flow_and_task(
     assert "| c0 | 0 |" in body
     assert "| c4 | 4 |" in body
     assert "| c5 |" not in body  # the 6th column is cut (ids in the body are hex)
-    assert f"Record `{record.id}` (StorableValue)" in body
+    assert f"Record `{record.id}` in " in body  # no class name for a plain value
     assert "| content | format | size | hash | stored in |" in body
     assert "| value | parquet | " in body
     assert "sha256:" in body
@@ -133,8 +142,8 @@ def test_a_short_value_is_shown_and_a_long_one_cut(
     (large,) = _artifacts_of(_task_run_of(long))
     assert small.key == large.key == "labox-strings-sample"
     assert "```\n'aaaaa'\n```" in small.data
-    assert small.description.startswith("**sample** → `str` len 5 · ")
-    assert "len 100000" in large.description
+    assert small.description.startswith("**sample** → `str` 5 characters · ")
+    assert "100,000 characters" in large.description
     assert len(large.data) < 2000  # the preview is cut, not the whole value
 
 
@@ -193,3 +202,29 @@ def test_artifacts_still_queued_when_their_flow_ends_are_published(
     flow_ended.set()
     for state in states:
         assert len(_artifacts_of(_task_run_of(state))) == 1
+
+
+def test_image_bytes_show_as_an_image(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
+
+    @flow(name="labox-plots")
+    def pipeline() -> State[Any]:
+        return chart(return_state=True)
+
+    (artifact,) = _artifacts_of(_task_run_of(pipeline()))
+
+    assert artifact.key == "labox-plots-chart"  # not labox-labox-plots-chart
+    assert artifact.description.startswith("**chart** → `bytes` PNG 48x24 · ")
+    assert "![PNG image, 48x24](data:image/png;base64," in artifact.data
+
+
+def test_keys_name_the_flow_and_task_once() -> None:
+    def key(flow_name: str, task_name: str | None) -> str:
+        tags = {FLOW_NAME: flow_name} | ({TASK_NAME: task_name} if task_name else {})
+        summary = ResultSummary(uuid.uuid4(), tags, "x.StorableValue", "int", None, 1, "", "db")
+        return artifact_key(summary)
+
+    assert key("Daily Sales: EU", "load") == "labox-daily-sales-eu-load"
+    assert key("labox-demo", "measure") == "labox-demo-measure"
+    assert key("laboxer", "fit") == "labox-laboxer-fit"
+    assert key("labox", None) == "labox"

@@ -32,7 +32,9 @@ def test_shapes_and_lengths() -> None:
     assert shape_of(pd.DataFrame({"a": range(4), "b": range(4)})) == "4x2"
     assert shape_of(np.zeros((2, 3, 4))) == "2x3x4"
     assert shape_of(np.float64(1.0)) == "scalar"
-    assert shape_of([1, 2, 3]) == "len 3"
+    assert shape_of([1, 2, 3]) == "3 items"
+    assert shape_of({"a": 1}) == "1 key"
+    assert shape_of("x" * 1500) == "1,500 characters"
     assert shape_of(42) is None
 
 
