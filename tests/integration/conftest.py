@@ -48,7 +48,9 @@ def prefect_harness() -> Iterator[None]:
         for service in _QUIET_SERVICES:
             env.setenv(f"PREFECT_API_SERVICES_{service}_ENABLED", "false")
         env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness():
+        # None: wait PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (the harness's own 30 s
+        # is too short on a loaded machine)
+        with prefect_test_harness(server_startup_timeout=None):
             yield
 
 
