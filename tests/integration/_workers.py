@@ -26,7 +26,7 @@ import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import VariableCreate, WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, WorkerStatus
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
 
@@ -173,40 +173,43 @@ def deploy(server: Server) -> None:
 
 @contextlib.contextmanager
 def process_workers(
-    server: Server, queues: Sequence[str], limit: int, env: Mapping[str, str] | None = None
-) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """One ``prefect worker start`` per queue of the pool (worker ``worker-<queue>`` takes
-    flow runs of that queue only, at most ``limit`` at once); stopped on exit."""
-    workers: list[subprocess.Popen[bytes]] = []
+    server: Server, workers: Mapping[str, str | None], limit: int | None = None
+) -> Iterator[None]:
+    """One ``prefect worker start`` on the pool per name in ``workers``, polling the queue it
+    maps to (None: every queue of the pool), each running at most ``limit`` flow runs at once
+    (None: no limit); each logs to ``<workdir>/<name>.log``; all stopped on exit."""
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        for queue in queues:
-            log = (server.workdir / f"worker-{queue}.log").open("wb")
-            workers.append(
-                subprocess.Popen(
-                    [
-                        PREFECT,
-                        "worker",
-                        "start",
-                        "--pool",
-                        POOL,
-                        "--work-queue",
-                        queue,
-                        "--name",
-                        f"worker-{queue}",
-                        "--limit",
-                        str(limit),
-                    ],
-                    env={**server.env, **(env or {})},
-                    cwd=ROOT,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+        for name, queue in workers.items():
+            command = [PREFECT, "worker", "start", "--pool", POOL, "--name", name]
+            command += ["--work-queue", queue] if queue is not None else []
+            command += ["--limit", str(limit)] if limit is not None else []
+            with (server.workdir / f"{name}.log").open("wb") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command, env=server.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                    )
                 )
-            )
-            log.close()  # the worker holds its own descriptor
-        yield workers
+        yield
     finally:
-        for worker in workers:
-            _stop(worker)
+        for process in processes:
+            _stop(process)
+
+
+def wait_for_workers(client: SyncPrefectClient, names: Sequence[str]) -> None:
+    """Return once every worker of ``names`` reported itself online to the pool."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        online = {
+            worker.name
+            for worker in client.read_workers_for_work_pool(POOL)
+            if worker.status == WorkerStatus.ONLINE
+        }
+        if set(names) <= online:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"workers never online: {sorted(set(names) - online)}")
+        time.sleep(0.5)
 
 
 @dataclass(frozen=True)

@@ -53,9 +53,9 @@ from labox_prefect.locking import advisory_key
 from labox_prefect.results import ResultRef
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target
-from tests.conftest import S3Server
 from tests.integration._helpers import ConnectionSampler, dsn, result_key
 from tests.integration._workers import (
+    PATIENCE,
     ROOT,
     Server,
     Wanted,
@@ -74,12 +74,9 @@ pytestmark = [pytest.mark.parametrize("backend", ["postgres_s3"], indirect=True)
 
 QUEUES = ("a", "b")
 DEPLOYMENT = "compute-once/compute-once"
-PATIENCE = 300.0
 
 
-def test_two_workers_eight_runs_compute_each_key_once(
-    backend: Backend, s3_server: S3Server, tmp_path: Path
-) -> None:
+def test_two_workers_eight_runs_compute_each_key_once(backend: Backend, tmp_path: Path) -> None:
     rounds = int(os.environ.get("LABOX_TEST_MULTIWORKER_ROUNDS", "1"))
     name = f"labox-mw-{uuid.uuid4().hex[:8]}"
     labox_env = {k: v for k, v in os.environ.items() if k.startswith(("LABOX_", "AWS_"))}
@@ -90,7 +87,7 @@ def test_two_workers_eight_runs_compute_each_key_once(
     }
     with prefect_server(tmp_path / "prefect", labox_env) as server:
         prepare_pool(server, QUEUES, variables)
-        with process_workers(server, QUEUES, limit=4):
+        with process_workers(server, {f"worker-{queue}": queue for queue in QUEUES}, limit=4):
             deploy(server)  # while the workers start
             _check_deployments(server, backend)
             for _ in range(rounds):
@@ -134,15 +131,11 @@ def _round(server: Server, backend: Backend, name: str) -> None:
     waiters = Counter(run.parameters["sequence"] for run in wanted)
     keys = {sequence: _cache_key(sequence) for sequence in sequences}
     started = datetime.now(UTC)
-    with (
-        server.client() as client,
-        ConnectionSampler(backend.database_url, name) as sampler,
-        _held(keys.values()),
-    ):
-        ids = start_runs(client, DEPLOYMENT, wanted)
-        _wait_until_all_wait(server, client, ids, {keys[s]: waiters[s] for s in sequences})
-    with server.client() as client:  # the locks are free: one computes, the others load
-        runs = wait_for_runs(client, ids)
+    with server.client() as client, ConnectionSampler(backend.database_url, name) as sampler:
+        with _held(keys.values()):
+            ids = start_runs(client, DEPLOYMENT, wanted)
+            _wait_until_all_wait(server, client, ids, {keys[s]: waiters[s] for s in sequences})
+        runs = wait_for_runs(client, ids)  # the locks are free: one computes, the others load
         folds = _fold_task_runs(client, runs)
 
     assert [run.state_name for run in runs] == ["Completed"] * len(runs), _failure(server, runs)
