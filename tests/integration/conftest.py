@@ -18,10 +18,6 @@ from prefect.testing.utilities import prefect_test_harness
 
 from tests.conftest import S3Server
 
-# The multi-worker test (about 2 minutes here) runs only when asked for: otherwise it is not
-# collected at all, so a skip in a run always means a missing service.
-collect_ignore = [] if os.environ.get("LABOX_TEST_MULTIWORKER") == "1" else ["test_multiworker.py"]
-
 _QUIET_SERVICES = (
     "EVENT_PERSISTER",
     "TRIGGERS",

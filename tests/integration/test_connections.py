@@ -21,48 +21,11 @@ from labox_prefect import labox_task
 from labox_prefect.runtime import server_engine_options, shutdown
 from labox_prefect.settings import current_settings
 from tests.conftest import _execute
-from tests.integration._helpers import manifests
+from tests.integration._helpers import ConnectionSampler, dsn, manifests
 from tests.integration.conftest import Backend
 
 PATIENCE = 120.0
 on_postgres = pytest.mark.parametrize("backend", ["postgres_s3"], indirect=True)
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-class _Sampler:
-    """Counts, every few milliseconds, the connections pg_stat_activity shows under a name."""
-
-    def __init__(self, url: str, application_name: str) -> None:
-        self._dsn = _dsn(url)
-        self._name = application_name
-        self._stop = threading.Event()
-        self.counts: list[int] = []
-        self._thread = threading.Thread(target=asyncio.run, args=(self._sample(),))
-
-    async def _sample(self) -> None:
-        connection = await asyncpg.connect(self._dsn)
-        try:
-            while not self._stop.is_set():
-                self.counts.append(
-                    await connection.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                        self._name,
-                    )
-                )
-                await asyncio.sleep(0.005)
-        finally:
-            await connection.close()
-
-    def __enter__(self) -> _Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @on_postgres
@@ -83,7 +46,7 @@ def test_a_flow_of_16_parallel_tasks_stays_within_the_pool(
     def parallel() -> list[int]:
         return [future.result() for future in square.map(range(16))]
 
-    with _Sampler(backend.database_url, name) as sampler:
+    with ConnectionSampler(backend.database_url, name) as sampler:
         assert parallel() == [x * x for x in range(16)]
 
     assert len(manifests(**{"pool-test": salt})) == 16
@@ -132,7 +95,7 @@ def test_at_a_connection_limit_concurrent_flow_runs_wait_and_save_everything(
     occupied = threading.Event()
 
     async def occupy() -> None:  # another worker holding every connection, for a while
-        held = [await asyncpg.connect(_dsn(backend.database_url)) for _ in range(connection_limit)]
+        held = [await asyncpg.connect(dsn(backend.database_url)) for _ in range(connection_limit)]
         occupied.set()
         await asyncio.to_thread(release.wait)
         for connection in held:
