@@ -13,15 +13,40 @@ may carry more. On PostgreSQL that is JSONB ``tags @> '{...}'``, which the GIN i
 ``json_each(tags)``: JSON paths (``json_extract(tags, '$."k"')``) cannot name a key that
 holds a double quote, or a non-ASCII key stored escaped, while ``json_each`` compares the
 decoded key itself, so any key works.
+
+When the filter names a key of an ordered tag index (``database.ORDERED_TAG_INDEXES``: the
+run keys the Prefect integration writes), the query asks for that key's value in the
+index's own terms, and on PostgreSQL orders by the index's time expression: the index gives
+the matching records newest first and the query stops at the limit, and no plan can walk
+the whole time index instead. The other pairs are checked on the records it reads (on
+PostgreSQL, one ``@>`` of the rest; on SQLite, the ``json_each`` test of every pair, so what
+matches is unchanged on both). A filter naming several such keys uses the first index of the
+list, the most selective. Over 1M manifests on PostgreSQL every filter the bench times
+answers in a few milliseconds (bench/query_scale.py).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +54,15 @@ from sqlalchemy.orm import Mapper, configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 
 from labox_prefect.core.connection import retrying
-from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
+from labox_prefect.core.database import (
+    ORDERED_TAG_INDEXES,
+    POSTGRESQL_TIME_ORDER,
+    BaseRecord,
+    ContentRecord,
+    ManifestRecord,
+    OrderedTagIndex,
+    UTCDateTime,
+)
 from labox_prefect.core.errors import ManifestNotFoundError, UnsupportedDatabaseError
 from labox_prefect.core.ownership import session_database
 from labox_prefect.core.storable import Storable
@@ -56,16 +89,24 @@ async def find_manifests(
     Ties in ``created_at`` are broken by id so that paging is stable.
     """
     wanted_class = _class_id_filter(class_id, storable)
+    wanted = check_tags(tags)
+    dialect = _dialect(session)
     statement = select(*ManifestRecord.__table__.columns)
-    if tags:
-        statement = statement.where(_tags_contain(session, check_tags(tags)))
+    ordered = _ordered_index(wanted)
+    if ordered is not None and dialect == "postgresql":
+        statement = _postgresql_ordered(statement, ordered, wanted, since, until)
+    else:
+        if ordered is not None:  # SQLite: the index's expression, then every pair exactly
+            statement = _sqlite_ordered(statement, ordered, wanted)
+        if wanted:
+            statement = statement.where(_tags_contain(dialect, wanted))
+        statement = statement.order_by(ManifestRecord.created_at.desc(), ManifestRecord.id.desc())
     if wanted_class is not None:
         statement = statement.where(ManifestRecord.class_id == wanted_class)
     if since is not None:
         statement = statement.where(ManifestRecord.created_at >= _aware(since, "since"))
     if until is not None:
         statement = statement.where(ManifestRecord.created_at < _aware(until, "until"))
-    statement = statement.order_by(ManifestRecord.created_at.desc(), ManifestRecord.id.desc())
     if limit is not None:
         statement = statement.limit(_positive(limit))
     return await _detached(session, ManifestRecord, statement)
@@ -93,16 +134,88 @@ async def get_contents(session: AsyncSession, manifest_id: uuid.UUID) -> list[Co
     return await _detached(session, ContentRecord, statement)
 
 
-def _tags_contain(session: AsyncSession, tags: dict[str, str]) -> ColumnElement[bool]:
-    dialect = session.get_bind().dialect.name
+def _dialect(session: AsyncSession) -> str:
+    dialect: str = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise UnsupportedDatabaseError(
+            f"Filtering by tags is implemented for PostgreSQL and SQLite, not {dialect!r}; use "
+            f"one of those databases for Labox records."
+        )
+    return dialect
+
+
+def _tags_contain(dialect: str, tags: dict[str, str]) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        return type_coerce(ManifestRecord.tags, JSONB).contains(tags)
-    if dialect == "sqlite":
-        return and_(*(_sqlite_has_tag(key, value) for key, value in tags.items()))
-    raise UnsupportedDatabaseError(
-        f"Filtering by tags is implemented for PostgreSQL and SQLite, not {dialect!r}; use "
-        f"one of those databases for Labox records."
+        return type_coerce(ManifestRecord.tags, JSONB).contains(_jsonb_constant(tags))
+    return and_(*(_sqlite_has_tag(key, value) for key, value in tags.items()))
+
+
+def _jsonb_constant(value: object) -> ColumnElement[Any]:
+    """A JSON value written into the statement (quoted by SQLAlchemy), not a parameter.
+
+    PostgreSQL then plans each query for its own values, as a million records need: how
+    many records carry a pair decides between reading an index in time order and
+    collecting the matches to sort them. A prepared statement with parameters gets, after
+    five runs, a generic plan made for no value in particular: over 1M manifests, a walk of
+    the whole time index for a rare tag (1.9 s).
+    """
+    return cast(bindparam(None, json.dumps(value), String, literal_execute=True), JSONB)
+
+
+def _ordered_index(tags: dict[str, str]) -> OrderedTagIndex | None:
+    """The first ordered tag index whose key (and ``only`` pair) the filter names."""
+    for index in ORDERED_TAG_INDEXES:
+        if index.key in tags and (index.only is None or tags.get(index.only[0]) == index.only[1]):
+            return index
+    return None
+
+
+def _postgresql_ordered(
+    statement: Select[Any],
+    index: OrderedTagIndex,
+    tags: dict[str, str],
+    since: datetime | None,
+    until: datetime | None,
+) -> Select[Any]:
+    """Match the index's key by its own expression, order by its time; ``@>`` the rest.
+
+    ``tags -> key = '"value"'::jsonb`` holds exactly when ``tags @> {key: value}`` does
+    (tags are an object, and a JSONB object has each key once), so the pair leaves the
+    ``@>``; the ``only`` pair is written as a constant, as the partial index's predicate.
+    """
+    value = _jsonb_constant(tags[index.key])
+    statement = statement.where(literal_column(index.postgresql_value(), JSONB) == value)
+    rest = dict(tags)
+    del rest[index.key]
+    where = index.postgresql_where()
+    if index.only is not None and where is not None:
+        statement = statement.where(text(where))
+        del rest[index.only[0]]
+    if rest:
+        statement = statement.where(_tags_contain("postgresql", rest))
+    time_order: ColumnElement[datetime] = literal_column(POSTGRESQL_TIME_ORDER, DateTime())
+    if since is not None:  # bound the walk of the index too, not only the rows it returns
+        statement = statement.where(time_order >= _utc_timestamp(_aware(since, "since")))
+    if until is not None:
+        statement = statement.where(time_order < _utc_timestamp(_aware(until, "until")))
+    return statement.order_by(time_order.desc(), ManifestRecord.id.desc())
+
+
+def _utc_timestamp(moment: datetime) -> ColumnElement[datetime]:
+    """An aware moment as PostgreSQL's ``timezone('UTC', ...)`` of a timestamptz gives it."""
+    return func.timezone(
+        literal("UTC", String), cast(literal(moment, UTCDateTime()), DateTime(timezone=True))
     )
+
+
+def _sqlite_ordered(
+    statement: Select[Any], index: OrderedTagIndex, tags: dict[str, str]
+) -> Select[Any]:
+    """The index's expression equal to the key's value (and its ``only`` predicate)."""
+    statement = statement.where(literal_column(index.sqlite_value()) == tags[index.key])
+    if index.only is not None:
+        statement = statement.where(text(index.sqlite_where()))
+    return statement
 
 
 def _sqlite_has_tag(key: str, value: str) -> ColumnElement[bool]:

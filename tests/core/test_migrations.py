@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -18,22 +16,30 @@ from sqlalchemy.ext.asyncio import (
 
 from labox_prefect.core import BaseRecord, Registry
 from labox_prefect.core.builtin import StorableValue
+from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.migrations import (
     VERSION_TABLE,
     SchemaMismatchError,
     acurrent,
     aupgrade,
-    context_options,
     current,
+    schema_differences,
     upgrade,
 )
 from labox_prefect.core.query import find_manifests
 from labox_prefect.core.saver import save_one
 
+HEAD = "0002"
 
-def differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts=context_options(connection.dialect.name))
-    return list(compare_metadata(context, BaseRecord.metadata))
+
+def index_names(connection: Connection, table: str) -> list[str]:
+    """Every named index of a table, expression indexes too (SQLAlchemy skips SQLite's)."""
+    if connection.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :table"
+    else:
+        query = "SELECT indexname FROM pg_indexes WHERE tablename = :table"
+    names = connection.execute(text(query), {"table": table}).scalars()
+    return sorted(name for name in names if not name.startswith("sqlite_autoindex"))
 
 
 def schema_facts(connection: Connection) -> dict[str, Any]:
@@ -41,8 +47,7 @@ def schema_facts(connection: Connection) -> dict[str, Any]:
     return {
         "tables": sorted(inspector.get_table_names()),
         "indexes": {
-            table: sorted(index["name"] or "" for index in inspector.get_indexes(table))
-            for table in ("labox_manifests", "labox_contents")
+            table: index_names(connection, table) for table in ("labox_manifests", "labox_contents")
         },
         "unique": [c["name"] for c in inspector.get_unique_constraints("labox_contents")],
         "fks": [fk["options"] for fk in inspector.get_foreign_keys("labox_contents")],
@@ -62,14 +67,18 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
     assert await acurrent(database_url) is None
     await aupgrade(database_url)
 
-    assert await acurrent(database_url) == "0001"
-    assert await run_on(database_url, differences) == []
+    assert await acurrent(database_url) == HEAD
+    assert await run_on(database_url, schema_differences) == []
     facts = await run_on(database_url, schema_facts)
     assert facts["tables"] == ["labox_alembic_version", "labox_contents", "labox_manifests"]
-    expected_manifest_indexes = ["ix_labox_manifests_class_id", "ix_labox_manifests_created_at"]
+    expected_manifest_indexes = [
+        "ix_labox_manifests_class_id",
+        "ix_labox_manifests_created_at",
+        *(index.name for index in ORDERED_TAG_INDEXES),
+    ]
     if database_url.startswith("postgresql"):
-        expected_manifest_indexes.append("ix_labox_manifests_tags")
-    assert facts["indexes"]["labox_manifests"] == expected_manifest_indexes
+        expected_manifest_indexes += ["ix_labox_manifests_tags", "labox_manifests_pkey"]
+    assert facts["indexes"]["labox_manifests"] == sorted(expected_manifest_indexes)
     assert set(facts["indexes"]["labox_contents"]) >= {
         "ix_labox_contents_content_hash",
         "ix_labox_contents_manifest_id",
@@ -104,8 +113,8 @@ async def test_upgrade_is_idempotent_and_the_tables_work(
 ) -> None:
     await aupgrade(database_url)
     await aupgrade(database_url)
-    await aupgrade(database_url, "0001")
-    assert await acurrent(database_url) == "0001"
+    await aupgrade(database_url, HEAD)
+    assert await acurrent(database_url) == HEAD
 
     engine = create_async_engine(database_url)
     try:
@@ -134,16 +143,16 @@ async def test_a_projects_own_alembic_history_is_left_alone(database_url: str) -
             ours = await connection.scalar(text(f"SELECT version_num FROM {VERSION_TABLE}"))
     finally:
         await engine.dispose()
-    assert (theirs, ours) == ("users_rev_7", "0001")
+    assert (theirs, ours) == ("users_rev_7", HEAD)
 
 
 async def test_tables_from_create_all_are_adopted(database_url: str, engine: AsyncEngine) -> None:
     # The ``engine`` fixture made the tables with BaseRecord.create_all, as the guide does.
     assert await acurrent(engine) is None
     await aupgrade(engine)
-    assert await acurrent(engine) == "0001"
+    assert await acurrent(engine) == HEAD
     async with engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
+        assert await connection.run_sync(schema_differences) == []
 
 
 async def test_tables_that_differ_are_not_adopted(database_url: str, engine: AsyncEngine) -> None:
@@ -159,17 +168,68 @@ def test_sync_upgrade_on_a_sqlite_file_with_sync_and_async_urls(tmp_path: Any) -
     assert current(f"sqlite:///{path}") is None
     upgrade(f"sqlite+aiosqlite:///{path}")
     upgrade(f"sqlite:///{path}")
-    assert current(f"sqlite+aiosqlite:///{path}") == "0001"
-    assert current(f"sqlite:///{path}") == "0001"
+    assert current(f"sqlite+aiosqlite:///{path}") == HEAD
+    assert current(f"sqlite:///{path}") == HEAD
 
 
 async def test_sync_upgrade_works_even_from_a_running_loop(database_url: str) -> None:
     # It blocks this loop while it runs (aupgrade is the polite way), but it does not fail.
     upgrade(database_url)
-    assert current(database_url) == "0001"
+    assert current(database_url) == HEAD
     engine = create_async_engine(database_url)
     try:
         async with AsyncSession(engine) as session:
             assert await find_manifests(session) == []
     finally:
         await engine.dispose()
+
+
+async def drop_ordered_tag_indexes(engine: AsyncEngine) -> None:
+    """Make the tables as an older version's create_all made them."""
+    async with engine.begin() as connection:
+        for index in ORDERED_TAG_INDEXES:
+            await connection.execute(text(f"DROP INDEX {index.name}"))
+
+
+async def test_tables_from_an_older_create_all_are_adopted_and_get_the_tag_indexes(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    await drop_ordered_tag_indexes(engine)
+    await aupgrade(engine)
+    assert await acurrent(engine) == HEAD
+    async with engine.connect() as connection:
+        names = await connection.run_sync(index_names, "labox_manifests")
+        assert await connection.run_sync(schema_differences) == []
+    assert {index.name for index in ORDERED_TAG_INDEXES} <= set(names)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_create_all_adds_the_tag_indexes_to_older_sqlite_tables(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    # The embedded database is made by create_all, not migrated: it adds what is missing.
+    await drop_ordered_tag_indexes(engine)
+    await BaseRecord.create_all(engine)
+    await BaseRecord.create_all(engine)
+    async with engine.connect() as connection:
+        names = await connection.run_sync(index_names, "labox_manifests")
+    assert {index.name for index in ORDERED_TAG_INDEXES} <= set(names)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_postgresql_samples_a_thousand_tag_documents_for_the_planner(
+    database_url: str,
+) -> None:
+    await aupgrade(database_url)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            target = await connection.scalar(
+                text(
+                    "SELECT attstattarget FROM pg_attribute "
+                    "WHERE attrelid = 'labox_manifests'::regclass AND attname = 'tags'"
+                )
+            )
+    finally:
+        await engine.dispose()
+    assert target == 1000

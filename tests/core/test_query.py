@@ -269,3 +269,127 @@ async def test_postgresql_tag_query_uses_the_gin_index(
         plan_rows = await connection.exec_driver_sql(f"EXPLAIN {statement}", params)
         plan = "\n".join(line for (line,) in plan_rows)
     assert "ix_labox_manifests_tags" in plan, plan
+
+
+# --- ordered tag indexes: the run keys the Prefect integration writes ------------------------
+
+FLOW = "prefect.flow_name"
+TASK = "prefect.task_name"
+RUN = "prefect.flow_run_id"
+KIND = "prefect.kind"
+
+
+def run_rows() -> list[dict[str, Any]]:
+    """Records of two flows over time, flow and task results, and look-alikes that must not
+    match: a value that is not a string, a key only in another case, records without keys."""
+    rows = []
+    for i in range(40):
+        flow = ["etl", "train"][i % 2]
+        tags = {FLOW: flow, RUN: f"run-{i // 8}", KIND: "flow" if i % 5 == 0 else "task"}
+        if tags[KIND] == "task":
+            tags[TASK] = ["fit", "load"][i % 3 % 2]
+        if i % 3 == 0:
+            tags["prefect.tag.gpu"] = "true"
+        rows.append(manifest_row(tags=tags, at=T0 + timedelta(minutes=i // 2)))  # ties in time
+    rows.append(manifest_row(tags={FLOW: ["etl"], KIND: "flow"}, at=T0))  # type: ignore[dict-item]
+    rows.append(manifest_row(tags={FLOW: {"etl": "x"}, TASK: 5}, at=T0))  # type: ignore[dict-item]
+    rows.append(manifest_row(tags={"PREFECT.FLOW_NAME": "etl"}, at=T0))
+    rows.append(manifest_row(tags={}, at=T0 + timedelta(hours=1)))
+    return rows
+
+
+def expected(
+    rows: list[dict[str, Any]],
+    tags: dict[str, str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[uuid.UUID]:
+    """Containment as the docstring defines it, newest first, ties by id."""
+    found = [
+        row
+        for row in rows
+        if all(row["tags"].get(key) == value for key, value in tags.items())
+        and (since is None or row["created_at"] >= since)
+        and (until is None or row["created_at"] < until)
+    ]
+    found.sort(key=lambda row: (row["created_at"], row["id"]), reverse=True)
+    return [row["id"] for row in found]
+
+
+RUN_FILTERS = [
+    {FLOW: "etl"},
+    {FLOW: "etl", KIND: "flow"},
+    {FLOW: "train", KIND: "task"},
+    {FLOW: "etl", KIND: "flow", "prefect.tag.gpu": "true"},
+    {TASK: "fit", "prefect.tag.gpu": "true"},
+    {TASK: "load", FLOW: "train"},
+    {RUN: "run-2"},
+    {RUN: "run-3", TASK: "fit", KIND: "task"},
+    {FLOW: "nobody"},
+    {TASK: "5"},
+]
+
+
+@pytest.mark.parametrize("tags", RUN_FILTERS, ids=repr)
+async def test_filters_on_indexed_run_keys_match_exactly_as_containment(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    rows = run_rows()
+    await insert_manifests(sessions, rows)
+    since, until = T0 + timedelta(minutes=3), T0 + timedelta(minutes=15)
+
+    assert await ids_of(sessions, tags=tags) == expected(rows, tags)
+    assert await ids_of(sessions, tags=tags, limit=3) == expected(rows, tags)[:3]
+    assert await ids_of(sessions, tags=tags, since=since, until=until) == expected(
+        rows, tags, since, until
+    )
+
+
+async def explained_plan(engine: AsyncEngine, **filters: Any) -> str:
+    """The plan of the statement find_manifests sends (EXPLAIN, or EXPLAIN QUERY PLAN)."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        captured.append((statement, params))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with AsyncSession(engine) as session:
+            await find_manifests(session, **filters)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    statement, params = captured[-1]
+    sqlite = engine.dialect.name == "sqlite"
+    async with engine.connect() as connection:
+        rows = await connection.exec_driver_sql(
+            f"{'EXPLAIN QUERY PLAN' if sqlite else 'EXPLAIN'} {statement}", params
+        )
+        return "\n".join(str(row[-1]) for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("tags", "index"),
+    [
+        ({FLOW: "etl"}, "ix_labox_manifests_flow_name"),
+        ({FLOW: "etl", KIND: "flow"}, "ix_labox_manifests_flow_results"),
+        ({TASK: "fit", "prefect.tag.gpu": "true"}, "ix_labox_manifests_task_name"),
+        ({RUN: "run-1", TASK: "fit"}, "ix_labox_manifests_flow_run_id"),
+    ],
+    ids=repr,
+)
+async def test_a_filter_on_a_run_key_reads_its_ordered_index(
+    engine: AsyncEngine, tags: dict[str, str], index: str
+) -> None:
+    # Without statistics both planners weigh an index by its shape: the rows it narrows to.
+    rows = [
+        manifest_row(
+            tags={FLOW: f"f{i % 50}", TASK: f"t{i % 70}", RUN: f"r{i}", KIND: "task"},
+            at=T0 + timedelta(seconds=i),
+        )
+        for i in range(3000)
+    ]
+    await insert_manifests(async_sessionmaker(engine), rows)
+
+    plan = await explained_plan(engine, tags=tags, limit=10)
+    assert index in plan, plan
+    assert "ix_labox_manifests_created_at" not in plan, plan

@@ -14,6 +14,7 @@ from prefect.context import FlowRunContext
 from labox_prefect import ResultComponentNotRegisteredError, labox_task
 from labox_prefect.context import FLOW_RUN_ID, KIND
 from labox_prefect.core import ManifestNotFoundError
+from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
 from labox_prefect.results import (
@@ -23,6 +24,7 @@ from labox_prefect.results import (
     aget_result,
     find_results,
     get_result,
+    tag_filter,
 )
 from tests.integration._records import prefect_tags, save
 from tests.integration._shout import shout
@@ -229,3 +231,12 @@ def test_prefect_keys_may_be_queried_through_tags(backend: Backend) -> None:
 
     assert _ids(find_results(tags={**mark, KIND: "flow"})) == [flow_result.id]
     assert find_results(tags={**mark, KIND: "flow"})[0].task_name is None
+
+
+def test_the_filters_of_find_results_name_keys_with_an_ordered_index() -> None:
+    # The core indexes these labels without importing the integration: a renamed key would
+    # leave find_results on the unordered path (a sort of every match over 1M records).
+    wanted = tag_filter(flow_name="etl", task_name="fit", flow_run_id=uuid.uuid4())
+    indexed = {index.key for index in ORDERED_TAG_INDEXES}
+    assert set(wanted) <= indexed
+    assert {index.only for index in ORDERED_TAG_INDEXES} - {None} == {(KIND, "flow")}

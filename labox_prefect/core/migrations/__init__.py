@@ -6,7 +6,11 @@ own tables with Alembic in the same database keeps its own ``alembic_version`` u
 
 Tables made earlier by ``BaseRecord.create_all`` are adopted: when they exist without a
 recorded revision and match the schema of this package version exactly, they are stamped
-instead of created again; when they differ, upgrading stops and lists the differences.
+instead of created again; when they differ, upgrading stops and lists the differences. The
+ordered tag indexes (revision 0002) are the exception: tables made by an older version's
+``create_all`` lack them, so adopted tables are stamped 0001 and upgraded, which creates
+those of them that are missing. (Alembic cannot reflect expression indexes on SQLite, so it
+compares them on PostgreSQL only.)
 
 ``upgrade`` and ``current`` are synchronous. For an async URL (``sqlite+aiosqlite``,
 ``postgresql+asyncpg``) they run the work on a private event loop in a private thread, so
@@ -17,6 +21,7 @@ that loop until the migration ends: from async code, ``await aupgrade(...)`` ins
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,16 +33,22 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import URL, create_engine, inspect, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
+from labox_prefect.core.database import (
+    ORDERED_TAG_INDEXES,
+    BaseRecord,
+    ContentRecord,
+    ManifestRecord,
+)
 from labox_prefect.core.errors import SchemaMismatchError
 
 VERSION_TABLE = "labox_alembic_version"
 """Where the Labox schema revision is kept (not Alembic's default ``alembic_version``)."""
 
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_labox_manifests_tags"})
-"""Indexes the models declare for PostgreSQL only (the GIN index on JSONB tags)."""
+ADOPTED_REVISION = "0001"
+"""What adopted tables are stamped as: revisions after it create what they add if missing."""
 
 SCRIPT_LOCATION = Path(__file__).parent
 
@@ -72,8 +83,9 @@ def context_options(dialect_name: str) -> dict[str, Any]:
     """Options of every Alembic context over Labox tables: migrations and comparisons.
 
     They name our version table (so comparisons do not see it as an extra table) and leave
-    out of comparisons the tags GIN index on databases other than PostgreSQL: Alembic does
-    not know that the models declare it for PostgreSQL only. Tables that are not Labox's
+    out of comparisons the indexes the models declare for another database (``info``
+    ``{"dialect": ...}``: the tags GIN index, each dialect's ordered tag indexes): Alembic
+    does not know that they are made on one dialect only. Tables that are not Labox's
     (a project's own, the Prefect integration's) and their indexes are left out too: they
     share the database, they are not differences in the Labox schema.
     """
@@ -84,9 +96,8 @@ def context_options(dialect_name: str) -> dict[str, Any]:
         table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
         if reflected and compare_to is None and table not in BaseRecord.metadata.tables:
             return False
-        return not (
-            type_ == "index" and name in POSTGRESQL_ONLY_INDEXES and dialect_name != "postgresql"
-        )
+        only_on = getattr(obj, "info", {}).get("dialect") if type_ == "index" else None
+        return only_on in (None, dialect_name)
 
     return {"version_table": VERSION_TABLE, "include_object": include_object, "compare_type": True}
 
@@ -108,9 +119,15 @@ def upgrade_on(connection: Connection, revision: str = "head") -> None:
 
 
 def _adopt(connection: Connection, config: Config) -> None:
-    """Stamp tables made by ``create_all`` as the newest revision, if they match it."""
-    context = MigrationContext.configure(connection, opts=context_options(connection.dialect.name))
-    differences = compare_metadata(context, BaseRecord.metadata)
+    """Stamp tables made by ``create_all`` as ADOPTED_REVISION if they match this version.
+
+    Only missing ordered tag indexes are allowed: the upgrade after the stamp creates them.
+    """
+    differences = [
+        difference
+        for difference in schema_differences(connection)
+        if not _is_missing_ordered_index(difference)
+    ]
     if differences:
         listing = "\n".join(f"  {difference}" for difference in differences)
         raise SchemaMismatchError(
@@ -119,7 +136,29 @@ def _adopt(connection: Connection, config: Config) -> None:
             f"BaseRecord.create_all; migrate them by hand, or export the data and start from "
             f"an empty database."
         )
-    command.stamp(config, "head")
+    command.stamp(config, ADOPTED_REVISION)
+
+
+def schema_differences(connection: Connection) -> list[Any]:
+    """Alembic's differences between the Labox tables on ``connection`` and the models.
+
+    SQLAlchemy cannot reflect expression indexes on SQLite, so there the ordered tag
+    indexes are not compared (and the warnings saying so are silenced).
+    """
+    context = MigrationContext.configure(connection, opts=context_options(connection.dialect.name))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "autogenerate skipping", UserWarning)
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
+        return list(compare_metadata(context, BaseRecord.metadata))
+
+
+def _is_missing_ordered_index(difference: Any) -> bool:
+    ordered = {index.name for index in ORDERED_TAG_INDEXES}
+    return (
+        isinstance(difference, tuple)
+        and difference[0] == "add_index"
+        and difference[1].name in ordered
+    )
 
 
 def _has_labox_tables(connection: Connection) -> bool:
@@ -166,7 +205,7 @@ async def arun_on_database(
 
 
 __all__ = [
-    "POSTGRESQL_ONLY_INDEXES",
+    "ADOPTED_REVISION",
     "VERSION_TABLE",
     "SchemaMismatchError",
     "acurrent",
@@ -177,6 +216,7 @@ __all__ = [
     "current",
     "revision_on",
     "run_on_database",
+    "schema_differences",
     "upgrade",
     "upgrade_on",
 ]

@@ -1,0 +1,125 @@
+"""What the ordered tag indexes cost a bulk save: with them (as shipped) against without.
+
+A bulk save (``new_saver``, one session) of ``--objects`` small values, each tagged as a
+``labox_task`` result is (flow and task names, run ids, kind, a run tag, the result type)
+plus a user tag, into a fresh database per round: the embedded SQLite file (the runtime's
+inline connections and pragmas) and, unless ``--sqlite-only``, a PostgreSQL database
+(``labox_bench_save`` on 127.0.0.1:5432 as role labox, created and dropped here). "without"
+drops the four ordered tag indexes after the tables are made. Rounds alternate A B A B;
+medians with min-max, and the ratio with / without. Nothing is asserted.
+
+Usage: ``python bench/tag_index_cost.py [--rounds 7] [--objects 1000] [--sqlite-only]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from labox_prefect.core import BaseRecord, Registry, new_saver
+from labox_prefect.core.builtin import MemoryStorage, StorableValue
+from labox_prefect.core.database import ORDERED_TAG_INDEXES
+from labox_prefect.runtime import _tune_sqlite
+from labox_prefect.sqlite_inline import create_inline_engine
+
+SERVER = "postgresql://labox:labox@127.0.0.1:5432/"
+DATABASE = "labox_bench_save"
+
+
+def tags_of(number: int, run: str) -> dict[str, str]:
+    return {
+        "prefect.kind": "task",
+        "prefect.flow_name": f"etl-{number % 7}",
+        "prefect.flow_run_id": run,
+        "prefect.flow_run_name": "brisk-otter",
+        "prefect.task_name": f"clean_{number % 11}",
+        "prefect.task_run_id": str(uuid.uuid4()),
+        "prefect.tag.nightly": "true",
+        "prefect.result_type": "builtins:dict",
+        "project": "bench",
+    }
+
+
+async def save_all(engine: AsyncEngine, objects: int, indexed: bool) -> float:
+    await BaseRecord.create_all(engine)
+    if not indexed:
+        async with engine.begin() as connection:
+            for index in ORDERED_TAG_INDEXES:
+                await connection.execute(text(f"DROP INDEX {index.name}"))
+    registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
+    sessions = async_sessionmaker(engine)
+    run = str(uuid.uuid4())
+    values = [{"n": number, "name": f"value {number}"} for number in range(objects)]
+    started = time.perf_counter()
+    async with sessions() as session, new_saver(session=session, registry=registry) as saver:
+        for number, value in enumerate(values):
+            saver.save_soon(StorableValue(value), tags_of(number, run))
+    return time.perf_counter() - started
+
+
+async def sqlite_round(objects: int, indexed: bool) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        url = make_url(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
+        engine = create_inline_engine(url)
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+        try:
+            return await save_all(engine, objects, indexed)
+        finally:
+            await engine.dispose()
+
+
+async def postgresql_round(objects: int, indexed: bool) -> float:
+    admin = await asyncpg.connect(SERVER + "postgres")
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {DATABASE}")
+        engine = create_async_engine(f"postgresql+asyncpg://labox:labox@127.0.0.1:5432/{DATABASE}")
+        try:
+            return await save_all(engine, objects, indexed)
+        finally:
+            await engine.dispose()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+        await admin.close()
+
+
+def summary(values: list[float]) -> str:
+    low, high = min(values) * 1000, max(values) * 1000
+    return f"{statistics.median(values) * 1000:.0f} ms ({low:.0f}-{high:.0f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--objects", type=int, default=1000)
+    parser.add_argument("--sqlite-only", action="store_true")
+    args = parser.parse_args()
+    databases = {"SQLite": sqlite_round}
+    if not args.sqlite_only:
+        databases["PostgreSQL"] = postgresql_round
+    for name, one_round in databases.items():
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.rounds):
+            for indexed in (True, False):
+                times[indexed].append(asyncio.run(one_round(args.objects, indexed)))
+        ratios = [w / wo for w, wo in zip(times[True], times[False], strict=True)]
+        print(
+            f"{name}, bulk save of {args.objects} tagged values, {args.rounds} rounds: "
+            f"with the ordered tag indexes {summary(times[True])}, without "
+            f"{summary(times[False])}; with / without "
+            f"{statistics.median(times[True]) / statistics.median(times[False]):.2f}x "
+            f"(per-round {min(ratios):.2f}-{max(ratios):.2f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
