@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import ContentRecord, ManifestRecord
 from labox_prefect.core.defaults import registry_for_session
-from labox_prefect.core.digest import verify_bytes, verify_stream
+from labox_prefect.core.digest import LocalFile, verify_bytes, verify_stream
 from labox_prefect.core.errors import (
     DamagedRecordError,
     LaboxError,
@@ -161,7 +161,8 @@ class Loader:
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start : start + _IDS_PER_QUERY]
             result = await self._session.execute(_LOAD_QUERY.where(_MANIFEST_ID.in_(chunk)))
-            for row in result.mappings():
+            rows = cast("Iterable[Mapping[str, Any]]", result.mappings())
+            for row in rows:
                 manifest_id = row["id"]
                 manifests[manifest_id] = row
                 if row["content_key"] is not None:  # the outer join's row of no content
@@ -302,11 +303,19 @@ async def _verified_items(
     serializer: StreamSerializer[Any], storage: Storage, row: Mapping[str, Any]
 ) -> AsyncGenerator[Any, None]:
     """Items of a stored stream; bytes are hash-checked on the way, nothing is read early."""
+    config = row["storage_config"]
+    where = f"{storage.name} {config}"
+    path = storage.local_path(config)
     raw = verify_stream(
-        storage.read_data_stream(row["storage_config"]),
+        storage.read_data_stream(config),
         row["content_hash"],
         row["content_hash_algorithm"],
-        f"{storage.name} {row['storage_config']}",
+        where,
+    )
+    local_file = (
+        None
+        if path is None
+        else LocalFile(path, row["content_hash"], row["content_hash_algorithm"], where)
     )
     items = serializer.deserialize_data_stream(
         SerializedDataStream(
@@ -314,6 +323,7 @@ async def _verified_items(
             content_type=row["content_type"],
             content_encoding=row["content_encoding"],
             config=row["serializer_config"] or {},
+            local_file=local_file,
         )
     )
     try:
