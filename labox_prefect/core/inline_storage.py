@@ -42,6 +42,12 @@ class DatabaseStorage(Storage):
         return {"text": self._text_of(data, digest)}
 
     async def read_data(self, config: StorageConfig, /) -> bytes:
+        return self.read_inline(config)
+
+    def read_inline(self, config: StorageConfig, /) -> bytes:
+        """The bytes that ``config`` holds, read without waiting on anything (loaders read
+        records kept here in one go); StorageKeyError for a config this storage never wrote.
+        """
         return self._text_in(config).encode("utf-8")
 
     async def write_data_stream(

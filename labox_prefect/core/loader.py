@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,19 +23,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import ContentRecord, ManifestRecord
 from labox_prefect.core.defaults import registry_for_session
-from labox_prefect.core.digest import verify_bytes, verify_stream
+from labox_prefect.core.digest import LocalFile, verify_bytes, verify_stream
 from labox_prefect.core.errors import (
     DamagedRecordError,
     LaboxError,
     ManifestNotFoundError,
+    NotRegisteredError,
     StorableTypeError,
 )
 from labox_prefect.core.future import Future, raise_first_failure, settle_failures
+from labox_prefect.core.inline_storage import DatabaseStorage
 from labox_prefect.core.ownership import session_database
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, SerializedDataStream, StreamSerializer
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage
+from labox_prefect.core.unpacker import Unpacker
 
 S = TypeVar("S", bound=Storable)
 
@@ -43,6 +46,33 @@ DEFAULT_MAX_CONCURRENCY = 16
 _INLINE_DESERIALIZE_LIMIT = 64 * 1024
 """Blobs up to this size are decoded on the loop; a thread hop costs more than they do."""
 _IDS_PER_QUERY = 1_000
+_MANIFESTS = ManifestRecord.__table__
+_CONTENTS = ContentRecord.__table__
+_MANIFEST_ID = _MANIFESTS.c.id
+_LOAD_QUERY = select(
+    _MANIFEST_ID,
+    _MANIFESTS.c.class_id,
+    _MANIFESTS.c.unpacker_name,
+    *(
+        _CONTENTS.c[name]
+        for name in (
+            "content_key",
+            "content_type",
+            "content_encoding",
+            "content_hash",
+            "content_hash_algorithm",
+            "serializer_name",
+            "serializer_config",
+            "serializer_type",
+            "storage_name",
+            "storage_config",
+        )
+    ),
+).select_from(_MANIFESTS.outerjoin(_CONTENTS, _CONTENTS.c.manifest_id == _MANIFEST_ID))
+"""What a load reads: each manifest's class and unpacker, joined with its contents (not
+their tags, times or sizes), one row per content (one row of NULL contents if it has none).
+"""
+_NEEDS_IO = object()
 
 
 @dataclass(slots=True)
@@ -68,6 +98,7 @@ class Loader:
         self._stack = stack
         self._max_concurrency = max_concurrency
         self._requests: list[_Request] = []
+        self._families_checked: set[tuple[type[Storable], str]] = set()
 
     @overload
     def load_soon(self, record: ManifestRecord | uuid.UUID, cls: type[S]) -> Future[S]: ...
@@ -91,13 +122,30 @@ class Loader:
             database=session_database(self._session),
             reset=self._session.rollback,
         )
-        limit = asyncio.Semaphore(self._max_concurrency)
+        # Records whose contents all live in their rows load at once, in order; the others
+        # (files, objects, streams) load concurrently, a bounded number at a time.
+        outcomes: list[Any] = []
+        waiting: list[int] = []
+        for request in requests:
+            try:
+                outcome = self._load_now(request, manifests, contents)
+            except Exception as error:
+                outcome = error
+            if outcome is _NEEDS_IO:
+                waiting.append(len(outcomes))
+            outcomes.append(outcome)
+        if waiting:
+            limit = asyncio.Semaphore(self._max_concurrency)
 
-        async def load(request: _Request) -> Any:
-            async with limit:
-                return await self._load(request, manifests, contents)
+            async def load(request: _Request) -> Any:
+                async with limit:
+                    return await self._load(request, manifests, contents)
 
-        outcomes = await asyncio.gather(*map(load, requests), return_exceptions=True)
+            loaded = await asyncio.gather(
+                *(load(requests[i]) for i in waiting), return_exceptions=True
+            )
+            for i, outcome in zip(waiting, loaded, strict=True):
+                outcomes[i] = outcome
         failures = settle_failures([r.future for r in requests], outcomes)
         for request, outcome in zip(requests, outcomes, strict=True):
             if not isinstance(outcome, BaseException):
@@ -107,22 +155,50 @@ class Loader:
     async def _fetch(
         self, ids: list[uuid.UUID]
     ) -> tuple[dict[uuid.UUID, Mapping[str, Any]], dict[uuid.UUID, list[Mapping[str, Any]]]]:
+        """Each manifest and its content rows, in one query per thousand manifests."""
         manifests: dict[uuid.UUID, Mapping[str, Any]] = {}
         contents: dict[uuid.UUID, list[Mapping[str, Any]]] = {mid: [] for mid in ids}
-        manifest_table = ManifestRecord.__table__
-        content_table = ContentRecord.__table__
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start : start + _IDS_PER_QUERY]
-            result = await self._session.execute(
-                select(manifest_table).where(manifest_table.c.id.in_(chunk))
-            )
-            manifests.update((row["id"], dict(row)) for row in result.mappings())
-            result = await self._session.execute(
-                select(content_table).where(content_table.c.manifest_id.in_(chunk))
-            )
-            for row in result.mappings():
-                contents[row["manifest_id"]].append(dict(row))
+            result = await self._session.execute(_LOAD_QUERY.where(_MANIFEST_ID.in_(chunk)))
+            rows = cast("Iterable[Mapping[str, Any]]", result.mappings())
+            for row in rows:
+                manifest_id = row["id"]
+                manifests[manifest_id] = row
+                if row["content_key"] is not None:  # the outer join's row of no content
+                    contents[manifest_id].append(row)
         return manifests, contents
+
+    def _load_now(
+        self,
+        request: _Request,
+        manifests: Mapping[uuid.UUID, Mapping[str, Any]],
+        contents: Mapping[uuid.UUID, Sequence[Mapping[str, Any]]],
+    ) -> Any:
+        """Load a record whose contents all live in their rows, without awaiting anything;
+        `_NEEDS_IO` if one does not (a stream, a blob in a storage, an unknown storage)."""
+        rows = contents[request.manifest_id]
+        storages = []
+        for row in rows:
+            if row["serializer_type"] == "stream":
+                return _NEEDS_IO
+            try:
+                storage = self._registry.get_storage(row["storage_name"])
+            except NotRegisteredError:
+                return _NEEDS_IO  # the other path raises it, naming the content
+            if not isinstance(storage, DatabaseStorage):
+                return _NEEDS_IO
+            storages.append(storage)
+        cls, unpacker = self._resolve(request, manifests)
+        values: dict[str, Any] = {}
+        for row, storage in zip(rows, storages, strict=True):
+            try:
+                data = storage.read_inline(row["storage_config"])
+                values[row["content_key"]] = self._decode(row, storage, data)
+            except Exception as error:
+                _note_content(error, row, request.manifest_id)
+                raise
+        return self._repack(request, cls, unpacker, values)
 
     async def _load(
         self,
@@ -130,15 +206,7 @@ class Loader:
         manifests: Mapping[uuid.UUID, Mapping[str, Any]],
         contents: Mapping[uuid.UUID, Sequence[Mapping[str, Any]]],
     ) -> Any:
-        manifest = manifests.get(request.manifest_id)
-        if manifest is None:
-            raise ManifestNotFoundError(
-                f"No manifest with id {request.manifest_id} exists in this database; check "
-                f"the database URL, or whether the record was deleted."
-            )
-        cls = self._storable_class(request.cls, manifest["class_id"])
-        unpacker = self._registry.get_unpacker(manifest["unpacker_name"])
-        check_unpacker_family(manifest, cls, self._registry)
+        cls, unpacker = self._resolve(request, manifests)
         values: dict[str, Any] = {}
         for row in contents[request.manifest_id]:
             try:
@@ -147,11 +215,35 @@ class Loader:
                 else:
                     values[row["content_key"]] = await self._read_value(row)
             except Exception as error:
-                error.add_note(
-                    f"(while loading content {row['content_key']!r} of manifest "
-                    f"{request.manifest_id})"
-                )
+                _note_content(error, row, request.manifest_id)
                 raise
+        return self._repack(request, cls, unpacker, values)
+
+    def _resolve(
+        self, request: _Request, manifests: Mapping[uuid.UUID, Mapping[str, Any]]
+    ) -> tuple[type[Storable], Unpacker[Any]]:
+        """The class and unpacker of a request's manifest, checked against each other."""
+        manifest = manifests.get(request.manifest_id)
+        if manifest is None:
+            raise ManifestNotFoundError(
+                f"No manifest with id {request.manifest_id} exists in this database; check "
+                f"the database URL, or whether the record was deleted."
+            )
+        cls = self._storable_class(request.cls, manifest["class_id"])
+        unpacker_name = manifest["unpacker_name"]
+        unpacker = self._registry.get_unpacker(unpacker_name)
+        if (cls, unpacker_name) not in self._families_checked:
+            check_unpacker_family(manifest, cls, self._registry)
+            self._families_checked.add((cls, unpacker_name))
+        return cls, unpacker
+
+    def _repack(
+        self,
+        request: _Request,
+        cls: type[Storable],
+        unpacker: Unpacker[Any],
+        values: Mapping[str, Any],
+    ) -> Any:
         try:
             return unpacker.repack_object(cls, values, self._registry)
         except LaboxError as error:
@@ -178,25 +270,25 @@ class Loader:
         return cls
 
     async def _read_value(self, row: Mapping[str, Any]) -> Any:
-        serializer = self._registry.get_serializer(row["serializer_name"])
         storage = self._registry.get_storage(row["storage_name"])
         data = await storage.read_data(row["storage_config"])
-        where = f"{storage.name} {row['storage_config']}"
-        content = SerializedData(
-            data=data,
-            content_type=row["content_type"],
-            content_encoding=row["content_encoding"],
-            config=row["serializer_config"] or {},
-        )
         if len(data) <= _INLINE_DESERIALIZE_LIMIT:
-            verify_bytes(data, row["content_hash"], row["content_hash_algorithm"], where)
-            return serializer.deserialize_data(content)
+            return self._decode(row, storage, data)
+        return await asyncio.to_thread(self._decode, row, storage, data)
 
-        def verify_and_decode() -> Any:
-            verify_bytes(data, row["content_hash"], row["content_hash_algorithm"], where)
-            return serializer.deserialize_data(content)
-
-        return await asyncio.to_thread(verify_and_decode)
+    def _decode(self, row: Mapping[str, Any], storage: Storage, data: bytes) -> Any:
+        """The value of a content's bytes, once they are checked against its hash."""
+        serializer = self._registry.get_serializer(row["serializer_name"])
+        where = f"{storage.name} {row['storage_config']}"
+        verify_bytes(data, row["content_hash"], row["content_hash_algorithm"], where)
+        return serializer.deserialize_data(
+            SerializedData(
+                data=data,
+                content_type=row["content_type"],
+                content_encoding=row["content_encoding"],
+                config=row["serializer_config"] or {},
+            )
+        )
 
     def _open_stream(self, row: Mapping[str, Any]) -> AsyncGenerator[Any, None]:
         serializer = self._registry.get_stream_serializer(row["serializer_name"])
@@ -211,11 +303,19 @@ async def _verified_items(
     serializer: StreamSerializer[Any], storage: Storage, row: Mapping[str, Any]
 ) -> AsyncGenerator[Any, None]:
     """Items of a stored stream; bytes are hash-checked on the way, nothing is read early."""
+    config = row["storage_config"]
+    where = f"{storage.name} {config}"
+    path = storage.local_path(config)
     raw = verify_stream(
-        storage.read_data_stream(row["storage_config"]),
+        storage.read_data_stream(config),
         row["content_hash"],
         row["content_hash_algorithm"],
-        f"{storage.name} {row['storage_config']}",
+        where,
+    )
+    local_file = (
+        None
+        if path is None
+        else LocalFile(path, row["content_hash"], row["content_hash_algorithm"], where)
     )
     items = serializer.deserialize_data_stream(
         SerializedDataStream(
@@ -223,6 +323,7 @@ async def _verified_items(
             content_type=row["content_type"],
             content_encoding=row["content_encoding"],
             config=row["serializer_config"] or {},
+            local_file=local_file,
         )
     )
     try:
@@ -309,6 +410,10 @@ def check_unpacker_family(
             f"The record's class id was altered, or two classes share one id; fix the class "
             f"id or delete the record."
         )
+
+
+def _note_content(error: Exception, row: Mapping[str, Any], manifest_id: uuid.UUID) -> None:
+    error.add_note(f"(while loading content {row['content_key']!r} of manifest {manifest_id})")
 
 
 def _manifest_id(record: ManifestRecord | uuid.UUID) -> uuid.UUID:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 from labox_prefect.core.component import Component
+from labox_prefect.core.digest import LocalFile
 
 T = TypeVar("T")
 
@@ -35,6 +36,10 @@ class SerializedDataStream:
     content_type: str
     content_encoding: str | None = None
     config: JsonConfig = field(default_factory=dict)
+    local_file: LocalFile | None = None
+    """On load, the local file that holds these bytes, when the storage keeps one (else
+    None). A serializer that must seek may read it instead of ``data_stream``, and must
+    then await ``local_file.verify()`` before it yields its last item."""
 
 
 class Serializer(Component, Generic[T]):

@@ -57,6 +57,17 @@ class Storage(Component):
         """Yield the bytes a config points at, in chunks, in bounded memory."""
         raise NotImplementedError
 
+    def local_path(self, config: StorageConfig, /) -> str | None:
+        """The path of a local file that holds the blob's bytes, or None (the default).
+
+        Only for storages that keep blobs as files on this machine, unchanged while they
+        exist: a stream serializer that must seek (Parquet) then reads the file in place
+        instead of spooling a copy (the loader still checks its hash). Raises what
+        ``read_data_stream`` raises for a config this storage refuses; the file may be
+        gone (reading it then raises ContentMissingError).
+        """
+        return None
+
     async def delete_data(self, config: StorageConfig, /) -> None:
         """Remove the blob a config points at; a missing blob is not an error."""
         raise NotImplementedError

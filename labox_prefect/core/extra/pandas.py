@@ -5,10 +5,11 @@ keeps them), or is refused when saved with a SerializationError naming the colum
 
 A stream is written one row group per frame, and its bytes leave as each row group is
 flushed, so saving holds one frame at a time. Parquet keeps its index of row groups in a
-footer at the end, so reading spools the bytes to a temporary file first, then reads one row
-group (one frame) at a time: memory stays bounded by the largest frame either way. Arrow
-conversion and Parquet encoding run off the event loop: a stream's writes on a thread of its
-own, its reads in worker threads.
+footer at the end, so reading needs the whole file: a stream kept as a local file
+(`FileStorage`) is read in place, its hash checked on a thread beside the reads; any other
+is spooled to a temporary file first. Either way one row group (one frame) is read at a
+time: memory stays bounded by the largest frame. Arrow conversion, Parquet encoding and
+decoding run off the event loop, on a thread of the stream's own.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labox_prefect.core.builtin.serializers._streams import closing_source
+from labox_prefect.core.digest import LocalFile
 from labox_prefect.core.errors import SerializationError
 from labox_prefect.core.extra._frames import (
     decode_frame,
@@ -210,7 +212,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
     def deserialize_data_stream(
         self, content: SerializedDataStream, /
     ) -> AsyncIterator[pd.DataFrame]:
-        return self._decode(content.data_stream)
+        return self._decode(content)
 
     async def _encode(self, stream: AsyncIterable[pd.DataFrame]) -> AsyncIterator[bytes]:
         sink = ChunkSink()
@@ -266,23 +268,60 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                 writer.close()  # after a failure: release it; its bytes are dropped
             arrow.close()
 
-    async def _decode(self, source: AsyncIterable[bytes]) -> AsyncIterator[pd.DataFrame]:
+    async def _decode(self, content: SerializedDataStream) -> AsyncIterator[pd.DataFrame]:
+        local = content.local_file
+        if local is not None:  # a local file: read in place, its hash checked beside
+            async for frame in self._read_frames(local.path, local):
+                yield frame
+                del frame  # hold no frame while the next is read
+            return
         descriptor, path = tempfile.mkstemp(prefix="labox-spool-", suffix=".parquet")
         try:
             with os.fdopen(descriptor, "wb") as spool:
-                await _spool(source, spool)
-            parquet = await asyncio.to_thread(self._open, path)
-            try:
-                for index, stored in enumerate(_stored_frames(parquet, self.name)):
-                    # A fresh index per frame, held only by that frame: pandas caches an
-                    # index's values on it (frame.index.values, hashing, joins), so an index
-                    # kept here would hold 8 bytes per row of every frame until the end.
-                    yield await asyncio.to_thread(read_frame, parquet, index, stored, self.name)
-            finally:
-                parquet.close()
+                await _spool(content.data_stream, spool)
+            async for frame in self._read_frames(path, None):
+                yield frame
+                del frame
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    async def _read_frames(self, path: str, local: LocalFile | None) -> AsyncIterator[pd.DataFrame]:
+        """Each row group of the Parquet file at ``path`` as the frame it was written from.
+
+        With ``local``, the file's hash is checked on a thread beside the reads, and must
+        match before the last frame is given; a file Parquet cannot read is reported as
+        corrupted when its hash says so.
+        """
+        check = None if local is None else asyncio.ensure_future(local.verify())
+        arrow = _ArrowThread()
+        try:
+            try:
+                parquet = await arrow.run(self._open, path)
+                try:
+                    stored = _stored_frames(parquet, self.name)
+                    for index, how in enumerate(stored):
+                        # A fresh index per frame, held only by that frame: pandas caches an
+                        # index's values on it (frame.index.values, hashing, joins), so an
+                        # index kept here would hold 8 bytes per row of every frame until the
+                        # end.
+                        frame = await arrow.run(read_frame, parquet, index, how, self.name)
+                        if check is not None and index == len(stored) - 1:
+                            await check
+                        yield frame
+                        del frame
+                finally:
+                    parquet.close()
+            except (SerializationError, pa.ArrowException, OSError):
+                if check is not None:
+                    await check  # raises ContentCorruptedError if the bytes were altered
+                raise
+            if check is not None:
+                await check  # a stream of no frames
+        finally:
+            arrow.close()
+            if check is not None and not check.done():
+                check.cancel()
 
     def _open(self, path: str) -> pq.ParquetFile:
         try:
@@ -318,13 +357,14 @@ def read_frame(
 
 
 class _ArrowThread:
-    """One worker thread for all the Arrow work of writing one stream, started on first use.
+    """One worker thread for all the Arrow work of writing or reading one stream, started on
+    first use.
 
     Arrow's allocator (mimalloc) keeps memory freed on a thread in that thread's heap for a
-    while. Spread over the event loop's shared pool of threads, each row group's encoding
-    buffers would land in another heap, and the peak memory of saving a stream varied from
-    run to run by up to two frames; on one thread, each row group reuses the memory of the
-    one before. (Reading measured the same either way, so it uses the shared pool.)
+    while. Spread over the event loop's shared pool of threads, each row group's buffers
+    would land in another heap, and the peak memory of saving a stream varied from run to
+    run by up to two frames; on one thread, each row group reuses the memory of the one
+    before.
     """
 
     def __init__(self) -> None:

@@ -19,11 +19,13 @@ not apply to a storage should be skipped by the caller, explicitly, with the rea
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from labox_prefect.core.digest import (
@@ -248,6 +250,26 @@ async def check_path_escapes(storage: Storage, *, tamper: Tamper | None = None) 
     _require(await storage.read_data(config) == data, f"{storage!r} lost content")
 
 
+async def check_local_path(storage: Storage, *, tamper: Tamper | None = None) -> None:
+    """A local file named for a blob holds exactly its bytes; refused configs stay refused.
+
+    Storages that keep no local files (``local_path`` gives None) pass as they are.
+    """
+    data = _json_content(80)
+    config = await storage.write_data(data, digest_bytes(data, JSON_TYPE), {})
+    path = storage.local_path(config)
+    if path is None:
+        return
+    held = await asyncio.to_thread(Path(path).read_bytes)
+    _require(held == data, f"{storage!r} names a local file {path!r} of other bytes")
+    for evil in PATH_ESCAPES:
+        try:
+            storage.local_path(evil)
+        except StorageKeyError:
+            continue
+        raise AssertionError(f"{storage!r} named a local file for the config {evil!r}")
+
+
 async def check_delete(storage: Storage, *, tamper: Tamper | None = None) -> None:
     """A deleted blob is gone from reads and listings; deleting it again is no error."""
     data = _json_content(60)
@@ -328,6 +350,7 @@ STORAGE_CHECKS: Mapping[str, StorageCheck] = {
     "dedup": check_dedup,
     "tampering": check_tampering,
     "path_escapes": check_path_escapes,
+    "local_path": check_local_path,
     "delete": check_delete,
     "iter_stored": check_iter_stored,
     "failed_stream": check_failed_stream,
@@ -434,6 +457,7 @@ __all__ = [
     "check_failed_stream",
     "check_iter_stored",
     "check_large_stream_round_trip",
+    "check_local_path",
     "check_missing",
     "check_overwrite",
     "check_path_escapes",

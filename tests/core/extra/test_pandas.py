@@ -8,9 +8,9 @@ import json
 import tempfile
 import threading
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import dateutil.tz
 import numpy as np
@@ -24,8 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from labox_prefect.core import load_one, save_one
 from labox_prefect.core.builtin import StorableValue
-from labox_prefect.core.builtin.storages import MemoryStorage
-from labox_prefect.core.errors import SerializationError
+from labox_prefect.core.builtin.storages import FileStorage, MemoryStorage
+from labox_prefect.core.errors import (
+    ContentCorruptedError,
+    ContentMissingError,
+    SerializationError,
+)
 from labox_prefect.core.extra import pandas as labox_pandas
 from labox_prefect.core.extra._frames import with_descriptor
 from labox_prefect.core.extra.pandas import (
@@ -42,6 +46,7 @@ from labox_prefect.core.extra.pandas import (
     parquet_series_serializer,
 )
 from labox_prefect.core.extra.pyarrow import ChunkSink, write_parquet
+from labox_prefect.core.extra.pydantic import ContentSpec, StorableModel
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, SerializedDataStream
 from labox_prefect.core.testing import check_stream_serializer, check_value_serializer
@@ -229,6 +234,80 @@ async def test_spool_is_removed_when_the_byte_stream_fails(spool_dir: Path) -> N
     with pytest.raises(ConnectionError):
         await reader.__anext__()
     assert spooled(spool_dir) == []
+
+
+class Readings(StorableModel, class_id="7e57f11e0000aaaa"):
+    frames: Annotated[
+        AsyncIterable[pd.DataFrame], ContentSpec(serializer=parquet_data_frame_stream_serializer)
+    ]
+
+
+async def save_readings(
+    sessions: async_sessionmaker[AsyncSession], root: Path, frames: Sequence[pd.DataFrame]
+) -> tuple[Registry, Any, Path]:
+    """Frames saved as a stream to a FileStorage under ``root``; the registry, record, file."""
+    registry = Registry(
+        modules=["labox_prefect.core.builtin", "labox_prefect.core.extra.pandas"],
+        storables=[Readings],
+        default_storage=FileStorage(root / "blobs"),
+    )
+    async with sessions() as session:
+        readings = Readings(frames=produce(frames))
+        record = await save_one(readings, session=session, registry=registry)
+    (blob,) = [p for p in (root / "blobs").rglob("*") if p.is_file() and p.parent.name != ".owners"]
+    return registry, record, blob
+
+
+async def load_frames(
+    sessions: async_sessionmaker[AsyncSession], registry: Registry, record: Any
+) -> list[pd.DataFrame]:
+    async with sessions() as session:
+        loaded = await load_one(record, Readings, session=session, registry=registry)
+    return [f async for f in loaded.frames]
+
+
+async def test_stream_in_a_local_file_is_read_in_place_not_spooled(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, spool_dir: Path
+) -> None:
+    frames = [frame(0, 4), frame(4, 4), frame(8, 4)]
+    registry, record, _ = await save_readings(sessions, tmp_path / "store", frames)
+    spooled_files: list[str] = []
+    mkstemp = tempfile.mkstemp
+
+    def recording_mkstemp(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        made = mkstemp(*args, **kwargs)
+        spooled_files.append(made[1])
+        return made
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "mkstemp", recording_mkstemp)
+        same_frames(frames, await load_frames(sessions, registry, record))
+    assert spooled_files == [], "a stream kept in a local file was copied to a spool"
+
+
+@pytest.mark.parametrize("damage", ["a value", "the footer", "gone"])
+async def test_stream_in_a_local_file_that_was_altered_fails_before_its_last_frame(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path, damage: str
+) -> None:
+    frames = [frame(0, 400), frame(400, 400), frame(800, 400)]
+    registry, record, blob = await save_readings(sessions, tmp_path, frames)
+    data = bytearray(blob.read_bytes())
+    if damage == "gone":
+        blob.unlink()
+    else:
+        # One byte of a value in the first row group (Parquet pages carry no checksum by
+        # default: only the hash sees it), or of the footer, which Parquet itself refuses.
+        at = len(data) - 40 if damage == "the footer" else 200
+        data[at] ^= 0xFF
+        blob.write_bytes(bytes(data))
+    expected = ContentMissingError if damage == "gone" else ContentCorruptedError
+    async with sessions() as session:
+        loaded = await load_one(record, Readings, session=session, registry=registry)
+    given: list[pd.DataFrame] = []
+    with pytest.raises(expected):
+        async for item in loaded.frames:
+            given.append(item)
+    assert len(given) < len(frames), "the last frame of an altered file was handed out"
 
 
 @pytest.mark.parametrize(

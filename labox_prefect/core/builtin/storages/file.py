@@ -8,6 +8,7 @@ from pathlib import Path
 from fsspec.implementations.local import LocalFileSystem
 
 from labox_prefect.core.builtin.storages.fsspec import FsspecStorage
+from labox_prefect.core.storage import StorageConfig
 
 
 class FileStorage(FsspecStorage):
@@ -22,3 +23,7 @@ class FileStorage(FsspecStorage):
         super().__init__(
             LocalFileSystem(auto_mkdir=True), root.as_posix(), name=name, object_store=False
         )
+
+    def local_path(self, config: StorageConfig, /) -> str:
+        """The blob's file (blobs are replaced by renames, never rewritten in place)."""
+        return self._path(self.key_of(config))

@@ -379,17 +379,30 @@ def _is_key(key: str) -> bool:
 
 
 async def _copy_stream(stream: AsyncIterable[bytes], file: IO[bytes]) -> None:
-    """Write a stream to a blocking file, in worker threads, a few MiB at a time."""
+    """Write a stream to a blocking file, in worker threads, a few MiB at a time.
+
+    One write is in flight while the next few MiB are gathered: the stream's producer
+    (encoding, hashing) and the file's writes overlap instead of waiting on each other.
+    """
     pending: list[bytes] = []
     pending_size = 0
-    async for chunk in stream:
-        pending.append(chunk)
-        pending_size += len(chunk)
-        if pending_size >= WRITE_BUFFER_SIZE:
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for chunk in stream:
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= WRITE_BUFFER_SIZE:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(_write_all, file, pending))
+                pending, pending_size = [], 0
+        if writing is not None:
+            await writing
+        if pending:
             await asyncio.to_thread(_write_all, file, pending)
-            pending, pending_size = [], 0
-    if pending:
-        await asyncio.to_thread(_write_all, file, pending)
+    finally:
+        if writing is not None and not writing.done():
+            await asyncio.wait([writing])  # the caller closes the file: never under a write
 
 
 def _write_all(file: IO[bytes], chunks: list[bytes]) -> None:
