@@ -232,7 +232,7 @@ def result_json(ref: ResultRef) -> dict[str, Any]:
     }
 
 
-_AGE, _TYPE, _SIZE, _GAP = 5, 12, 9, "  "
+_AGE, _TYPE, _SIZE, _GAP = 5, 14, 9, "  "
 
 
 def result_lines(

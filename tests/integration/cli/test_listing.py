@@ -60,7 +60,7 @@ def test_ls_prints_one_line_per_result_at_80_columns(
     assert len(lines) == 4
     assert all(len(line) <= 80 for line in [header, *lines])
     frame_line = next(line for line in lines if "DataFrame" in line)
-    assert "a-rather-long-flow-name-for-the-quart…" in frame_line  # cut, on one line
+    assert "a-rather-long-flow-name-for-the-qua…" in frame_line  # cut, on one line
     assert frame_line.split()[1] == "now"
     assert frame_line.endswith("KiB")
     assert any(" dict " in line for line in lines)

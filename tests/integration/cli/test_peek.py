@@ -118,3 +118,15 @@ def test_a_small_image_is_named_not_dumped(backend: Backend) -> None:
 
     assert "PNG 640x480 image" in out
     assert "\\x00" not in out
+
+
+def test_a_large_frame_is_peeked_on_every_backend(
+    backend: Backend, bytes_read: dict[str, int]
+) -> None:
+    rows = LOAD_LIMIT // 8
+    frame = pd.DataFrame({"value": np.random.default_rng(3).random(rows)})
+    saved = save(frame, prefect_tags(task="measure"))
+
+    out = " ".join(show(str(saved.id)).stdout.split())  # read_data fails the test
+
+    assert f"a table, {rows:,} rows; the first 5 rows" in out
