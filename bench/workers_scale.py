@@ -14,7 +14,8 @@ database row, no S3 request). Rounds are interleaved (1 2 4, 2 4 1, 4 1 2, ...).
 Per round: wall time from creating the runs to the last final state; records saved (of the
 flow ``labox-demo`` since the round began); the peak of connections (``pg_stat_activity`` rows with
 the workers' application_name, sampled every few ms); S3 requests (SeaweedFS's own counter
-``SeaweedFS_s3_request_total``, all types) per record. Printed as medians (min-max) per N.
+``SeaweedFS_s3_request_total``, all types) per record. After each round of every count,
+the medians (min-max) so far per N, as a markdown table.
 Nothing here asserts a time.
 
 Run: .venv/bin/python bench/workers_scale.py [--rounds N] [--runs N] [--limit N]
@@ -121,6 +122,29 @@ def _summary(values: list[float], digits: int = 1) -> str:
     return f"{middle:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
+def _table(results: list[Round], counts: list[int], rounds: int, runs: int, limit: int) -> None:
+    """The medians (min-max) of the rounds so far, per worker count, as a markdown table."""
+    print(
+        f"\n{runs} flow runs per round, --limit {limit} per worker, {rounds} interleaved "
+        f"round(s), medians (min-max)\n"
+        "| workers | wall time (s) | records | Completed | connections (peak) "
+        "| S3 requests per result |\n"
+        "|---|---|---|---|---|---|",
+        flush=True,
+    )
+    for workers in counts:
+        mine = [r for r in results if r.workers == workers]
+        print(
+            f"| {workers} | {_summary([r.seconds for r in mine])} "
+            f"| {_summary([r.records for r in mine], 0)} "
+            f"| {_summary([r.completed for r in mine], 0)} "
+            f"| {_summary([r.peak_connections for r in mine], 0)} "
+            f"| {_summary([r.s3_requests.total() / max(r.records, 1) for r in mine], 2)} |\n",
+            end="",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds per worker count")
@@ -176,27 +200,11 @@ def main() -> None:
                             f"round {index + 1}, {workers} worker(s): {done.seconds:.1f} s, "
                             f"{done.completed}/{args.runs} Completed, {done.records} records, "
                             f"peak {done.peak_connections} connections, "
-                            f"S3 requests {dict(+done.s3_requests)}",
+                            f"S3 requests {dict(+done.s3_requests)}, "
+                            f"load {os.getloadavg()[0]:.1f}",
                             flush=True,
                         )
-    print(
-        f"\n{args.runs} flow runs per round, --limit {args.limit} per worker, "
-        f"{args.rounds} interleaved rounds, medians (min-max); load {os.getloadavg()}"
-    )
-    print(
-        "| workers | wall time (s) | records | Completed | connections (peak) "
-        "| S3 requests per result |"
-    )
-    print("|---|---|---|---|---|---|")
-    for workers in counts:
-        mine = [r for r in results if r.workers == workers]
-        print(
-            f"| {workers} | {_summary([r.seconds for r in mine])} "
-            f"| {_summary([r.records for r in mine], 0)} "
-            f"| {_summary([r.completed for r in mine], 0)} "
-            f"| {_summary([r.peak_connections for r in mine], 0)} "
-            f"| {_summary([r.s3_requests.total() / max(r.records, 1) for r in mine], 2)} |"
-        )
+                    _table(results, counts, index + 1, args.runs, args.limit)
 
 
 if __name__ == "__main__":
