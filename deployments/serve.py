@@ -35,7 +35,6 @@ from demo import demo  # noqa: E402
 from protein_folding import protein_folding  # noqa: E402
 from report import report  # noqa: E402
 
-
 SUFFIX = "-served"
 """Ends the name of every deployment here; no deployment of prefect.yaml has it."""
 

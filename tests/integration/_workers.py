@@ -29,6 +29,9 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun, WorkerStatus
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.workers.process import ProcessWorker
+from sqlalchemy import make_url
+
+from tests.conftest import DEFAULT_DATABASE_URL, _execute
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -84,8 +87,25 @@ class Server:
 
 
 @contextlib.contextmanager
-def prefect_server(workdir: Path, labox_env: Mapping[str, str]) -> Iterator[Server]:
-    """``prefect server start`` on a free loopback port, with its own PREFECT_HOME (SQLite).
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database ``<prefix>_<random>`` on the suite's server
+    (``LABOX_TEST_DATABASE_URL``, default the one of .ci/run), dropped on exit; its URL."""
+    base = os.environ.get("LABOX_TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    _execute(base, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _execute(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def prefect_server(
+    workdir: Path, database_url: str, labox_env: Mapping[str, str]
+) -> Iterator[Server]:
+    """``prefect server start`` on a free loopback port, its own PREFECT_HOME, and its
+    database at ``database_url`` (PostgreSQL: under eight concurrent flow runs on 2 cores,
+    SQLite's write lock made the server answer 503 to a worker, which lost the run).
 
     ``labox_env``: the LABOX_* and AWS_* variables of the clients (the workers hand them on
     to their flow runs, as a production worker's environment would).
@@ -104,6 +124,7 @@ def prefect_server(workdir: Path, labox_env: Mapping[str, str]) -> Iterator[Serv
     }
     server_env = {
         **common,
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url,
         "PREFECT_UI_ENABLED": "false",
         **{f"PREFECT_API_SERVICES_{name}_ENABLED": "false" for name in _IDLE_SERVICES},
     }

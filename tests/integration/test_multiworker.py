@@ -30,7 +30,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -64,6 +64,7 @@ from tests.integration._workers import (
     prepare_pool,
     process_workers,
     read_runs,
+    scratch_database,
     start_runs,
     wait_for_runs,
 )
@@ -85,7 +86,10 @@ def test_two_workers_eight_runs_compute_each_key_once(backend: Backend, tmp_path
         "labox_database_url": backend.database_url,
         "labox_storage_url": backend.storage_url,
     }
-    with prefect_server(tmp_path / "prefect", labox_env) as server:
+    with (
+        scratch_database("prefect") as prefect_database,
+        prefect_server(tmp_path / "prefect", prefect_database, labox_env) as server,
+    ):
         prepare_pool(server, QUEUES, variables)
         with process_workers(server, {f"worker-{queue}": queue for queue in QUEUES}, limit=4):
             deploy(server)  # while the workers start
@@ -192,7 +196,7 @@ def _fold_task_runs(client: SyncPrefectClient, runs: list[FlowRun]) -> list[Task
         task_runs = [
             task_run
             for task_run in client.read_task_runs(flow_run_filter=wanted)
-            if task_run.task_key and task_run.name.startswith("fold")
+            if task_run.name.startswith("fold-")
         ]
         if len(task_runs) == len(runs) and all(
             task_run.state is not None and task_run.state.is_final() for task_run in task_runs
@@ -221,7 +225,7 @@ def _cache_key(sequence: str) -> str:
 
 
 @contextmanager
-def _held(keys: Any) -> Iterator[None]:
+def _held(keys: Iterable[str]) -> Iterator[None]:
     """Hold the locks of ``keys`` in this process; released on exit."""
     locks = LaboxLockManager(Target.from_settings())
     held = list(keys)
