@@ -11,7 +11,9 @@ On PostgreSQL it also keeps a 1,000-document sample of the tags (``SET STATISTIC
 ten times the default) for the planner's estimate of ``tags @> ...``: with 100, a rare pair
 found in one sampled document was taken for 1 in 100 records, and such a query walked the
 whole time index (2 of 1,000 rare tags over 1M manifests, 1.9 s each); with 1,000 none did.
-ANALYZE of the table reads more rows for it (about 10 s over 1M manifests).
+ANALYZE of the table reads more rows for it (about 10 s over 1M manifests), and planning a
+``tags @> ...`` query tests the larger sample: 0.50 ms instead of 0.14 ms (p50, loaded
+machine; filters on the run keys of the ordered indexes take their estimate from those).
 
 Revision ID: 0002
 Revises: 0001
