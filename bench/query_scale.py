@@ -11,8 +11,10 @@ loaded with COPY; then VACUUM ANALYZE. Each query shape is timed over many calls
 values (p50, p95, p99), beside a bare ``SELECT 1`` through the same session path (the floor
 any query pays). "matches" is how many manifests a filter matches in all (the median of a
 sample); "again" is the p50 of each call repeated at once, its pages still in PostgreSQL's
-buffers. EXPLAIN ANALYZE shows two typical plans and the plan of the slowest call (EXPLAIN
-QUERY PLAN on SQLite).
+buffers; "db p50" and "db max" are PostgreSQL's own planning + execution time (EXPLAIN
+ANALYZE) over a sample of the calls: what the plan costs, apart from the round trips and
+Python's share, which a loaded machine inflates most. EXPLAIN ANALYZE shows two typical plans
+and the plan of the slowest call (EXPLAIN QUERY PLAN on SQLite).
 
 ``--sqlite`` runs the same shapes on a SQLite file made as the embedded default makes it
 (``BaseRecord.create_all``, the runtime's inline connections and pragmas), loaded with the
@@ -357,7 +359,7 @@ async def measure(engine: AsyncEngine, data: Dataset, calls: int) -> Results:
     times, _ = await time_calls(calls, select_one)
     print(
         f"{'query':<36}{'matches':>9}{'rows':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"{'max ms':>9}{'again':>9}"
+        f"{'max ms':>9}{'again':>9}{'db p50':>8}{'db max':>8}"
     )
     print(
         f"{'SELECT 1 (session floor)':<36}{'':>9}{1:>7}{statistics.median(times):>9.2f}"
@@ -379,17 +381,21 @@ async def measure(engine: AsyncEngine, data: Dataset, calls: int) -> Results:
         worst = max(range(calls), key=times.__getitem__)
         if times[worst] > results.slowest[0]:
             results.slowest = (times[worst], arguments[worst])
+        server = ""
+        if engine.dialect.name == "postgresql":
+            plans = await server_times(engine, arguments)
+            server = f"{statistics.median(plans):>8.2f}{max(plans):>8.2f}"
         print(
             f"{shape.name:<36}{await matches(engine, arguments):>9,.0f}"
             f"{statistics.mean(counts):>7.1f}{p50:>9.2f}{percentile(times, 0.95):>9.2f}"
-            f"{p99:>9.2f}{max(times):>9.2f}{statistics.median(again):>9.2f}",
+            f"{p99:>9.2f}{max(times):>9.2f}{statistics.median(again):>9.2f}{server}",
             flush=True,
         )
     return results
 
 
-async def explain(engine: AsyncEngine, arguments: dict[str, Any]) -> None:
-    """EXPLAIN ANALYZE (PostgreSQL) or EXPLAIN QUERY PLAN (SQLite) of find_manifests' statement."""
+async def statement_of(engine: AsyncEngine, arguments: dict[str, Any]) -> tuple[str, Any]:
+    """The very statement find_manifests sends for these arguments, with its parameters."""
     captured: list[tuple[str, Any]] = []
 
     def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -402,7 +408,27 @@ async def explain(engine: AsyncEngine, arguments: dict[str, Any]) -> None:
             await find_manifests(session, **arguments)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
-    statement, parameters = captured[-1]
+    return captured[-1]
+
+
+async def server_times(engine: AsyncEngine, arguments: list[dict[str, Any]]) -> list[float]:
+    """PostgreSQL's own planning + execution time (EXPLAIN ANALYZE) of a sample of calls:
+    what the plan costs, apart from the round trips and Python's share (ms)."""
+    times = []
+    for call in arguments[:MATCH_SAMPLE]:
+        statement, parameters = await statement_of(engine, call)
+        async with engine.connect() as connection:
+            plan = await connection.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", parameters
+            )
+            [document] = plan.scalar_one()
+        times.append(document["Planning Time"] + document["Execution Time"])
+    return times
+
+
+async def explain(engine: AsyncEngine, arguments: dict[str, Any]) -> None:
+    """EXPLAIN ANALYZE (PostgreSQL) or EXPLAIN QUERY PLAN (SQLite) of find_manifests' statement."""
+    statement, parameters = await statement_of(engine, arguments)
     sqlite = engine.dialect.name == "sqlite"
     prefix = "EXPLAIN QUERY PLAN" if sqlite else "EXPLAIN (ANALYZE, BUFFERS)"
     async with engine.connect() as connection:

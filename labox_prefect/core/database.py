@@ -182,8 +182,13 @@ class OrderedTagIndex:
             postgresql_where=None if where is None else text(where),
             info={"dialect": "postgresql"},
         ).ddl_if(dialect="postgresql")
+        # SQLite weighs two indexes on the same expression alike (which one it takes then
+        # depends on the order they were made in): the ``only`` key leads, so that a filter
+        # naming both pairs matches more of this index and always reads it.
+        leading = [] if self.only is None else [text(self.sqlite_value(self.only[0]))]
         sqlite = Index(
             self.name,
+            *leading,
             text(self.sqlite_value()),
             "created_at",
             "id",

@@ -21,8 +21,11 @@ the matching records newest first and the query stops at the limit, and no plan 
 the whole time index instead. The other pairs are checked on the records it reads (on
 PostgreSQL, one ``@>`` of the rest; on SQLite, the ``json_each`` test of every pair, so what
 matches is unchanged on both). A filter naming several such keys uses the first index of the
-list, the most selective. Over 1M manifests on PostgreSQL every filter the bench times
-answers in a few milliseconds (bench/query_scale.py).
+list, the most selective.
+
+On PostgreSQL the tag values are written into the statement as constants (quoted by
+SQLAlchemy), so that every query is planned for its own values (see ``_jsonb_constant``).
+Figures over 1M manifests: bench/query_scale.py and the README's Performance section.
 """
 
 from __future__ import annotations
@@ -90,9 +93,9 @@ async def find_manifests(
     """
     wanted_class = _class_id_filter(class_id, storable)
     wanted = check_tags(tags)
-    dialect = _dialect(session)
+    dialect = session.get_bind().dialect.name
     statement = select(*ManifestRecord.__table__.columns)
-    ordered = _ordered_index(wanted)
+    ordered = _ordered_index(wanted) if dialect in ("postgresql", "sqlite") else None
     if ordered is not None and dialect == "postgresql":
         statement = _postgresql_ordered(statement, ordered, wanted, since, until)
     else:
@@ -134,20 +137,15 @@ async def get_contents(session: AsyncSession, manifest_id: uuid.UUID) -> list[Co
     return await _detached(session, ContentRecord, statement)
 
 
-def _dialect(session: AsyncSession) -> str:
-    dialect: str = session.get_bind().dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        raise UnsupportedDatabaseError(
-            f"Filtering by tags is implemented for PostgreSQL and SQLite, not {dialect!r}; use "
-            f"one of those databases for Labox records."
-        )
-    return dialect
-
-
 def _tags_contain(dialect: str, tags: dict[str, str]) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return type_coerce(ManifestRecord.tags, JSONB).contains(_jsonb_constant(tags))
-    return and_(*(_sqlite_has_tag(key, value) for key, value in tags.items()))
+    if dialect == "sqlite":
+        return and_(*(_sqlite_has_tag(key, value) for key, value in tags.items()))
+    raise UnsupportedDatabaseError(
+        f"Filtering by tags is implemented for PostgreSQL and SQLite, not {dialect!r}; use "
+        f"one of those databases for Labox records."
+    )
 
 
 def _jsonb_constant(value: object) -> ColumnElement[Any]:

@@ -1,8 +1,8 @@
 """Ordered tag indexes: the newest records of a flow run, a task, a flow, a flow's results.
 
 Each is a btree on one tag key's value, then time, then id (the flow results index: only
-of records tagged ``prefect.kind = flow``; on SQLite, each only of the records carrying
-its key); see
+of records tagged ``prefect.kind = flow``, on SQLite led by that key's value; on SQLite,
+each only of the records carrying its key); see
 ``labox_prefect.core.database.ORDERED_TAG_INDEXES``, which this revision writes out as it
 stood. Building them reads the whole manifests table once and blocks writes to it meanwhile
 (about 10 s per index over 1M manifests on PostgreSQL).
@@ -11,7 +11,9 @@ On PostgreSQL it also keeps a 1,000-document sample of the tags (``SET STATISTIC
 ten times the default) for the planner's estimate of ``tags @> ...``: with 100, a rare pair
 found in one sampled document was taken for 1 in 100 records, and such a query walked the
 whole time index (2 of 1,000 rare tags over 1M manifests, 1.9 s each); with 1,000 none did.
-ANALYZE of the table reads more rows for it (about 10 s over 1M manifests).
+ANALYZE of the table reads more rows for it (about 10 s over 1M manifests), and planning a
+``tags @> ...`` query tests the larger sample: 0.50 ms instead of 0.14 ms (p50, loaded
+machine; filters on the run keys of the ordered indexes take their estimate from those).
 
 Revision ID: 0002
 Revises: 0001
@@ -56,12 +58,15 @@ def upgrade() -> None:
         else:
             value = f"json_extract(tags, '$.\"{key}\"')"
             predicate = f"{value} IS NOT NULL"
+            sqlite_columns: list[str | sa.TextClause] = [sa.text(value), "created_at", "id"]
             if only is not None:
-                predicate = f"json_extract(tags, '$.\"{only[0]}\"') = '{only[1]}'"
+                leading = f"json_extract(tags, '$.\"{only[0]}\"')"
+                predicate = f"{leading} = '{only[1]}'"
+                sqlite_columns.insert(0, sa.text(leading))
             op.create_index(
                 name,
                 "labox_manifests",
-                [sa.text(value), "created_at", "id"],
+                sqlite_columns,
                 sqlite_where=sa.text(predicate),
                 if_not_exists=True,
             )
