@@ -14,10 +14,13 @@ The sequence of a ``labox_task`` run (Prefect 3.9, DESIGN.md section 3), written
    from the run's result storage, makes the value a Storable (or refuses it with
    ResultNotStorableError), and saves the manifest and its contents; when Prefect's write is
    certain and predictable (``_planned_key``), Prefect's result record goes under its storage
-   key in the same transaction, so the key is readable before Prefect reports the run
-   Completed. A value nothing can store, or a database or storage fault, raises here: the
-   run fails and its retries apply (Prefect alone only logs a persistence error, and the
-   result is silently lost). The saved result is left in the hand-off under the run's id.
+   key in the same session, committed right after the manifest (the core's save hands back
+   the content records it wrote, so nothing is read back), so the key is readable before
+   Prefect reports the run Completed. A value nothing can store, or a database or storage
+   fault, raises here: the run fails and its retries apply (Prefect alone only logs a
+   persistence error, and the result is silently lost). The saved result is left in the
+   hand-off under the run's id, and the result is queued for its event and artifact
+   (labox_prefect.publication: made on the publisher thread, not the task's).
 2. **Prefect's ``dumps``**, when the task's transaction commits (same thread and context):
    ``dump`` takes the saved result from the hand-off (same run, same object) and returns its
    pointer (labox_prefect.pointer): nothing is saved twice. Without an eager save (a flow's
@@ -69,9 +72,9 @@ from labox_prefect.core import (
     SerializationError,
     Storable,
     StorableTypeError,
-    get_contents,
     load_one,
     save_one,
+    save_one_with_contents,
 )
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
@@ -340,14 +343,13 @@ async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
     """Save on the runtime loop; with a planned key, its record in the same session."""
     written: str | None = None
     async with open_session(plan.target) as session:
-        manifest = await save_one(
+        manifest, contents = await save_one_with_contents(
             plan.storable, session=session, registry=plan.registry, tags=plan.tags
         )
         if plan.key is not None:
             storage_key, render = plan.key
             written = render(ResultPointer(manifest.id, plan.target.database_label).dump())
             await put_result_key(session, storage_key, manifest.id, written)
-        contents = await get_contents(session, manifest.id)
     return SavedResult(manifest, contents, plan.target, plan.registry), written
 
 
@@ -401,7 +403,7 @@ def dump(obj: Any, user_tags: Mapping[str, str]) -> bytes:
 
 
 def _announce(obj: Any, plan: _Save, saved: SavedResult) -> None:
-    """The saved-result event and artifact (labox_prefect.publication), off the critical path."""
+    """Queue the saved-result event and artifact (labox_prefect.publication's thread makes them)."""
     try:
         class_name = saved.registry.get_storable(saved.manifest.class_id).__qualname__
     except NotRegisteredError:
