@@ -30,7 +30,8 @@ The sequence of a ``labox_task`` run (Prefect 3.9, DESIGN.md section 3), written
    this key, there is nothing left to do. Otherwise the key is pointed at the manifest the
    record names, or, for another serializer's record, its bytes are saved whole as a record.
 4. **The cache check** of a later run with the same cache key: Prefect's ``exists`` reads the
-   record (``read_record``: one primary-key lookup) and runs ``loads``, swallowing every
+   record (``read_record``: one primary-key lookup; on the embedded SQLite database in the
+   run's own thread, see labox_prefect.runtime) and runs ``loads``, swallowing every
    exception; ``load`` loads the manifest and leaves the value in the hand-off.
 5. **The cache hit**: Prefect reads the record and runs ``loads`` again; ``load`` takes the
    value step 4 left, so the content is read once per hit.
@@ -44,6 +45,7 @@ or wrong result.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 import weakref
@@ -85,7 +87,7 @@ from labox_prefect.errors import (
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
 from labox_prefect.publication import announce
-from labox_prefect.result_keys import get_result_key, put_result_key
+from labox_prefect.result_keys import ResultKey, get_result_key, lookup_result_key, put_result_key
 from labox_prefect.runtime import get_runtime
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target, is_labox_block, resolve_target, target_for_label
@@ -478,8 +480,22 @@ async def awrite_record(target: Target, key: str, content: bytes) -> None:
 
 
 def read_record(target: Target, key: str) -> bytes:
-    """The bytes Prefect stored under ``key`` (LaboxResultStorage.read_path), from sync code."""
-    return get_runtime().run(_read(target, key))
+    """The bytes Prefect stored under ``key`` (LaboxResultStorage.read_path), from sync code.
+
+    On the embedded SQLite database the key is looked up in the caller's thread
+    (Runtime.sqlite_reader): most reads are cache checks of keys never written.
+    """
+    runtime = get_runtime()
+    reader = runtime.sqlite_reader(target.database_url)
+    if reader is not None:
+        try:
+            found = lookup_result_key(reader, key)
+        except sqlite3.Error:
+            pass  # the runtime's own connection says what is wrong, or reads it
+        else:
+            if found is None or found.record is not None or found.manifest_id is None:
+                return _record_bytes(target, key, found)
+    return runtime.run(_read(target, key))
 
 
 async def aread_record(target: Target, key: str) -> bytes:
@@ -515,18 +531,23 @@ async def _read(target: Target, key: str) -> bytes:
     engine = await get_runtime().engine(target.database_url)
     async with engine.connect() as connection:
         found = await get_result_key(connection, key)
-    if found is None:
-        raise ResultKeyNotFoundError(
-            f"No Prefect result is stored under key {key!r} in {target.database_label}."
-        )
-    if found.record is not None or found.manifest_id is None:
-        return (found.record or "").encode("utf-8")
+    if found is None or found.record is not None or found.manifest_id is None:
+        return _record_bytes(target, key, found)
     async with open_session(target) as session:
         stored = await load_one(
             found.manifest_id, StorableValue, session=session, registry=registry_for(target)
         )
     data: bytes = stored.value
     return data
+
+
+def _record_bytes(target: Target, key: str, found: ResultKey | None) -> bytes:
+    """Prefect's record under ``key``, when the row holds it (or there is no row)."""
+    if found is None:
+        raise ResultKeyNotFoundError(
+            f"No Prefect result is stored under key {key!r} in {target.database_label}."
+        )
+    return (found.record or "").encode("utf-8")
 
 
 # --- loading --------------------------------------------------------------------------------
