@@ -109,16 +109,23 @@ class ArtifactPublisher:
                 except queue.Empty:
                     break
             try:
-                published: list[tuple[contextvars.Context, ResultSummary]] = []
-                for context, saved in batch:
-                    summary = context.run(_tell, saved)
-                    if summary is not None and saved.artifacts:
-                        published.append((context, summary))
-                for context, summaries in _by_context(published):
-                    context.run(_create, summaries)
+                _publish(batch)
             finally:
-                for _ in batch:
+                done = len(batch)
+                del batch  # no value outlives its announcement while the queue is idle
+                for _ in range(done):
                     self._queue.task_done()
+
+
+def _publish(batch: list[_Item]) -> None:
+    """Tell every saved result of ``batch``, then create the artifacts asked for."""
+    published: list[tuple[contextvars.Context, ResultSummary]] = []
+    for context, saved in batch:
+        summary = context.run(_tell, saved)
+        if summary is not None and saved.artifacts:
+            published.append((context, summary))
+    for context, summaries in _by_context(published):
+        context.run(_create, summaries)
 
 
 def _tell(saved: _Saved) -> ResultSummary | None:

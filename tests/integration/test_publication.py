@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
 import textwrap
 import threading
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -22,6 +25,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.settings import get_current_settings
 
 from labox_prefect import labox_task, publication
+from labox_prefect.core import ManifestRecord
 from labox_prefect.events import EVENT
 from labox_prefect.publication import flush_publications
 from tests.integration.conftest import Backend
@@ -117,3 +121,14 @@ def test_a_script_that_exits_right_after_its_flow_loses_neither_event_nor_artifa
             )
         )
     assert any(run in (artifact.data or "") for artifact in artifacts)
+
+
+def test_the_publisher_keeps_no_value_once_it_is_announced(backend: Backend) -> None:
+    frame = pd.DataFrame({"a": range(3)})
+    gone = weakref.ref(frame)
+    manifest = ManifestRecord(id=uuid.uuid4(), tags={}, class_id=uuid.uuid4(), unpacker_name="x")
+    publication.announce(frame, manifest, [], "StorableValue", "sqlite", artifacts=False)
+    assert flush_publications()
+    del frame
+    gc.collect()
+    assert gone() is None
