@@ -11,9 +11,10 @@ related to the task run (role ``task-run``) and the flow run (role ``flow-run``)
 names them (``prefect.task-run.<id>``, ``prefect.flow-run.<id>``). Labels are strings
 (prefect.events.schemas.events.Resource).
 
-``emit_event`` only validates the event and puts it on Prefect's events worker, a background
-queue that sends it and is drained at interpreter exit: the task does not wait for the API.
-A failure is logged, never raised.
+It is emitted from labox_prefect.publication's thread, so the task pays neither for
+building it nor for ``emit_event``, which validates the event and puts it on Prefect's
+events worker (a background queue that sends it and is drained at interpreter exit). A
+failure is logged, never raised.
 """
 
 from __future__ import annotations

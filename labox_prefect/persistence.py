@@ -14,10 +14,13 @@ The sequence of a ``labox_task`` run (Prefect 3.9, DESIGN.md section 3), written
    from the run's result storage, makes the value a Storable (or refuses it with
    ResultNotStorableError), and saves the manifest and its contents; when Prefect's write is
    certain and predictable (``_planned_key``), Prefect's result record goes under its storage
-   key in the same transaction, so the key is readable before Prefect reports the run
-   Completed. A value nothing can store, or a database or storage fault, raises here: the
-   run fails and its retries apply (Prefect alone only logs a persistence error, and the
-   result is silently lost). The saved result is left in the hand-off under the run's id.
+   key in the same session, committed right after the manifest (the core's save hands back
+   the content records it wrote, so nothing is read back), so the key is readable before
+   Prefect reports the run Completed. A value nothing can store, or a database or storage
+   fault, raises here: the run fails and its retries apply (Prefect alone only logs a
+   persistence error, and the result is silently lost). The saved result is left in the
+   hand-off under the run's id, and the result is queued for its event and artifact
+   (labox_prefect.publication: made on the publisher thread, not the task's).
 2. **Prefect's ``dumps``**, when the task's transaction commits (same thread and context):
    ``dump`` takes the saved result from the hand-off (same run, same object) and returns its
    pointer (labox_prefect.pointer): nothing is saved twice. Without an eager save (a flow's
@@ -27,7 +30,8 @@ The sequence of a ``labox_task`` run (Prefect 3.9, DESIGN.md section 3), written
    this key, there is nothing left to do. Otherwise the key is pointed at the manifest the
    record names, or, for another serializer's record, its bytes are saved whole as a record.
 4. **The cache check** of a later run with the same cache key: Prefect's ``exists`` reads the
-   record (``read_record``: one primary-key lookup) and runs ``loads``, swallowing every
+   record (``read_record``: one primary-key lookup; on the embedded SQLite database in the
+   run's own thread, see labox_prefect.runtime) and runs ``loads``, swallowing every
    exception; ``load`` loads the manifest and leaves the value in the hand-off.
 5. **The cache hit**: Prefect reads the record and runs ``loads`` again; ``load`` takes the
    value step 4 left, so the content is read once per hit.
@@ -41,6 +45,7 @@ or wrong result.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 import weakref
@@ -69,9 +74,9 @@ from labox_prefect.core import (
     SerializationError,
     Storable,
     StorableTypeError,
-    get_contents,
     load_one,
     save_one,
+    save_one_with_contents,
 )
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
@@ -82,7 +87,7 @@ from labox_prefect.errors import (
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
 from labox_prefect.publication import announce
-from labox_prefect.result_keys import get_result_key, put_result_key
+from labox_prefect.result_keys import ResultKey, get_result_key, lookup_result_key, put_result_key
 from labox_prefect.runtime import get_runtime
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target, is_labox_block, resolve_target, target_for_label
@@ -340,14 +345,13 @@ async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
     """Save on the runtime loop; with a planned key, its record in the same session."""
     written: str | None = None
     async with open_session(plan.target) as session:
-        manifest = await save_one(
+        manifest, contents = await save_one_with_contents(
             plan.storable, session=session, registry=plan.registry, tags=plan.tags
         )
         if plan.key is not None:
             storage_key, render = plan.key
             written = render(ResultPointer(manifest.id, plan.target.database_label).dump())
             await put_result_key(session, storage_key, manifest.id, written)
-        contents = await get_contents(session, manifest.id)
     return SavedResult(manifest, contents, plan.target, plan.registry), written
 
 
@@ -401,7 +405,7 @@ def dump(obj: Any, user_tags: Mapping[str, str]) -> bytes:
 
 
 def _announce(obj: Any, plan: _Save, saved: SavedResult) -> None:
-    """The saved-result event and artifact (labox_prefect.publication), off the critical path."""
+    """Queue the saved-result event and artifact (labox_prefect.publication's thread makes them)."""
     try:
         class_name = saved.registry.get_storable(saved.manifest.class_id).__qualname__
     except NotRegisteredError:
@@ -476,8 +480,22 @@ async def awrite_record(target: Target, key: str, content: bytes) -> None:
 
 
 def read_record(target: Target, key: str) -> bytes:
-    """The bytes Prefect stored under ``key`` (LaboxResultStorage.read_path), from sync code."""
-    return get_runtime().run(_read(target, key))
+    """The bytes Prefect stored under ``key`` (LaboxResultStorage.read_path), from sync code.
+
+    On the embedded SQLite database the key is looked up in the caller's thread
+    (Runtime.sqlite_reader): most reads are cache checks of keys never written.
+    """
+    runtime = get_runtime()
+    reader = runtime.sqlite_reader(target.database_url)
+    if reader is not None:
+        try:
+            found = lookup_result_key(reader, key)
+        except sqlite3.Error:
+            pass  # the runtime's own connection says what is wrong, or reads it
+        else:
+            if found is None or found.record is not None or found.manifest_id is None:
+                return _record_bytes(target, key, found)
+    return runtime.run(_read(target, key))
 
 
 async def aread_record(target: Target, key: str) -> bytes:
@@ -513,18 +531,23 @@ async def _read(target: Target, key: str) -> bytes:
     engine = await get_runtime().engine(target.database_url)
     async with engine.connect() as connection:
         found = await get_result_key(connection, key)
-    if found is None:
-        raise ResultKeyNotFoundError(
-            f"No Prefect result is stored under key {key!r} in {target.database_label}."
-        )
-    if found.record is not None or found.manifest_id is None:
-        return (found.record or "").encode("utf-8")
+    if found is None or found.record is not None or found.manifest_id is None:
+        return _record_bytes(target, key, found)
     async with open_session(target) as session:
         stored = await load_one(
             found.manifest_id, StorableValue, session=session, registry=registry_for(target)
         )
     data: bytes = stored.value
     return data
+
+
+def _record_bytes(target: Target, key: str, found: ResultKey | None) -> bytes:
+    """Prefect's record under ``key``, when the row holds it (or there is no row)."""
+    if found is None:
+        raise ResultKeyNotFoundError(
+            f"No Prefect result is stored under key {key!r} in {target.database_label}."
+        )
+    return (found.record or "").encode("utf-8")
 
 
 # --- loading --------------------------------------------------------------------------------

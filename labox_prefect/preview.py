@@ -1,6 +1,6 @@
 """What a saved value is, in a few words and a small Markdown preview, for people in the UI.
 
-Computed from the value itself, in the thread that saved it, at a bounded cost: a frame's
+Computed from the value itself, on the publisher thread, at a bounded cost: a frame's
 head (5 rows, 8 columns), a model's or mapping's first 12 fields, a ``reprlib`` repr of
 anything else (at most 240 characters), an inline image for image bytes (PNG, JPEG, GIF,
 WebP up to ``IMAGE_BYTES``, as a ``data:`` URI: Prefect's Markdown renderer shows it as an

@@ -1,24 +1,31 @@
 """Telling Prefect a result was saved, off the task's critical path.
 
-``announce`` runs in the thread that saved the result: it summarizes the value (bounded
-cost, labox_prefect.summary), emits the ``labox.result.saved`` event (a put on Prefect's own
-events queue, labox_prefect.events) and, when artifacts are on, queues the artifact. One
-daemon thread per process publishes queued artifacts in batches (whatever is queued, up to
-``BATCH``, through one API client), each under the context it was queued from (so it reaches
-the API the task's settings name). ``flush`` waits until the queue is empty; it runs at
-interpreter exit, so a short script does not lose its last artifacts. Nothing here raises
-into the task: failures are logged.
+``announce`` runs in the thread that saved the result and only queues what it was given (the
+value, its records, and the caller's context). One daemon thread per process works the
+queue: it summarizes each value (bounded cost, labox_prefect.summary), emits the
+``labox.result.saved`` event (a put on Prefect's own events queue, labox_prefect.events)
+and, when artifacts are on, creates the artifacts of what it took in one batch (whatever is
+queued, up to ``BATCH``, through one API client), each under the context it was queued from
+(so it reaches the API the task's settings name). The value is read there, moments after
+the task returned it: a value changed in place meanwhile shows the change in its preview.
+
+``flush`` waits until the queue is empty. At interpreter exit it runs before Prefect's own
+services drain (it is registered with them, after them, and they run last to first), so the
+last events and artifacts of a short script still reach Prefect's events queue and the API;
+a plain ``atexit`` hook would run after that queue has stopped. Nothing here raises into
+the task: failures are logged.
 """
 
 from __future__ import annotations
 
-import atexit
+import contextlib
 import contextvars
 import logging
 import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prefect.client.orchestration import get_client
@@ -33,22 +40,36 @@ logger = logging.getLogger(__name__)
 BATCH = 50
 EXIT_FLUSH_SECONDS = 30.0
 
-_Item = tuple[contextvars.Context, ResultSummary]
+
+@dataclass(frozen=True)
+class _Saved:
+    """A result just saved, as ``announce`` was given it."""
+
+    value: Any
+    manifest: ManifestRecord
+    contents: list[ContentRecord]
+    class_name: str
+    database: str
+    artifacts: bool
+
+
+_Item = tuple[contextvars.Context, _Saved]
 
 
 class ArtifactPublisher:
-    """A queue of artifacts to create and the daemon thread that creates them."""
+    """A queue of saved results to announce and the daemon thread that announces them."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._exit_hook = False
 
-    def put(self, summary: ResultSummary) -> None:
-        """Queue the artifact of ``summary``, published from the caller's context."""
+    def put(self, saved: _Saved) -> None:
+        """Queue ``saved``, announced from the caller's context."""
         self._ensure_thread()
-        self._queue.put((contextvars.copy_context(), summary))
+        self._queue.put((contextvars.copy_context(), saved))
 
     def flush(self, timeout: float = EXIT_FLUSH_SECONDS) -> bool:
         """Wait until every queued artifact is published (or failed); False on timeout."""
@@ -67,9 +88,17 @@ class ArtifactPublisher:
                 self._queue, self._thread, self._pid = queue.Queue(), None, os.getpid()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
-                    target=self._work, name="labox-prefect-artifacts", daemon=True
+                    target=self._work, name="labox-prefect-publisher", daemon=True
                 )
                 self._thread.start()
+                if not self._exit_hook:
+                    # Prefect's services (its events queue among them) drain in
+                    # threading's exit hooks, last registered first: registered after
+                    # theirs (a task run emits its own events before its result is
+                    # announced), this flush runs while their queues still take events.
+                    with contextlib.suppress(RuntimeError):  # already shutting down
+                        threading._register_atexit(self.flush)  # type: ignore[attr-defined]
+                        self._exit_hook = True
 
     def _work(self) -> None:
         while True:
@@ -80,14 +109,41 @@ class ArtifactPublisher:
                 except queue.Empty:
                     break
             try:
-                for context, summaries in _by_context(batch):
-                    context.run(_create, summaries)
+                _publish(batch)
             finally:
-                for _ in batch:
+                done = len(batch)
+                del batch  # no value outlives its announcement while the queue is idle
+                for _ in range(done):
                     self._queue.task_done()
 
 
-def _by_context(batch: list[_Item]) -> list[tuple[contextvars.Context, list[ResultSummary]]]:
+def _publish(batch: list[_Item]) -> None:
+    """Tell every saved result of ``batch``, then create the artifacts asked for."""
+    published: list[tuple[contextvars.Context, ResultSummary]] = []
+    for context, saved in batch:
+        summary = context.run(_tell, saved)
+        if summary is not None and saved.artifacts:
+            published.append((context, summary))
+    for context, summaries in _by_context(published):
+        context.run(_create, summaries)
+
+
+def _tell(saved: _Saved) -> ResultSummary | None:
+    """Summarize ``saved`` and emit its event; None (logged) when it cannot be summarized."""
+    try:
+        summary = summarize(
+            saved.value, saved.manifest, saved.contents, saved.class_name, saved.database
+        )
+    except Exception as error:
+        logger.warning("labox: could not summarize result %s: %s", saved.manifest.id, error)
+        return None
+    emit_result_saved(summary)
+    return summary
+
+
+def _by_context(
+    batch: list[tuple[contextvars.Context, ResultSummary]],
+) -> list[tuple[contextvars.Context, list[ResultSummary]]]:
     """Consecutive items queued from one API URL share one client (and the first's context)."""
     groups: list[tuple[str | None, contextvars.Context, list[ResultSummary]]] = []
     for context, summary in batch:
@@ -126,7 +182,6 @@ def _warn(summary: ResultSummary, error: BaseException) -> None:
 
 
 publisher = ArtifactPublisher()
-atexit.register(publisher.flush)
 
 
 def announce(
@@ -137,19 +192,18 @@ def announce(
     database: str,
     artifacts: bool,
 ) -> None:
-    """Emit the saved-result event and queue the artifact of ``value``; never raises."""
+    """Queue the saved-result event and, when ``artifacts``, the artifact of ``value``.
+
+    Both are made on the publisher thread (see the module docstring); never raises.
+    """
     try:
-        summary = summarize(value, manifest, contents, class_name, database)
+        publisher.put(_Saved(value, manifest, contents, class_name, database, artifacts))
     except Exception as error:
-        logger.warning("labox: could not summarize result %s: %s", manifest.id, error)
-        return
-    emit_result_saved(summary)
-    if artifacts:
-        publisher.put(summary)
+        logger.warning("labox: could not queue the announcement of %s: %s", manifest.id, error)
 
 
 def flush_publications(timeout: float = EXIT_FLUSH_SECONDS) -> bool:
-    """Wait until this process's queued artifacts are published; False on timeout."""
+    """Wait until this process's queued events and artifacts are out; False on timeout."""
     return publisher.flush(timeout)
 
 

@@ -19,6 +19,7 @@ their own version table, so the core's schema history is untouched.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -128,6 +129,20 @@ async def get_result_key(
     return ResultKey(storage_key, row.manifest_id, row.record)
 
 
+_SELECT_KEY_SQL = "SELECT manifest_id, record FROM labox_prefect_results WHERE storage_key = ?"
+
+
+def lookup_result_key(connection: sqlite3.Connection, storage_key: str) -> ResultKey | None:
+    """``get_result_key`` on a plain sqlite3 connection (the embedded database, read in the
+    caller's thread; manifest ids are stored as 32 hex digits, as SQLAlchemy's Uuid does)."""
+    # fetchall steps the statement to its end, so no read snapshot outlives the lookup.
+    rows = connection.execute(_SELECT_KEY_SQL, (storage_key,)).fetchall()
+    if not rows:
+        return None
+    manifest_id, record = rows[0]
+    return ResultKey(storage_key, None if manifest_id is None else uuid.UUID(manifest_id), record)
+
+
 async def upgrade_result_keys(engine: AsyncEngine) -> None:
     """Create or migrate this table (the core tables must exist already)."""
     from labox_prefect.migrations import aupgrade_integration
@@ -138,6 +153,7 @@ async def upgrade_result_keys(engine: AsyncEngine) -> None:
 __all__ = [
     "ResultKey",
     "get_result_key",
+    "lookup_result_key",
     "metadata",
     "put_result_key",
     "result_keys",

@@ -6,6 +6,12 @@ Here every engine, session and storage call lives on one private loop in one dae
 callers hand it coroutines with ``run`` (from sync code, any thread) or ``arun`` (from async
 code, any loop). Engines are created once per database URL, with their schema made ready on
 first use, and are disposed at interpreter exit.
+
+One exception, for the embedded SQLite database: ``sqlite_reader`` gives the calling thread
+a read-only sqlite3 connection of its own, for the one lookup every task run makes (Prefect's
+cache check of its key). A hand-over to the runtime thread and back costs two wake-ups,
+each waiting for the scheduler and the GIL; that lookup costs microseconds, as Prefect's own
+check (a file's existence) does. Writes always go through the runtime.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import atexit
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Coroutine
 from functools import partial
@@ -58,6 +65,8 @@ class Runtime:
         self._lock_engines: dict[EngineKey, AsyncEngine] = {}
         self._storages: dict[tuple[str, str | None, str | None, str | None], Storage] = {}
         self._registries: dict[tuple[Any, ...], Registry] = {}
+        self._ready_urls: set[str] = set()
+        self._readers = threading.local()
         self._closed = False
 
     # --- running coroutines ---------------------------------------------------------------
@@ -118,7 +127,29 @@ class Runtime:
             self._engines[key] = engine
             ready = async_sessionmaker(engine, expire_on_commit=False)
             self._sessions[key] = ready
+            if _is_sqlite_file(database_url):
+                self._ready_urls.add(database_url)
             return engine, ready
+
+    def sqlite_reader(self, database_url: str) -> sqlite3.Connection | None:
+        """This thread's read-only sqlite3 connection on ``database_url``, a SQLite file whose
+        schema this runtime made ready; None for any other database (or before that).
+
+        For single-row lookups only, from any thread but the runtime's (see the module
+        docstring); a connection lives as long as its thread.
+        """
+        if database_url not in self._ready_urls:
+            return None
+        readers: dict[str, sqlite3.Connection] | None = getattr(self._readers, "open", None)
+        if readers is None:
+            readers = self._readers.open = {}
+        reader = readers.get(database_url)
+        if reader is None:
+            path = Path(make_url(database_url).database or "").expanduser().resolve()
+            reader = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            reader.execute("PRAGMA busy_timeout=30000")
+            readers[database_url] = reader
+        return reader
 
     async def lock_engine(self, database_url: str) -> AsyncEngine:
         """An engine of ``database_url`` without a pool: each connect opens a connection of
@@ -175,6 +206,7 @@ class Runtime:
         engines = [*self._engines.values(), *self._lock_engines.values()]
         self._engines, self._lock_engines = {}, {}
         self._sessions.clear()
+        self._ready_urls.clear()
         await asyncio.gather(*(engine.dispose() for engine in engines), return_exceptions=True)
 
     @property
@@ -209,6 +241,11 @@ def _create_engine(database_url: str, settings: LaboxSettings) -> AsyncEngine:
     engine = create_inline_engine(url)
     event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine
+
+
+def _is_sqlite_file(database_url: str) -> bool:
+    url = make_url(database_url)
+    return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
 
 
 def server_engine_options(url: URL, settings: LaboxSettings) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """One saved result told in a few fields: what the UI artifact and the Prefect event say.
 
-Built in the thread that saved the result, while the value is at hand (labox_prefect.preview
-bounds the cost); everything after that (artifact, event) reads only this summary.
+Built on the publisher thread (labox_prefect.publication), moments after the result was saved,
+from the value itself (labox_prefect.preview bounds the cost); everything after that
+(artifact, event) reads only this summary.
 """
 
 from __future__ import annotations

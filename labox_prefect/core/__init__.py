@@ -38,7 +38,7 @@ from labox_prefect.core.lifecycle import (
 from labox_prefect.core.loader import Loader, load_one, new_loader
 from labox_prefect.core.query import find_manifests, get_contents, get_manifest
 from labox_prefect.core.registry import Registry
-from labox_prefect.core.saver import Saver, new_saver, save_one
+from labox_prefect.core.saver import Saver, new_saver, save_one, save_one_with_contents
 from labox_prefect.core.serializer import (
     SerializedData,
     SerializedDataStream,
@@ -100,5 +100,6 @@ __all__ = [
     "new_loader",
     "new_saver",
     "save_one",
+    "save_one_with_contents",
     "verify_manifests",
 ]

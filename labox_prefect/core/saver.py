@@ -53,6 +53,8 @@ class _Request:
     future: Future[ManifestRecord]
     refused: Exception | None = None
     """Why the object was refused when queued (its tags): it fails without being written."""
+    contents: list[dict[str, Any]] | None = None
+    """The content rows recorded for the object, once committed."""
 
 
 class Saver:
@@ -134,9 +136,10 @@ class Saver:
             for request, _, _ in written:
                 request.future.set_exception(error)
             raise
-        for request, manifest, _ in written:
+        for request, manifest, rows in written:
             # A detached record: it stays readable after commit even with
             # expire_on_commit=True, and can be handed to a loader in another session.
+            request.contents = rows
             request.future.set_value(ManifestRecord(**manifest))
 
 
@@ -168,9 +171,28 @@ async def save_one(
     tags: Tags | None = None,
 ) -> ManifestRecord:
     """Save one storable and return its (detached, always readable) manifest record."""
-    async with new_saver(session=session, registry=registry) as saver:
-        future = saver.save_soon(obj, tags)
-    return future.value
+    manifest, _ = await save_one_with_contents(obj, session=session, registry=registry, tags=tags)
+    return manifest
+
+
+async def save_one_with_contents(
+    obj: Storable,
+    *,
+    session: AsyncSession,
+    registry: Registry,
+    tags: Tags | None = None,
+) -> tuple[ManifestRecord, list[ContentRecord]]:
+    """``save_one``, with the content records it wrote (detached, ordered by content key,
+    as ``get_contents`` would read them back), so no query reads them back."""
+    saver = Saver(
+        session=session, registry=registry, tags=None, max_concurrency=DEFAULT_MAX_CONCURRENCY
+    )
+    future = saver.save_soon(obj, tags)
+    request = saver._requests[-1]
+    await saver._save_all()
+    manifest = future.value
+    rows = sorted(request.contents or (), key=lambda row: str(row["content_key"]))
+    return manifest, [ContentRecord(**row) for row in rows]
 
 
 async def _committed(session: AsyncSession, manifest_id: uuid.UUID) -> bool:

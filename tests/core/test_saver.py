@@ -30,6 +30,7 @@ from labox_prefect.core import (
     load_one,
     new_saver,
     save_one,
+    save_one_with_contents,
     verify_manifests,
 )
 from labox_prefect.core.builtin import (
@@ -124,6 +125,32 @@ async def test_large_values_are_contents_of_their_own_not_base64_in_the_body(
     assert by_key["raw"].content_size == len(raw)
     assert by_key["raw"].content_type == "application/octet-stream"
     assert by_key["__body__"].content_size < 1_000
+
+
+async def test_save_one_with_contents_hands_back_what_get_contents_reads(
+    sessions: Sessions, registry: Registry
+) -> None:
+    sample = Sample(
+        name="c",
+        when=datetime.datetime.now(datetime.UTC),
+        points=[Point(x=1, y=2)],
+        weights={},
+        raw=b"\x01" * 50_000,
+        frame=pd.DataFrame({"a": [1, 2]}),
+    )
+    async with sessions() as session:
+        manifest, contents = await save_one_with_contents(
+            sample, session=session, registry=registry, tags={"k": "v"}
+        )
+    async with sessions() as session:
+        stored = await get_contents(session, manifest.id)
+
+    def columns(record: ContentRecord) -> dict[str, Any]:
+        return {c.key: getattr(record, c.key) for c in ContentRecord.__table__.columns}
+
+    assert [columns(c) for c in contents] == [columns(c) for c in stored]
+    assert [c.content_key for c in contents] == sorted(c.content_key for c in contents)
+    assert manifest.tags == {"k": "v"}
 
 
 async def test_dataclass_keeps_tuples_bytes_and_dates(

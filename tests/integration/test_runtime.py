@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from labox_prefect.result_keys import ResultKey, lookup_result_key, put_result_key
 from labox_prefect.runtime import get_runtime, shutdown
 from labox_prefect.settings import current_settings
 from labox_prefect.sqlite_inline import InlineConnection
@@ -90,3 +93,32 @@ def test_sqlite_statements_run_on_the_runtime_thread(tmp_path: Path) -> None:
             return str((await connection.exec_driver_sql("SELECT thread_name()")).scalar_one())
 
     assert runtime.run(sqlite_thread()) == "labox-prefect-runtime"
+
+
+def test_the_embedded_database_is_read_in_the_callers_thread(tmp_path: Path) -> None:
+    """Prefect's cache check reads its key without a hand-over to the runtime thread."""
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'reader.db').as_posix()}"
+    runtime = get_runtime()
+    assert runtime.sqlite_reader(url) is None  # not before the runtime made the schema
+
+    async def put(key: str) -> None:
+        async with (await runtime.sessions(url))() as session:
+            await put_result_key(session, key, None, "the record")
+
+    runtime.run(put("k1"))
+    reader = runtime.sqlite_reader(url)
+    assert reader is not None
+    assert reader is runtime.sqlite_reader(url)  # one per thread and database
+    assert lookup_result_key(reader, "k1") == ResultKey("k1", None, "the record")
+    assert lookup_result_key(reader, "k2") is None
+    runtime.run(put("k2"))  # written after the first read: seen, no stale snapshot
+    assert lookup_result_key(reader, "k2") == ResultKey("k2", None, "the record")
+    with pytest.raises(sqlite3.OperationalError):  # read-only
+        reader.execute("DELETE FROM labox_prefect_results")
+    other_thread: list[Any] = []
+    thread = threading.Thread(target=lambda: other_thread.append(runtime.sqlite_reader(url)))
+    thread.start()
+    thread.join()
+    assert other_thread[0] is not None
+    assert other_thread[0] is not reader
+    assert runtime.sqlite_reader("postgresql+asyncpg://labox@127.0.0.1/x") is None

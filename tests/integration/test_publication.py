@@ -1,0 +1,134 @@
+"""The saved-result event and artifact are made off the task's thread, and never lost at exit."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.events.schemas.events import ResourceSpecification
+from prefect.settings import get_current_settings
+
+from labox_prefect import labox_task, publication
+from labox_prefect.core import ManifestRecord
+from labox_prefect.events import EVENT
+from labox_prefect.publication import flush_publications
+from tests.integration.conftest import Backend
+
+_PATIENCE = 120  # seconds: a guard against hanging, not a timing assertion
+
+
+@labox_task(tags={"suite": "publication"})
+def numbers() -> dict[str, int]:
+    return {"a": 1}
+
+
+def test_the_task_only_queues_its_result_and_the_publisher_tells_it(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
+    threads: dict[str, str] = {}
+    summarize, emit = publication.summarize, publication.emit_result_saved
+
+    def summarize_seen(*args: Any) -> Any:
+        threads["summary"] = threading.current_thread().name
+        return summarize(*args)
+
+    def emit_seen(summary: Any) -> None:
+        threads["event"] = threading.current_thread().name
+        emit(summary)
+
+    monkeypatch.setattr(publication, "summarize", summarize_seen)
+    monkeypatch.setattr(publication, "emit_result_saved", emit_seen)
+
+    @flow
+    def pipeline() -> str:
+        numbers()
+        return threading.current_thread().name
+
+    task_thread = pipeline()
+    assert flush_publications()
+    assert threads == {"summary": "labox-prefect-publisher", "event": "labox-prefect-publisher"}
+    assert task_thread != "labox-prefect-publisher"
+
+
+def test_threading_still_has_the_exit_hooks_prefect_drains_its_services_in() -> None:
+    # publication registers its exit flush there, to run before Prefect's events queue stops.
+    assert callable(threading._register_atexit)  # type: ignore[attr-defined]
+
+
+_SCRIPT = """
+from prefect import flow
+from labox_prefect import labox_task
+
+@labox_task(tags={{"run": "{run}"}})
+def last_words() -> str:
+    return "goodbye"
+
+@flow(name="exits-at-once")
+def pipeline() -> None:
+    last_words()
+
+pipeline()
+"""
+
+
+async def _event_of_a_script_that_exits(script: Path, run: str) -> Any:
+    wanted = EventFilter(
+        event=EventNameFilter(name=[EVENT]),
+        resource=EventResourceFilter(labels=ResourceSpecification({"labox.tag.run": run})),
+    )
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    env["LABOX_ARTIFACTS"] = "true"
+    async with get_events_subscriber(filter=wanted) as subscriber:
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, str(script)], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return await asyncio.wait_for(anext(aiter(subscriber)), _PATIENCE)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_script_that_exits_right_after_its_flow_loses_neither_event_nor_artifact(
+    backend: Backend, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex
+    script = tmp_path / "short.py"
+    script.write_text(textwrap.dedent(_SCRIPT.format(run=run)), encoding="utf-8")
+
+    event = asyncio.run(_event_of_a_script_that_exits(script, run))
+
+    assert event.resource["labox.tag.run"] == run
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["labox-exits-at-once-last-words"])
+            )
+        )
+    assert any(run in (artifact.data or "") for artifact in artifacts)
+
+
+def test_the_publisher_keeps_no_value_once_it_is_announced(backend: Backend) -> None:
+    frame = pd.DataFrame({"a": range(3)})
+    gone = weakref.ref(frame)
+    manifest = ManifestRecord(id=uuid.uuid4(), tags={}, class_id=uuid.uuid4(), unpacker_name="x")
+    publication.announce(frame, manifest, [], "StorableValue", "sqlite", artifacts=False)
+    assert flush_publications()
+    del frame
+    gc.collect()
+    assert gone() is None
