@@ -274,13 +274,32 @@ class Loader:
         data = await storage.read_data(row["storage_config"])
         if len(data) <= _INLINE_DESERIALIZE_LIMIT:
             return self._decode(row, storage, data)
-        return await asyncio.to_thread(self._decode, row, storage, data)
+        # Large bytes: the hash is checked on one thread while they are decoded on another,
+        # and the value is given only once the check passed (a decoding error of altered
+        # bytes is reported as the corruption it is).
+        check = asyncio.ensure_future(asyncio.to_thread(self._verify, row, storage, data))
+        try:
+            value = await asyncio.to_thread(self._deserialize, row, data)
+        except Exception:
+            await check
+            raise
+        finally:
+            if not check.done():
+                await asyncio.wait([check])
+        check.result()
+        return value
 
     def _decode(self, row: Mapping[str, Any], storage: Storage, data: bytes) -> Any:
         """The value of a content's bytes, once they are checked against its hash."""
-        serializer = self._registry.get_serializer(row["serializer_name"])
+        self._verify(row, storage, data)
+        return self._deserialize(row, data)
+
+    def _verify(self, row: Mapping[str, Any], storage: Storage, data: bytes) -> None:
         where = f"{storage.name} {row['storage_config']}"
         verify_bytes(data, row["content_hash"], row["content_hash_algorithm"], where)
+
+    def _deserialize(self, row: Mapping[str, Any], data: bytes) -> Any:
+        serializer = self._registry.get_serializer(row["serializer_name"])
         return serializer.deserialize_data(
             SerializedData(
                 data=data,

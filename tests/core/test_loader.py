@@ -114,6 +114,32 @@ async def test_tampered_blob_is_refused(sessions: Sessions, tmp_path: Path) -> N
             await load_one(record, StorableValue, session=session, registry=reg)
 
 
+@pytest.mark.parametrize("value", ["bytes", "frame"])
+async def test_tampered_large_blob_is_refused_as_corrupted(
+    sessions: Sessions, tmp_path: Path, value: str
+) -> None:
+    # Large blobs are hashed beside their decoding: the check still decides, and a decoder
+    # that chokes on the altered bytes does not hide the corruption.
+    storage = FileStorage(str(tmp_path))
+    modules = ["labox_prefect.core.builtin", "labox_prefect.core.extra.pandas"]
+    reg = Registry(modules=modules, default_storage=storage)
+    obj = b"precious" * 40_000 if value == "bytes" else pd.DataFrame({"x": range(100_000)})
+    async with sessions() as session:
+        record = await save_one(StorableValue(obj), session=session, registry=reg)
+        size = (
+            await session.execute(
+                select(ContentRecord.content_size).where(ContentRecord.manifest_id == record.id)
+            )
+        ).scalar_one()
+    path = _only_blob(tmp_path, size)
+    data = bytearray(path.read_bytes())
+    data[len(data) - 30] ^= 0xFF  # in the Parquet footer: decoding fails too
+    path.write_bytes(bytes(data))
+    async with sessions() as session:
+        with pytest.raises(ContentCorruptedError, match="corrupted"):
+            await load_one(record, StorableValue, session=session, registry=reg)
+
+
 async def test_tampered_stream_fails_at_its_end(sessions: Sessions, tmp_path: Path) -> None:
     storage = FileStorage(str(tmp_path))
     reg = Registry(modules=["labox_prefect.core.builtin"], default_storage=storage)
