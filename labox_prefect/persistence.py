@@ -59,8 +59,9 @@ from prefect.types import DateTime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect.artifacts import artifacts_enabled
-from labox_prefect.context import record_tags
+from labox_prefect.context import FLOW_NAME, RESULT_TYPE, TASK_NAME, record_tags
 from labox_prefect.core import (
+    ComponentNotRegisteredError,
     ContentRecord,
     LaboxError,
     ManifestRecord,
@@ -70,12 +71,14 @@ from labox_prefect.core import (
     Storable,
     StorableTypeError,
     get_contents,
+    get_manifest,
     load_one,
     save_one,
 )
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
+    ResultClassNotRegisteredError,
     ResultKeyNotFoundError,
     ResultNotStorableError,
     ResultPersistenceError,
@@ -584,7 +587,21 @@ async def aload_manifest(
 
 async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> Any:
     async with open_session(target) as session:
-        loaded = await load_one(manifest_id, session=session, registry=registry)
+        try:
+            loaded = await load_one(manifest_id, session=session, registry=registry)
+        except ComponentNotRegisteredError:
+            raise
+        except NotRegisteredError as error:  # a class: say which record, and the fix
+            manifest = await get_manifest(session, manifest_id)
+            tags = manifest.tags or {}
+            raise ResultClassNotRegisteredError.of_record(
+                manifest_id,
+                manifest.class_id,
+                error,
+                task_name=tags.get(TASK_NAME),
+                flow_name=tags.get(FLOW_NAME),
+                result_type=tags.get(RESULT_TYPE),
+            ) from None
     return loaded.value if isinstance(loaded, StorableValue) else loaded
 
 

@@ -30,6 +30,20 @@ class ComponentNotRegisteredError(NotRegisteredError):
         return str(self.args[0])
 
 
+class ClassNotDefinedError(NotRegisteredError):
+    """A class that stored data names is not defined in this process (nothing is imported
+    because data names it); ``module`` and ``qualname`` say which (both empty when the data
+    names it by a pinned class_id alone)."""
+
+    def __init__(self, message: str, module: str = "", qualname: str = "") -> None:
+        super().__init__(message, module, qualname)
+        self.module = module
+        self.qualname = qualname
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ContentCorruptedError(LaboxError):
     """Stored bytes do not match the hash recorded when they were saved."""
 
@@ -91,6 +105,7 @@ class DatabaseUnavailableError(LaboxError, ConnectionError):
 
 
 __all__ = [
+    "ClassNotDefinedError",
     "ComponentNotRegisteredError",
     "ContentCorruptedError",
     "ContentMissingError",
