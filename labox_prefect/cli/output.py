@@ -1,7 +1,9 @@
 """What every command shares: the consoles, option parsing, and how errors are reported.
 
-Expected failures (bad input, an unregistered class, a database or storage that cannot be
-reached) end the command with one clear line on stderr and exit code 1, never a traceback.
+Expected failures end the command with one clear line on stderr, never a traceback: exit
+code 2 for what the user can fix in the command line or its environment (bad input, a
+result's class not imported: LABOX_REGISTRY_MODULES), 1 for the rest (a database or storage
+that cannot be reached, a damaged record).
 Database URLs are only ever shown with their password masked.
 
 Every command reads the target tasks save to (labox_prefect.target): ``--block NAME``, else
@@ -26,7 +28,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from labox_prefect import preview
 from labox_prefect.core import LaboxError
-from labox_prefect.errors import ResultTargetError
+from labox_prefect.errors import ResultClassNotRegisteredError, ResultTargetError
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target, api_configured, database_url_problem, resolve_target
 
@@ -116,6 +118,27 @@ def missing_module_problem(modules: Iterable[str]) -> str | None:
     return None
 
 
+def class_missing_fix(error: ResultClassNotRegisteredError) -> str:
+    """What a shell user does when a result's class is not imported: the command's way."""
+    what = f"Result {error.manifest_id} needs the class {error.class_name}"
+    if error.module == "__main__":
+        return (
+            f"{what}, saved from a script Python could not name, so no command can load it: "
+            f"move the class to a module and save the result again."
+        )
+    if not error.module:
+        return (
+            f"{what}, which this command has not imported: run it with "
+            f"LABOX_REGISTRY_MODULES=MODULE, MODULE being the module that defines the class "
+            f"(on PYTHONPATH)."
+        )
+    return (
+        f"{what} of module {error.module}, which this command has not imported: run it as "
+        f"LABOX_REGISTRY_MODULES={error.module} labox-prefect ..., with {error.module} "
+        f"importable (installed, or its folder on PYTHONPATH)."
+    )
+
+
 def database_label() -> str:
     """The database of this invocation (once resolved; else not known yet), masked."""
     target = _resolved.get("target")
@@ -124,11 +147,14 @@ def database_label() -> str:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into a message and exit code 1."""
+    """Turn the errors a user can fix into one line: exit code 2 for a class not imported
+    (the shell fix), 1 for the others."""
     try:
         yield
     except typer.Exit:
         raise
+    except ResultClassNotRegisteredError as error:
+        usage_error(class_missing_fix(error))
     except DBAPIError as error:
         fail(
             f"The database {database_label()} answered: {type(error.orig).__name__}: "
@@ -211,6 +237,7 @@ def _with_notes(error: BaseException) -> str:
 
 
 __all__ = [
+    "class_missing_fix",
     "console",
     "count_option",
     "database_label",

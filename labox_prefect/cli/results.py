@@ -20,8 +20,10 @@ from labox_prefect.cli.export import export
 from labox_prefect.cli.help import PlainHelp
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
 from labox_prefect.cli.output import (
+    class_missing_fix,
     console,
     count_option,
+    err_console,
     human_size,
     parse_since,
     parse_tags,
@@ -32,6 +34,7 @@ from labox_prefect.cli.peek import peek_contents, worth_loading
 from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
 from labox_prefect.core import ContentRecord, get_contents
 from labox_prefect.core.builtin import StorableStream
+from labox_prefect.errors import ResultClassNotRegisteredError
 from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.preview import image_format, shape_of
 from labox_prefect.results import ResultRef, find_results, get_result
@@ -173,16 +176,24 @@ def show_result(
         console.print(contents_table(contents))
     if not preview:
         return
+    missing: ResultClassNotRegisteredError | None = None
     with reported_errors():
         registry = registry_for(ref.target)
-        if not worth_loading(contents, registry):  # read each content's head only
-            for peek in get_runtime().run(peek_contents(contents, registry)):
-                text = f"[bold]{escape(peek.title)}[/]\n{escape(peek.text)}"
-                title = f"Preview of {escape(peek.key)}"
-                console.print(Panel(text, title=title, title_align="left", expand=False))
-            return
-        value = ref.load()
-    console.print(Panel(preview_of(value), title="Preview", title_align="left", expand=False))
+        if worth_loading(contents, registry):
+            try:
+                value = ref.load()
+            except ResultClassNotRegisteredError as error:  # show its bytes instead
+                missing = error
+            else:
+                panel = Panel(preview_of(value), title="Preview", title_align="left", expand=False)
+                console.print(panel)
+                return
+        for peek in get_runtime().run(peek_contents(contents, registry)):  # each head only
+            text = f"[bold]{escape(peek.title)}[/]\n{escape(peek.text)}"
+            title = f"Preview of {escape(peek.key)}"
+            console.print(Panel(text, title=title, title_align="left", expand=False))
+    if missing is not None:
+        err_console.print(f"[bold]Note:[/] {escape(class_missing_fix(missing))}", soft_wrap=True)
 
 
 @results_app.command("get", cls=PlainHelp)

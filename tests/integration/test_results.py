@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import types
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -28,7 +27,7 @@ from labox_prefect.results import (
     get_result,
     tag_filter,
 )
-from tests.integration._records import prefect_tags, save
+from tests.integration._records import module_with_a_point, prefect_tags, save
 from tests.integration._shout import shout
 from tests.integration.conftest import Backend
 
@@ -172,27 +171,12 @@ def test_an_unregistered_class_names_the_setting_to_fix(backend: Backend) -> Non
     assert "task 'annotate'" in message
 
 
-def _module_with_a_point(name: str, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """A module ``name`` defining a plain dataclass ``Point``, imported as ``import name``."""
-    module = types.ModuleType(name)
-    monkeypatch.setitem(sys.modules, name, module)
-    exec(  # a real module's source, kept here so the test owns its lifetime
-        "from dataclasses import dataclass\n"
-        "@dataclass(frozen=True)\n"
-        "class Point:\n"
-        "    x: int\n"
-        "    y: int\n",
-        module.__dict__,
-    )
-    return module
-
-
 @sqlite_only
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_a_plain_class_not_imported_raises_the_integration_error(
     backend: Backend, monkeypatch: pytest.MonkeyPatch, wrapped: bool
 ) -> None:
-    module = _module_with_a_point(f"mytypes_{uuid.uuid4().hex[:8]}", monkeypatch)
+    module = module_with_a_point(f"mytypes_{uuid.uuid4().hex[:8]}", monkeypatch)
     point = module.Point(1, 2)
     value = (point, {3}) if wrapped else point
     mark = {"suite": uuid.uuid4().hex}

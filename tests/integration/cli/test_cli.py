@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
-from tests.integration._records import prefect_tags, save
+from tests.integration._records import module_with_a_point, prefect_tags, save
 from tests.integration.conftest import Backend
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -151,8 +152,33 @@ def test_show_of_an_unregistered_class_says_what_to_register(backend: Backend) -
     with forgotten(Unlisted):  # as a CLI process that never imported the class
         result = run("results", "show", str(saved.id))
 
-    assert str(saved.id) in result.stdout  # the record is shown before the load fails
-    assert_clean_failure(result, "LABOX_REGISTRY_MODULES", "task 'annotate'")
+    assert result.exit_code == 0, result.output  # it shows what it can without the class
+    assert str(saved.id) in result.stdout
+    assert "annotate" in result.stdout  # the tags
+    assert "Preview of" in result.stdout  # a peek at the bytes
+    assert "LABOX_REGISTRY_MODULES=" in " ".join(result.stderr.split())
+
+
+@sqlite_only
+def test_a_plain_class_not_imported_gets_the_shell_fix(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    module = module_with_a_point(f"mytypes_{uuid.uuid4().hex[:8]}", monkeypatch)
+    saved = save((module.Point(1, 2), "label"), prefect_tags(task="locate"))
+    monkeypatch.delitem(sys.modules, module.__name__)  # as a CLI that never imported it
+    fix = f"LABOX_REGISTRY_MODULES={module.__name__} labox-prefect"
+
+    got = run("results", "get", str(saved.id), "-o", str(tmp_path / "point.json"))
+    assert_usage_error(got, fix, "PYTHONPATH", f"Point of module {module.__name__}")
+    assert "import " not in got.stderr
+
+    shown = run("results", "show", str(saved.id))
+    assert shown.exit_code == 0, shown.output
+    assert "prefect.task_name" in shown.stdout
+    assert "Contents" in shown.stdout
+    assert "Preview of value" in shown.stdout
+    assert "label" in shown.stdout  # the bytes' head, as text
+    assert fix in " ".join(shown.stderr.split())
 
 
 @sqlite_only
