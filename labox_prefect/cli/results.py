@@ -65,7 +65,13 @@ def list_results(
     flow: Annotated[str | None, typer.Option("--flow", metavar="NAME", help="Flow name.")] = None,
     task: Annotated[str | None, typer.Option("--task", metavar="NAME", help="Task name.")] = None,
     flow_run: Annotated[
-        str | None, typer.Option("--flow-run", metavar="ID", help="Flow run id.")
+        str | None,
+        typer.Option(
+            "--flow-run",
+            metavar="UUID",
+            callback=flow_run_option,
+            help="Flow run id, the full UUID (as `prefect flow-run ls` prints it).",
+        ),
     ] = None,
     prefect_tag: Annotated[
         list[str] | None,
@@ -133,6 +139,20 @@ def list_results(
             return
         for line in result_lines(refs, sizes, console.width, wide=wide):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def flow_run_option(value: str | None) -> str | None:
+    """``--flow-run``: a full UUID (records are matched on their exact flow run id tag)."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a full flow run id: give the whole UUID, as `prefect flow-run "
+            f"ls` or `labox-prefect results ls --json` (flow_run_id) prints it.",
+            param_hint="--flow-run",
+        ) from None
 
 
 def deployment_filters(text: str) -> list[dict[str, str]]:

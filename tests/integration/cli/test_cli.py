@@ -186,7 +186,14 @@ def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
     save({"n": 1}, prefect_tags())  # a database exists: only the ids are wrong
     assert_usage_error(run("results", "show", "nope"), "is not a record id")
     assert_usage_error(run("results", "show", "0000abcd"), "No record id starts with")
-    assert_clean_failure(run("results", "show", str(uuid.uuid4())), "No manifest with id")
+    unknown = uuid.uuid4()
+    assert_usage_error(run("results", "show", str(unknown)), f"No record has the id {unknown}")
+    assert_usage_error(run("results", "get", unknown.hex, "-o", "x.json"), "No record has the id")
+    assert_usage_error(
+        run("results", "ls", "--flow-run", "2195a9a9"),
+        "--flow-run",
+        "'2195a9a9' is not a full flow run id",
+    )
     assert_usage_error(run("verify", "nope"), "is not a record id")
     bad_since = run("results", "ls", "--since", "yesterday")
     assert bad_since.exit_code == 2
