@@ -14,7 +14,9 @@ environment.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -155,14 +157,23 @@ def reported_errors() -> Iterator[None]:
         raise
     except ResultClassNotRegisteredError as error:
         usage_error(class_missing_fix(error))
-    except DBAPIError as error:
+    except DBAPIError as error:  # the server answered: the message says what it refused
         fail(
-            f"The database {database_label()} answered: {type(error.orig).__name__}: "
-            f"{_first_line(str(error.orig))}. Check the database URL (LABOX_DATABASE_URL or "
-            f"the block's database_url) and that the server runs."
+            f"The database {database_label()} answered: {_first_line(str(error.orig))}. "
+            f"Check the database URL (LABOX_DATABASE_URL or the block's database_url)."
         )
     except SQLAlchemyError as error:
         fail(f"Database {database_label()}: {type(error).__name__}: {_first_line(str(error))}")
+    except (ConnectionError, TimeoutError, socket.gaierror) as error:
+        if isinstance(error, LaboxError):  # the core's own, naming a storage or database
+            fail(_with_notes(error))
+        code = error.errno or 0  # gaierror's are negative: its strerror says more
+        reason = os.strerror(code) if code > 0 else error.strerror or type(error).__name__
+        fail(
+            f"Cannot connect to the database {database_label()}: {reason}. Check that its "
+            f"server runs and the URL's host and port (LABOX_DATABASE_URL or the block's "
+            f"database_url)."
+        )
     except OSError as error:
         fail(
             f"{type(error).__name__}: {error}. Check that the database ({database_label()}) and "

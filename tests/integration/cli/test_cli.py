@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sqlalchemy import make_url
 from typer.testing import CliRunner, Result
 
 from labox_prefect.cli import app
@@ -211,8 +212,27 @@ def test_an_unreachable_database_fails_without_showing_its_password(
 
     result = run("results", "ls")
 
-    assert_clean_failure(result, "postgresql+asyncpg://ana:***@127.0.0.1:1/db")
+    assert_clean_failure(
+        result,
+        "Cannot connect to the database postgresql+asyncpg://ana:***@127.0.0.1:1/db: "
+        "Connection refused. Check that its server runs",
+    )
     assert "s3cr3t-pw" not in result.output
+    assert "Errno" not in result.stderr
+
+
+def test_a_role_the_server_refuses_is_one_clean_error(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not backend.database_url.startswith("postgresql"):
+        pytest.skip("a role is PostgreSQL's")
+    url = make_url(backend.database_url).set(username="nobody_here", password="pw")
+    monkeypatch.setenv("LABOX_DATABASE_URL", url.render_as_string(hide_password=False))
+
+    result = run("results", "ls")
+
+    assert_clean_failure(result, 'answered: role "nobody_here" does not exist.')
+    assert result.stderr.count("Error") == 1, result.stderr
 
 
 def test_db_upgrade_reports_revisions_with_the_password_masked(backend: Backend) -> None:
