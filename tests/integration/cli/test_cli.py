@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import make_url
 from typer.testing import CliRunner, Result
 
@@ -23,6 +24,12 @@ from tests.integration._records import module_with_a_point, prefect_tags, save
 from tests.integration.conftest import Backend
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+class Sample(BaseModel):
+    """A plain pydantic model, exported as its own JSON."""
+
+    name: str
 
 
 class Unlisted(StorableModel, class_id="4b2d9e0f7a1c4e83"):
@@ -309,3 +316,26 @@ def test_gc_lists_then_deletes_unreferenced_blobs(backend: Backend) -> None:
     assert "Deleted 1 of 1 unreferenced blobs" in real.stdout
     assert not orphan.exists()
     assert blob_path(backend, kept).exists()
+
+
+@sqlite_only
+def test_get_writes_a_value_tree_as_its_json(backend: Backend, tmp_path: Path) -> None:
+    mixed = save((1, {"b", "a"}, {2: "two"}), prefect_tags())
+    plain = save({"n": [1, 2.5, None]}, prefect_tags())
+    model = save(Sample(name="s1"), prefect_tags())
+    assert run("results", "get", str(model.id), "-o", str(tmp_path / "m.json")).exit_code == 0
+    assert (tmp_path / "m.json").read_text(encoding="utf-8") == '{\n  "name": "s1"\n}\n'
+
+    got = run("results", "get", str(mixed.id), "-o", str(tmp_path / "mix.json"))
+    again = run("results", "get", str(plain.id), "-o", str(tmp_path / "plain.json"))
+
+    assert got.exit_code == 0, got.output
+    assert "typed value tree" in got.stdout
+    text = (tmp_path / "mix.json").read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert json.loads(text) == {"!tuple": [1, {"!set": ["a", "b"]}, {"!dict": [[2, "two"]]}]}
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "plain.json").read_text(encoding="utf-8").endswith("}\n")
+    assert json.loads((tmp_path / "plain.json").read_text(encoding="utf-8")) == {
+        "n": [1, 2.5, None]
+    }
