@@ -417,8 +417,9 @@ def _short_class(ref: ResultRef) -> str:
 
 
 def _local(moment: datetime) -> str:
-    """A time in the local timezone, as a person reading a terminal expects."""
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """A time in the local timezone, as a person reading a terminal expects, with its offset
+    (``2026-12-01 02:47:41+00:00``)."""
+    return moment.astimezone().isoformat(sep=" ", timespec="seconds")
 
 
 def _str_or_none(value: uuid.UUID | None) -> str | None:

@@ -144,6 +144,8 @@ def test_show_prints_record_contents_and_a_preview(backend: Backend) -> None:
         assert shown in out
     assert "application/vnd.apache.parquet" in out
     assert "DataFrame, 20 rows x 2 columns" in out
+    created = saved.created_at.astimezone().isoformat(sep=" ", timespec="seconds")
+    assert f"created     {created}" in out  # with its offset: the time zone is not guessed
     assert "s4" in out  # the head only
     assert "s5" not in out
 
@@ -339,3 +341,15 @@ def test_get_writes_a_value_tree_as_its_json(backend: Backend, tmp_path: Path) -
     assert json.loads((tmp_path / "plain.json").read_text(encoding="utf-8")) == {
         "n": [1, 2.5, None]
     }
+
+
+@sqlite_only
+def test_show_names_the_serializer_the_readme_names(backend: Backend) -> None:
+    saved = save((1, {"a"}), prefect_tags())
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+
+    shown = run("results", "show", str(saved.id), "--no-preview")
+
+    assert shown.exit_code == 0, shown.output
+    assert "serializer labox.value-tree@v1" in shown.stdout
+    assert "one typed JSON tree (serializer `labox.value-tree@v1`" in readme
