@@ -44,15 +44,21 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def print_error(markup: str) -> None:
+    """Print an error (Rich markup) on stderr: one line in a pipe or a log, and wrapped at
+    words in a terminal (never cut inside a word by the terminal)."""
+    err_console.print(markup, soft_wrap=not err_console.is_terminal)
+
+
 def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with status 1."""
-    err_console.print(f"[bold red]Error:[/] {escape(message)}")
+    print_error(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(1)
 
 
 def usage_error(message: str) -> NoReturn:
-    """Print a mistake in what the user typed as one line and exit with status 2."""
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    """Print a mistake in what the user typed as one error and exit with status 2."""
+    print_error(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -98,8 +104,7 @@ def selected_target() -> Target:
             problem = database_url_problem(current_settings().resolved_database_url())
         problem = problem or missing_module_problem(current_settings().registry_modules)
         if problem is not None:
-            err_console.print(f"[bold red]Error:[/] {escape(problem)}", soft_wrap=True)
-            raise typer.Exit(2)
+            usage_error(problem)
         _resolved["target"] = target
     return _resolved["target"]
 
@@ -259,7 +264,9 @@ __all__ = [
     "missing_module_problem",
     "parse_since",
     "parse_tags",
+    "print_error",
     "reported_errors",
     "select_block",
     "selected_target",
+    "usage_error",
 ]

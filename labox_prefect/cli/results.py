@@ -23,10 +23,10 @@ from labox_prefect.cli.output import (
     class_missing_fix,
     console,
     count_option,
-    err_console,
     human_size,
     parse_since,
     parse_tags,
+    print_error,
     reported_errors,
     selected_target,
 )
@@ -213,7 +213,7 @@ def show_result(
             title = f"Preview of {escape(peek.key)}"
             console.print(Panel(text, title=title, title_align="left", expand=False))
     if missing is not None:
-        err_console.print(f"[bold]Note:[/] {escape(class_missing_fix(missing))}", soft_wrap=True)
+        print_error(f"[bold]Note:[/] {escape(class_missing_fix(missing))}")
 
 
 @results_app.command("get", cls=PlainHelp)
