@@ -58,7 +58,7 @@ class ResultClassNotRegisteredError(NotRegisteredError):
         cls,
         manifest_id: uuid.UUID,
         class_id: uuid.UUID,
-        cause: NotRegisteredError,
+        cause: ClassNotDefinedError,
         *,
         task_name: str | None = None,
         flow_name: str | None = None,
@@ -68,7 +68,7 @@ class ResultClassNotRegisteredError(NotRegisteredError):
 
         ``task_name``, ``flow_name``, ``result_type`` (``module:qualname``): the record's tags.
         """
-        if isinstance(cause, ClassNotDefinedError) and cause.module:
+        if cause.module:
             module, qualname = cause.module, cause.qualname
         else:  # the Storable class itself: the record's result type names it, if anything
             module, _, qualname = (result_type or "").partition(":")

@@ -61,7 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect.artifacts import artifacts_enabled
 from labox_prefect.context import FLOW_NAME, RESULT_TYPE, TASK_NAME, record_tags
 from labox_prefect.core import (
-    ComponentNotRegisteredError,
+    ClassNotDefinedError,
     ContentRecord,
     LaboxError,
     ManifestRecord,
@@ -589,9 +589,7 @@ async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> A
     async with open_session(target) as session:
         try:
             loaded = await load_one(manifest_id, session=session, registry=registry)
-        except ComponentNotRegisteredError:
-            raise
-        except NotRegisteredError as error:  # a class: say which record, and the fix
+        except ClassNotDefinedError as error:  # say which record, and the fix
             manifest = await get_manifest(session, manifest_id)
             tags = manifest.tags or {}
             raise ResultClassNotRegisteredError.of_record(

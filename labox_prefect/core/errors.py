@@ -31,9 +31,9 @@ class ComponentNotRegisteredError(NotRegisteredError):
 
 
 class ClassNotDefinedError(NotRegisteredError):
-    """A class that stored data names is not defined in this process (nothing is imported
-    because data names it); ``module`` and ``qualname`` say which (both empty when the data
-    names it by a pinned class_id alone)."""
+    """A class that a record or stored data names (by class_id, or ``module:qualname``) is
+    not registered or defined in this process (nothing is imported because data names it);
+    ``module`` and ``qualname`` say which (both empty when only a class_id names it)."""
 
     def __init__(self, message: str, module: str = "", qualname: str = "") -> None:
         super().__init__(message, module, qualname)
