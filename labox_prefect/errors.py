@@ -7,7 +7,9 @@ the pointer format and lives in ``labox_prefect.pointer``.
 
 from __future__ import annotations
 
-from labox_prefect.core import LaboxError, NotRegisteredError
+import uuid
+
+from labox_prefect.core import ClassNotDefinedError, LaboxError, NotRegisteredError
 
 
 class ResultNotStorableError(LaboxError, TypeError):
@@ -31,7 +33,72 @@ class ResultKeyNotFoundError(LaboxError, FileNotFoundError):
 
 
 class ResultClassNotRegisteredError(NotRegisteredError):
-    """A stored result's class id is unknown to this process's registry."""
+    """A class a stored result needs (its Storable class, or a pydantic model, dataclass...
+    inside its value) is not imported in this process, so the result cannot be loaded.
+
+    ``manifest_id``: the record; ``class_name``: the class (``qualname``, else its class id);
+    ``module``: the module that defines it ("" when the record does not say). The message
+    names the record, its task and flow, and the fix (import the module, or name it in
+    LABOX_REGISTRY_MODULES).
+    """
+
+    def __init__(
+        self, message: str, manifest_id: uuid.UUID, class_name: str, module: str = ""
+    ) -> None:
+        super().__init__(message, manifest_id, class_name, module)
+        self.manifest_id = manifest_id
+        self.class_name = class_name
+        self.module = module
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    @classmethod
+    def of_record(
+        cls,
+        manifest_id: uuid.UUID,
+        class_id: uuid.UUID,
+        cause: ClassNotDefinedError,
+        *,
+        task_name: str | None = None,
+        flow_name: str | None = None,
+        result_type: str | None = None,
+    ) -> ResultClassNotRegisteredError:
+        """The error for a record whose load met ``cause`` (a class not found), with the fix.
+
+        ``task_name``, ``flow_name``, ``result_type`` (``module:qualname``): the record's tags.
+        """
+        if cause.module:
+            module, qualname = cause.module, cause.qualname
+        else:  # the Storable class itself: the record's result type names it, if anything
+            module, _, qualname = (result_type or "").partition(":")
+        origin = ", ".join(
+            f"{label} {name!r}"
+            for label, name in (("task", task_name), ("flow", flow_name))
+            if name is not None
+        )
+        what = f"the class {qualname} of module {module}" if qualname else "a class"
+        if module == "__main__":
+            fix = (
+                "it was saved from a script Python could not name: move the class to a module, "
+                "save again, and import that module before loading"
+            )
+        elif module:
+            fix = (
+                f"`import {module}` before loading, or name {module} in LABOX_REGISTRY_MODULES "
+                f"(comma-separated module names, read at each load)"
+            )
+        else:
+            fix = (
+                "import the module that defines it before loading, or name that module in "
+                "LABOX_REGISTRY_MODULES (comma-separated module names, read at each load)"
+            )
+        message = (
+            f"Result {manifest_id}{f' (from {origin})' if origin else ''} needs {what} (class "
+            f"id {class_id}), which this process has not imported, so it cannot be loaded. "
+            f"Classes are never imported because a record names them: {fix}."
+        )
+        return cls(message, manifest_id, qualname or str(class_id), module)
 
 
 class ResultComponentNotRegisteredError(NotRegisteredError):

@@ -64,8 +64,9 @@ from prefect.types import DateTime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect.artifacts import artifacts_enabled
-from labox_prefect.context import record_tags
+from labox_prefect.context import FLOW_NAME, RESULT_TYPE, TASK_NAME, record_tags
 from labox_prefect.core import (
+    ClassNotDefinedError,
     ContentRecord,
     LaboxError,
     ManifestRecord,
@@ -74,6 +75,7 @@ from labox_prefect.core import (
     SerializationError,
     Storable,
     StorableTypeError,
+    get_manifest,
     load_one,
     save_one,
     save_one_with_contents,
@@ -81,6 +83,7 @@ from labox_prefect.core import (
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
+    ResultClassNotRegisteredError,
     ResultKeyNotFoundError,
     ResultNotStorableError,
     ResultPersistenceError,
@@ -607,7 +610,19 @@ async def aload_manifest(
 
 async def _load(manifest_id: uuid.UUID, target: Target, registry: Registry) -> Any:
     async with open_session(target) as session:
-        loaded = await load_one(manifest_id, session=session, registry=registry)
+        try:
+            loaded = await load_one(manifest_id, session=session, registry=registry)
+        except ClassNotDefinedError as error:  # say which record, and the fix
+            manifest = await get_manifest(session, manifest_id)
+            tags = manifest.tags or {}
+            raise ResultClassNotRegisteredError.of_record(
+                manifest_id,
+                manifest.class_id,
+                error,
+                task_name=tags.get(TASK_NAME),
+                flow_name=tags.get(FLOW_NAME),
+                result_type=tags.get(RESULT_TYPE),
+            ) from None
     return loaded.value if isinstance(loaded, StorableValue) else loaded
 
 

@@ -29,7 +29,6 @@ from labox_prefect.context import (
     FLOW_RUN_NAME,
     KIND,
     PREFIX,
-    RESULT_TYPE,
     RUN_TAG_PREFIX,
     TASK_NAME,
     TASK_RUN_ID,
@@ -40,7 +39,6 @@ from labox_prefect.core import (
     LaboxError,
     ManifestRecord,
     NotRegisteredError,
-    Registry,
     find_manifests,
     get_manifest,
 )
@@ -138,11 +136,12 @@ class ResultRef:
         (a StorableModel, StorableDataclass...) as that object. Every content's hash is
         checked; streams inside are read lazily, as they are iterated.
 
-        Raises ResultClassNotRegisteredError (the class was not imported) or
+        Raises ResultClassNotRegisteredError (a class it needs, the Storable's or one inside
+        the value, was not imported) or
         ResultComponentNotRegisteredError (a serializer's module was not), each naming the
         fix.
         """
-        registry = self._checked_registry()
+        registry = registry_for(self.target)
         try:
             return load_manifest(self.manifest_id, self.target, registry)
         except ComponentNotRegisteredError as error:
@@ -150,20 +149,11 @@ class ResultRef:
 
     async def aload(self) -> Any:
         """``load`` for async code: awaits without blocking the caller's event loop."""
-        registry = self._checked_registry()
+        registry = registry_for(self.target)
         try:
             return await aload_manifest(self.manifest_id, self.target, registry)
         except ComponentNotRegisteredError as error:
             raise ResultComponentNotRegisteredError(_component_message(self, error)) from None
-
-    def _checked_registry(self) -> Registry:
-        """The registry, once it is known to hold the class: the error says what to add."""
-        registry = registry_for(self.target)
-        try:
-            registry.get_storable(self.class_id)
-        except NotRegisteredError:
-            raise ResultClassNotRegisteredError(_unregistered_message(self)) from None
-        return registry
 
     @classmethod
     def from_manifest(cls, manifest: ManifestRecord, target: Target) -> ResultRef:
@@ -352,31 +342,6 @@ def _component_message(ref: ResultRef, error: ComponentNotRegisteredError) -> st
         f"in LABOX_REGISTRY_MODULES (comma-separated module names, read at each load; in a "
         f"notebook: os.environ['LABOX_REGISTRY_MODULES'] = 'your_package.serializers'), then "
         f"load again."
-    )
-
-
-def _unregistered_message(ref: ResultRef) -> str:
-    origin = ", ".join(
-        f"{label} {value!r}"
-        for label, value in (("task", ref.task_name), ("flow", ref.flow_name))
-        if value is not None
-    )
-    module, _, qualname = ref.tags.get(RESULT_TYPE, "").partition(":")
-    what = f"a {qualname} of module {module}, class id" if qualname else "an object of class id"
-    fix = (
-        f"`import {module}` before loading"
-        if module != "__main__"
-        else "load it from a script that defines the class the same way (it was saved from a "
-        "script Python could not name), or move the class to a module and save again"
-        if qualname
-        else "import the module that defines the class before loading"
-    )
-    return (
-        f"Result {ref.manifest_id} is {what} {ref.class_id}"
-        f"{f' (from {origin})' if origin else ''}, a class this process has not imported, so "
-        f"it cannot be loaded. Classes are never imported because a record names them: "
-        f"{fix}, or name its module in LABOX_REGISTRY_MODULES (comma-separated module "
-        f"names, imported by the registry)."
     )
 
 

@@ -3,7 +3,11 @@
 - pandas DataFrame, pyarrow Table: Parquet (``DataFrame.to_parquet``, ``pyarrow.parquet``);
 - numpy ndarray: ``.npy`` (``numpy.save`` with ``allow_pickle=False``);
 - bytes: as is; str: UTF-8 text;
-- pydantic model: its JSON (``model_dump_json``); JSON data (dict, list, numbers, ...): JSON.
+- pydantic model: its JSON (``model_dump_json``);
+- any other value the typed value tree holds (dicts, lists, tuples, sets, dates, dataclasses,
+  ...): the JSON of that tree (labox_prefect/core/builtin/serializers/VALUES.md), which is
+  plain JSON where JSON keeps the value exactly, and tagged nodes (``{"!set": [...]}``)
+  elsewhere.
 
 Anything else is refused with a message naming what can be exported. An existing file is
 never replaced unless asked (``--force``).
@@ -15,6 +19,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from labox_prefect.core import LaboxError
+from labox_prefect.core.builtin import values_serializer
 
 
 class ExportError(ValueError):
@@ -46,19 +53,20 @@ def export(value: Any, path: Path) -> str:
         return "text"
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
-        path.write_text(value.model_dump_json(indent=2), encoding="utf-8")
+        path.write_text(value.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return "JSON"
     try:
-        text = json.dumps(value, indent=2, allow_nan=False)
-    except (TypeError, ValueError) as error:
+        tree = values_serializer.serialize_data(value).data
+    except LaboxError as error:
         raise ExportError(
             f"A {type(value).__qualname__} has no file format here ({error}); export supports "
             f"DataFrames and Arrow tables (Parquet), ndarrays (.npy), bytes, text, pydantic "
-            f"models and JSON data. Load it in Python instead: "
-            f"labox_prefect.get_result(ID).load()."
+            f"models and plain values (JSON). Load it in Python instead: "
+            f"[ref.load() for ref in labox_prefect.find_results(...)]."
         ) from None
-    path.write_text(text + "\n", encoding="utf-8")
-    return "JSON"
+    path.write_text(json.dumps(json.loads(tree), indent=2) + "\n", encoding="utf-8")
+    # Inside a JSON string a quote is escaped, so '{"!' can only open a tagged node.
+    return "JSON, typed value tree (VALUES.md)" if b'{"!' in tree else "JSON"
 
 
 __all__ = ["ExportError", "export"]

@@ -19,20 +19,29 @@ _ID_PREFIX = re.compile(r"[0-9a-f]{4,32}")
 
 
 def resolve_id(text: str) -> uuid.UUID:
-    """A full record id, or the one record whose id starts with these hex digits."""
+    """A full record id, or the one record whose id starts with these hex digits.
+
+    An id no record has (whole or a prefix) is a usage error (one line, exit code 2).
+    """
     try:
-        return uuid.UUID(text.strip())
+        prefix: str | None = uuid.UUID(text.strip()).hex
     except ValueError:
-        pass
-    prefix = text.strip().lower().replace("-", "")
+        prefix = None
+    whole = prefix is not None
+    prefix = prefix or text.strip().lower().replace("-", "")
     if not _ID_PREFIX.fullmatch(prefix):
         usage_error(
             f"{text!r} is not a record id: give the UUID (or its first 4 or more hex digits) "
             f"that `labox-prefect results ls` shows."
         )
-    found = get_runtime().run(_ids_starting_with(selected_target(), prefix))
+    target = selected_target()
+    found = get_runtime().run(_ids_starting_with(target, prefix))
     if not found:
-        usage_error(f"No record id starts with {prefix!r} in the configured database.")
+        usage_error(
+            f"No record has the id {uuid.UUID(prefix)} in {target.database_label}."
+            if whole
+            else f"No record id starts with {prefix!r} in {target.database_label}."
+        )
     if len(found) > 1:
         usage_error(
             f"Several record ids start with {prefix!r} ({', '.join(map(str, found))}, ...); "

@@ -24,7 +24,7 @@ from labox_prefect.cli.maintenance import (
     require_database,
     verify,
 )
-from labox_prefect.cli.output import err_console, select_block
+from labox_prefect.cli.output import print_error, select_block
 from labox_prefect.cli.results import results_app
 
 
@@ -51,20 +51,17 @@ class OneLineErrors(TyperGroup):
                 args, prog_name, complete_var, False, windows_expand_args, **extra
             )
         except click_errors.NoArgsIsHelpError as error:
-            err_console.print(escape(error.format_message()), soft_wrap=True)
+            print_error(escape(error.format_message()))
             sys.exit(error.exit_code)
         except click_errors.UsageError as error:
             command = error.ctx.command_path if error.ctx is not None else "labox-prefect"
-            err_console.print(
+            print_error(
                 f"[bold red]Error:[/] {escape(error.format_message())} "
-                f"(see `{escape(command)} --help`)",
-                soft_wrap=True,
+                f"(see `{escape(command)} --help`)"
             )
             sys.exit(error.exit_code)
         except click_errors.ClickException as error:
-            err_console.print(
-                f"[bold red]Error:[/] {escape(error.format_message())}", soft_wrap=True
-            )
+            print_error(f"[bold red]Error:[/] {escape(error.format_message())}")
             sys.exit(error.exit_code)
         except typer.Abort:
             sys.exit(1)

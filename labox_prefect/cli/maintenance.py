@@ -41,6 +41,7 @@ from labox_prefect.cli.output import (
     parse_tags,
     reported_errors,
     selected_target,
+    usage_error,
 )
 from labox_prefect.core import collect_garbage, delete_manifests, verify_manifests
 from labox_prefect.core.lifecycle import (
@@ -227,13 +228,11 @@ def require_database(ctx: typer.Context) -> None:
         return
     path = Path(parsed.database).expanduser()
     if not path.is_file():
-        err_console.print(
-            f"[bold red]Error:[/] No Labox database at {escape(str(path))}: nothing was saved "
-            f"there yet, or LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands "
-            f"create nothing; `labox-prefect db upgrade` creates an empty database.",
-            soft_wrap=True,
+        usage_error(
+            f"No Labox database at {path}: nothing was saved there yet, or "
+            f"LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands create nothing; "
+            f"`labox-prefect db upgrade` creates an empty database."
         )
-        raise typer.Exit(2)
 
 
 # --- work on the runtime loop ---------------------------------------------------------------

@@ -1,7 +1,9 @@
 """What every command shares: the consoles, option parsing, and how errors are reported.
 
-Expected failures (bad input, an unregistered class, a database or storage that cannot be
-reached) end the command with one clear line on stderr and exit code 1, never a traceback.
+Expected failures end the command with one clear line on stderr, never a traceback: exit
+code 2 for what the user can fix in the command line or its environment (bad input, a
+result's class not imported: LABOX_REGISTRY_MODULES), 1 for the rest (a database or storage
+that cannot be reached, a damaged record).
 Database URLs are only ever shown with their password masked.
 
 Every command reads the target tasks save to (labox_prefect.target): ``--block NAME``, else
@@ -12,7 +14,9 @@ environment.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +30,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from labox_prefect import preview
 from labox_prefect.core import LaboxError
-from labox_prefect.errors import ResultTargetError
+from labox_prefect.errors import ResultClassNotRegisteredError, ResultTargetError
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target, api_configured, database_url_problem, resolve_target
 
@@ -40,15 +44,21 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def print_error(markup: str) -> None:
+    """Print an error (Rich markup) on stderr: one line in a pipe or a log, and wrapped at
+    words in a terminal (never cut inside a word by the terminal)."""
+    err_console.print(markup, soft_wrap=not err_console.is_terminal)
+
+
 def fail(message: str) -> NoReturn:
     """Print ``message`` as an error and exit with status 1."""
-    err_console.print(f"[bold red]Error:[/] {escape(message)}")
+    print_error(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(1)
 
 
 def usage_error(message: str) -> NoReturn:
-    """Print a mistake in what the user typed as one line and exit with status 2."""
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    """Print a mistake in what the user typed as one error and exit with status 2."""
+    print_error(f"[bold red]Error:[/] {escape(message)}")
     raise typer.Exit(2)
 
 
@@ -94,8 +104,7 @@ def selected_target() -> Target:
             problem = database_url_problem(current_settings().resolved_database_url())
         problem = problem or missing_module_problem(current_settings().registry_modules)
         if problem is not None:
-            err_console.print(f"[bold red]Error:[/] {escape(problem)}", soft_wrap=True)
-            raise typer.Exit(2)
+            usage_error(problem)
         _resolved["target"] = target
     return _resolved["target"]
 
@@ -116,6 +125,27 @@ def missing_module_problem(modules: Iterable[str]) -> str | None:
     return None
 
 
+def class_missing_fix(error: ResultClassNotRegisteredError) -> str:
+    """What a shell user does when a result's class is not imported: the command's way."""
+    what = f"Result {error.manifest_id} needs the class {error.class_name}"
+    if error.module == "__main__":
+        return (
+            f"{what}, saved from a script Python could not name, so no command can load it: "
+            f"move the class to a module and save the result again."
+        )
+    if not error.module:
+        return (
+            f"{what}, which this command has not imported: run it with "
+            f"LABOX_REGISTRY_MODULES=MODULE, MODULE being the module that defines the class "
+            f"(on PYTHONPATH)."
+        )
+    return (
+        f"{what} of module {error.module}, which this command has not imported: run it as "
+        f"LABOX_REGISTRY_MODULES={error.module} labox-prefect ..., with {error.module} "
+        f"importable (installed, or its folder on PYTHONPATH)."
+    )
+
+
 def database_label() -> str:
     """The database of this invocation (once resolved; else not known yet), masked."""
     target = _resolved.get("target")
@@ -124,19 +154,31 @@ def database_label() -> str:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into a message and exit code 1."""
+    """Turn the errors a user can fix into one line: exit code 2 for a class not imported
+    (the shell fix), 1 for the others."""
     try:
         yield
     except typer.Exit:
         raise
-    except DBAPIError as error:
+    except ResultClassNotRegisteredError as error:
+        usage_error(class_missing_fix(error))
+    except DBAPIError as error:  # the server answered: the message says what it refused
         fail(
-            f"The database {database_label()} answered: {type(error.orig).__name__}: "
-            f"{_first_line(str(error.orig))}. Check the database URL (LABOX_DATABASE_URL or "
-            f"the block's database_url) and that the server runs."
+            f"The database {database_label()} answered: {_first_line(str(error.orig))}. "
+            f"Check the database URL (LABOX_DATABASE_URL or the block's database_url)."
         )
     except SQLAlchemyError as error:
         fail(f"Database {database_label()}: {type(error).__name__}: {_first_line(str(error))}")
+    except (ConnectionError, TimeoutError, socket.gaierror) as error:
+        if isinstance(error, LaboxError):  # the core's own, naming a storage or database
+            fail(_with_notes(error))
+        code = error.errno or 0  # gaierror's are negative: its strerror says more
+        reason = os.strerror(code) if code > 0 else error.strerror or type(error).__name__
+        fail(
+            f"Cannot connect to the database {database_label()}: {reason}. Check that its "
+            f"server runs and the URL's host and port (LABOX_DATABASE_URL or the block's "
+            f"database_url)."
+        )
     except OSError as error:
         fail(
             f"{type(error).__name__}: {error}. Check that the database ({database_label()}) and "
@@ -211,6 +253,7 @@ def _with_notes(error: BaseException) -> str:
 
 
 __all__ = [
+    "class_missing_fix",
     "console",
     "count_option",
     "database_label",
@@ -221,7 +264,9 @@ __all__ = [
     "missing_module_problem",
     "parse_since",
     "parse_tags",
+    "print_error",
     "reported_errors",
     "select_block",
     "selected_target",
+    "usage_error",
 ]

@@ -20,11 +20,13 @@ from labox_prefect.cli.export import export
 from labox_prefect.cli.help import PlainHelp
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
 from labox_prefect.cli.output import (
+    class_missing_fix,
     console,
     count_option,
     human_size,
     parse_since,
     parse_tags,
+    print_error,
     reported_errors,
     selected_target,
 )
@@ -32,6 +34,7 @@ from labox_prefect.cli.peek import peek_contents, worth_loading
 from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
 from labox_prefect.core import ContentRecord, get_contents
 from labox_prefect.core.builtin import StorableStream
+from labox_prefect.errors import ResultClassNotRegisteredError
 from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.preview import image_format, shape_of
 from labox_prefect.results import ResultRef, find_results, get_result
@@ -62,7 +65,13 @@ def list_results(
     flow: Annotated[str | None, typer.Option("--flow", metavar="NAME", help="Flow name.")] = None,
     task: Annotated[str | None, typer.Option("--task", metavar="NAME", help="Task name.")] = None,
     flow_run: Annotated[
-        str | None, typer.Option("--flow-run", metavar="ID", help="Flow run id.")
+        str | None,
+        typer.Option(
+            "--flow-run",
+            metavar="UUID",
+            callback=flow_run_option,
+            help="Flow run id, the full UUID (as `prefect flow-run ls` prints it).",
+        ),
     ] = None,
     prefect_tag: Annotated[
         list[str] | None,
@@ -132,6 +141,20 @@ def list_results(
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def flow_run_option(value: str | None) -> str | None:
+    """``--flow-run``: a full UUID (records are matched on their exact flow run id tag)."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a full flow run id: give the whole UUID, as `prefect flow-run "
+            f"ls` or `labox-prefect results ls --json` (flow_run_id) prints it.",
+            param_hint="--flow-run",
+        ) from None
+
+
 def deployment_filters(text: str) -> list[dict[str, str]]:
     """Tags matching results of deployment ``flow/deployment`` (``--deployment``).
 
@@ -173,16 +196,24 @@ def show_result(
         console.print(contents_table(contents))
     if not preview:
         return
+    missing: ResultClassNotRegisteredError | None = None
     with reported_errors():
         registry = registry_for(ref.target)
-        if not worth_loading(contents, registry):  # read each content's head only
-            for peek in get_runtime().run(peek_contents(contents, registry)):
-                text = f"[bold]{escape(peek.title)}[/]\n{escape(peek.text)}"
-                title = f"Preview of {escape(peek.key)}"
-                console.print(Panel(text, title=title, title_align="left", expand=False))
-            return
-        value = ref.load()
-    console.print(Panel(preview_of(value), title="Preview", title_align="left", expand=False))
+        if worth_loading(contents, registry):
+            try:
+                value = ref.load()
+            except ResultClassNotRegisteredError as error:  # show its bytes instead
+                missing = error
+            else:
+                panel = Panel(preview_of(value), title="Preview", title_align="left", expand=False)
+                console.print(panel)
+                return
+        for peek in get_runtime().run(peek_contents(contents, registry)):  # each head only
+            text = f"[bold]{escape(peek.title)}[/]\n{escape(peek.text)}"
+            title = f"Preview of {escape(peek.key)}"
+            console.print(Panel(text, title=title, title_align="left", expand=False))
+    if missing is not None:
+        print_error(f"[bold]Note:[/] {escape(class_missing_fix(missing))}")
 
 
 @results_app.command("get", cls=PlainHelp)
@@ -386,8 +417,9 @@ def _short_class(ref: ResultRef) -> str:
 
 
 def _local(moment: datetime) -> str:
-    """A time in the local timezone, as a person reading a terminal expects."""
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """A time in the local timezone, as a person reading a terminal expects, with its offset
+    (``2026-12-01 02:47:41+00:00``)."""
+    return moment.astimezone().isoformat(sep=" ", timespec="seconds")
 
 
 def _str_or_none(value: uuid.UUID | None) -> str | None:

@@ -9,6 +9,7 @@ from labox_prefect.core.component import Component
 from labox_prefect.core.database import BaseRecord, ContentRecord, ManifestRecord
 from labox_prefect.core.digest import Digest
 from labox_prefect.core.errors import (
+    ClassNotDefinedError,
     ComponentNotRegisteredError,
     ContentCorruptedError,
     ContentMissingError,
@@ -52,6 +53,7 @@ from labox_prefect.core.unpacker import UnpackedStream, UnpackedValue, Unpacker
 
 __all__ = [
     "BaseRecord",
+    "ClassNotDefinedError",
     "Component",
     "ComponentNotRegisteredError",
     "ContentCorruptedError",

@@ -17,7 +17,7 @@ identities:
 Finding a class never imports anything: a name is resolved only among modules already in
 ``sys.modules``, by walking the modules' and classes' ``vars()`` (no ``getattr``, so no
 module ``__getattr__`` hook runs), and the class found must be of the kind the data expects.
-A process that has not imported the class gets a NotRegisteredError naming the class and the
+A process that has not imported the class gets a ClassNotDefinedError naming the class and the
 module to import.
 """
 
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from labox_prefect.core.errors import NotRegisteredError, SerializationError
+from labox_prefect.core.errors import ClassNotDefinedError, SerializationError
 from labox_prefect.core.storable import Storable, pinned_storable
 
 PINNED_PREFIX = "@"
@@ -68,7 +68,7 @@ def class_identity(cls: type[Any], where: Callable[[], str]) -> str:
 def find_class(identity: str, kind: str, is_kind: Callable[[type[Any]], bool]) -> type[Any]:
     """The class named ``identity``, which must satisfy ``is_kind`` (a ``kind`` of class).
 
-    Raises NotRegisteredError when no imported module defines it, SerializationError when
+    Raises ClassNotDefinedError when no imported module defines it, SerializationError when
     the name finds something of another kind.
     """
     if identity.startswith(PINNED_PREFIX):
@@ -80,7 +80,7 @@ def find_class(identity: str, kind: str, is_kind: Callable[[type[Any]], bool]) -
             ) from None
         found: Any = pinned_storable(class_id)
         if found is None:
-            raise NotRegisteredError(
+            raise ClassNotDefinedError(
                 f"No storable class with class_id {class_id} is defined in this process; import "
                 f"the module that defines the {kind} (the one saved with class_id "
                 f"{class_id.hex[:16]!r}) before loading."
@@ -96,9 +96,11 @@ def find_class(identity: str, kind: str, is_kind: Callable[[type[Any]], bool]) -
                 if module == "__main__"
                 else f"`import {module}` before loading"
             )
-            raise NotRegisteredError(
+            raise ClassNotDefinedError(
                 f"The {kind} {qualname} of module {module} is not defined in this process; "
-                f"{how}. Stored data never imports code."
+                f"{how}. Stored data never imports code.",
+                module,
+                qualname,
             )
     if not (isinstance(found, type) and is_kind(found)):
         raise SerializationError(

@@ -30,6 +30,20 @@ class ComponentNotRegisteredError(NotRegisteredError):
         return str(self.args[0])
 
 
+class ClassNotDefinedError(NotRegisteredError):
+    """A class that a record or stored data names (by class_id, or ``module:qualname``) is
+    not registered or defined in this process (nothing is imported because data names it);
+    ``module`` and ``qualname`` say which (both empty when only a class_id names it)."""
+
+    def __init__(self, message: str, module: str = "", qualname: str = "") -> None:
+        super().__init__(message, module, qualname)
+        self.module = module
+        self.qualname = qualname
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class ContentCorruptedError(LaboxError):
     """Stored bytes do not match the hash recorded when they were saved."""
 
@@ -91,6 +105,7 @@ class DatabaseUnavailableError(LaboxError, ConnectionError):
 
 
 __all__ = [
+    "ClassNotDefinedError",
     "ComponentNotRegisteredError",
     "ContentCorruptedError",
     "ContentMissingError",

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from labox_prefect.core.digest import Digest
 from labox_prefect.core.errors import (
+    ClassNotDefinedError,
     ComponentNotRegisteredError,
     NotRegisteredError,
     StorageNotConfiguredError,
@@ -132,7 +133,7 @@ class Registry:
         """
         found = self._tables.storables.get(class_id) or pinned_storable(class_id)
         if found is None:
-            raise NotRegisteredError(
+            raise ClassNotDefinedError(
                 f"No storable class with class_id {class_id} is registered or defined in this "
                 f"process ({_listing(c.__qualname__ for c in self._tables.storables.values())}). "
                 f"Import the module that defines it, or pass it with Registry(storables=[...])."

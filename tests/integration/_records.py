@@ -6,9 +6,13 @@ run: saving them with ``save_one`` and hand-made ``prefect.*`` tags takes millis
 
 from __future__ import annotations
 
+import sys
+import types
 import uuid
 from collections.abc import Mapping
 from typing import Any
+
+import pytest
 
 from labox_prefect.context import (
     FLOW_NAME,
@@ -71,3 +75,18 @@ def save(
             return await save_one(obj, session=session, registry=registry, tags=tags)
 
     return get_runtime().run(run())
+
+
+def module_with_a_point(name: str, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A module ``name`` defining a plain dataclass ``Point``, imported as ``import name``."""
+    module = types.ModuleType(name)
+    monkeypatch.setitem(sys.modules, name, module)
+    exec(  # a real module's source, kept here so the test owns its lifetime
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\n"
+        "class Point:\n"
+        "    x: int\n"
+        "    y: int\n",
+        module.__dict__,
+    )
+    return module

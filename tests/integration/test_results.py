@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import cast
@@ -26,7 +27,7 @@ from labox_prefect.results import (
     get_result,
     tag_filter,
 )
-from tests.integration._records import prefect_tags, save
+from tests.integration._records import module_with_a_point, prefect_tags, save
 from tests.integration._shout import shout
 from tests.integration.conftest import Backend
 
@@ -168,6 +169,36 @@ def test_an_unregistered_class_names_the_setting_to_fix(backend: Backend) -> Non
     assert "LABOX_REGISTRY_MODULES" in message
     assert str(ref.class_id) in message
     assert "task 'annotate'" in message
+
+
+@sqlite_only
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_plain_class_not_imported_raises_the_integration_error(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, wrapped: bool
+) -> None:
+    module = module_with_a_point(f"mytypes_{uuid.uuid4().hex[:8]}", monkeypatch)
+    point = module.Point(1, 2)
+    value = (point, {3}) if wrapped else point
+    mark = {"suite": uuid.uuid4().hex}
+    saved = save(value, {**prefect_tags(task="locate", flow="survey"), **mark})
+    monkeypatch.delitem(sys.modules, module.__name__)  # as a process that never imported it
+    (ref,) = find_results(tags=mark)
+
+    with pytest.raises(ResultClassNotRegisteredError) as caught:
+        ref.load()
+
+    message = str(caught.value)
+    assert f"Point of module {module.__name__}" in message
+    assert f"import {module.__name__}" in message
+    assert "LABOX_REGISTRY_MODULES" in message
+    assert "task 'locate'" in message
+    assert "flow 'survey'" in message
+    assert str(saved.id) in message
+    assert "while rebuilding" not in message
+    assert not getattr(caught.value, "__notes__", None)
+    assert caught.value.module == module.__name__
+    monkeypatch.setitem(sys.modules, module.__name__, module)  # the fix: import it
+    assert ref.load() == value
 
 
 @sqlite_only

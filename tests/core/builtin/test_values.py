@@ -104,7 +104,7 @@ def test_what_cannot_be_kept_is_refused_with_its_path_type_and_a_fix(
 def test_too_deep_or_circular_values_are_refused() -> None:
     loop: list[Any] = []
     loop.append(loop)
-    with pytest.raises(SerializationError, match="nested more than"):
+    with pytest.raises(SerializationError, match=r"it contains itself at value\[0\];"):
         dump(loop)
 
 
@@ -156,5 +156,30 @@ def test_a_script_class_is_named_by_the_module_python_ran_it_as(
 def test_objects_that_contain_themselves_are_refused_not_a_recursion_error() -> None:
     box = Box(None)
     box.content = [box]
-    with pytest.raises(SerializationError, match=r"value\.content\[0\]\.content.*nested more"):
+    with pytest.raises(SerializationError) as caught:
         dump(box)
+    assert str(caught.value).startswith(
+        "Cannot save value: it contains itself at value.content[0];"
+    )
+
+
+def test_a_list_that_holds_itself_names_the_place_once() -> None:
+    inner: list[Any] = [2]
+    inner.append(inner)
+    with pytest.raises(SerializationError) as caught:
+        dump((1, inner))
+    message = str(caught.value)
+    assert message.startswith("Cannot save value[1]: it contains itself at value[1][1];")
+    assert message.count("[1]") == 3
+
+
+def test_a_value_too_deep_shows_the_start_of_its_path() -> None:
+    deep: list[Any] = [0]
+    for _ in range(60):
+        deep = [deep]
+    with pytest.raises(SerializationError) as caught:
+        dump(deep)
+    message = str(caught.value)
+    assert "value[0][0][0][0][0][0]… (a list, 50 levels down)" in message
+    assert "nested more than 50 levels deep" in message
+    assert message.count("[0]") == 6

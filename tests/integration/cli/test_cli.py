@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel
+from sqlalchemy import make_url
 from typer.testing import CliRunner, Result
 
 from labox_prefect.cli import app
@@ -17,10 +20,16 @@ from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
-from tests.integration._records import prefect_tags, save
+from tests.integration._records import module_with_a_point, prefect_tags, save
 from tests.integration.conftest import Backend
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+class Sample(BaseModel):
+    """A plain pydantic model, exported as its own JSON."""
+
+    name: str
 
 
 class Unlisted(StorableModel, class_id="4b2d9e0f7a1c4e83"):
@@ -135,6 +144,8 @@ def test_show_prints_record_contents_and_a_preview(backend: Backend) -> None:
         assert shown in out
     assert "application/vnd.apache.parquet" in out
     assert "DataFrame, 20 rows x 2 columns" in out
+    created = saved.created_at.astimezone().isoformat(sep=" ", timespec="seconds")
+    assert f"created     {created}" in out  # with its offset: the time zone is not guessed
     assert "s4" in out  # the head only
     assert "s5" not in out
 
@@ -151,8 +162,33 @@ def test_show_of_an_unregistered_class_says_what_to_register(backend: Backend) -
     with forgotten(Unlisted):  # as a CLI process that never imported the class
         result = run("results", "show", str(saved.id))
 
-    assert str(saved.id) in result.stdout  # the record is shown before the load fails
-    assert_clean_failure(result, "LABOX_REGISTRY_MODULES", "task 'annotate'")
+    assert result.exit_code == 0, result.output  # it shows what it can without the class
+    assert str(saved.id) in result.stdout
+    assert "annotate" in result.stdout  # the tags
+    assert "Preview of" in result.stdout  # a peek at the bytes
+    assert "LABOX_REGISTRY_MODULES=" in " ".join(result.stderr.split())
+
+
+@sqlite_only
+def test_a_plain_class_not_imported_gets_the_shell_fix(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    module = module_with_a_point(f"mytypes_{uuid.uuid4().hex[:8]}", monkeypatch)
+    saved = save((module.Point(1, 2), "label"), prefect_tags(task="locate"))
+    monkeypatch.delitem(sys.modules, module.__name__)  # as a CLI that never imported it
+    fix = f"LABOX_REGISTRY_MODULES={module.__name__} labox-prefect"
+
+    got = run("results", "get", str(saved.id), "-o", str(tmp_path / "point.json"))
+    assert_usage_error(got, fix, "PYTHONPATH", f"Point of module {module.__name__}")
+    assert "import " not in got.stderr
+
+    shown = run("results", "show", str(saved.id))
+    assert shown.exit_code == 0, shown.output
+    assert "prefect.task_name" in shown.stdout
+    assert "Contents" in shown.stdout
+    assert "Preview of value" in shown.stdout
+    assert "label" in shown.stdout  # the bytes' head, as text
+    assert fix in " ".join(shown.stderr.split())
 
 
 @sqlite_only
@@ -160,7 +196,14 @@ def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
     save({"n": 1}, prefect_tags())  # a database exists: only the ids are wrong
     assert_usage_error(run("results", "show", "nope"), "is not a record id")
     assert_usage_error(run("results", "show", "0000abcd"), "No record id starts with")
-    assert_clean_failure(run("results", "show", str(uuid.uuid4())), "No manifest with id")
+    unknown = uuid.uuid4()
+    assert_usage_error(run("results", "show", str(unknown)), f"No record has the id {unknown}")
+    assert_usage_error(run("results", "get", unknown.hex, "-o", "x.json"), "No record has the id")
+    assert_usage_error(
+        run("results", "ls", "--flow-run", "2195a9a9"),
+        "--flow-run",
+        "'2195a9a9' is not a full flow run id",
+    )
     assert_usage_error(run("verify", "nope"), "is not a record id")
     bad_since = run("results", "ls", "--since", "yesterday")
     assert bad_since.exit_code == 2
@@ -178,8 +221,27 @@ def test_an_unreachable_database_fails_without_showing_its_password(
 
     result = run("results", "ls")
 
-    assert_clean_failure(result, "postgresql+asyncpg://ana:***@127.0.0.1:1/db")
+    assert_clean_failure(
+        result,
+        "Cannot connect to the database postgresql+asyncpg://ana:***@127.0.0.1:1/db: "
+        "Connection refused. Check that its server runs",
+    )
     assert "s3cr3t-pw" not in result.output
+    assert "Errno" not in result.stderr
+
+
+def test_a_role_the_server_refuses_is_one_clean_error(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not backend.database_url.startswith("postgresql"):
+        pytest.skip("a role is PostgreSQL's")
+    url = make_url(backend.database_url).set(username="nobody_here", password="pw")
+    monkeypatch.setenv("LABOX_DATABASE_URL", url.render_as_string(hide_password=False))
+
+    result = run("results", "ls")
+
+    assert_clean_failure(result, 'answered: role "nobody_here" does not exist.')
+    assert result.stderr.count("Error") == 1, result.stderr
 
 
 def test_db_upgrade_reports_revisions_with_the_password_masked(backend: Backend) -> None:
@@ -256,3 +318,38 @@ def test_gc_lists_then_deletes_unreferenced_blobs(backend: Backend) -> None:
     assert "Deleted 1 of 1 unreferenced blobs" in real.stdout
     assert not orphan.exists()
     assert blob_path(backend, kept).exists()
+
+
+@sqlite_only
+def test_get_writes_a_value_tree_as_its_json(backend: Backend, tmp_path: Path) -> None:
+    mixed = save((1, {"b", "a"}, {2: "two"}), prefect_tags())
+    plain = save({"n": [1, 2.5, None]}, prefect_tags())
+    model = save(Sample(name="s1"), prefect_tags())
+    assert run("results", "get", str(model.id), "-o", str(tmp_path / "m.json")).exit_code == 0
+    assert (tmp_path / "m.json").read_text(encoding="utf-8") == '{\n  "name": "s1"\n}\n'
+
+    got = run("results", "get", str(mixed.id), "-o", str(tmp_path / "mix.json"))
+    again = run("results", "get", str(plain.id), "-o", str(tmp_path / "plain.json"))
+
+    assert got.exit_code == 0, got.output
+    assert "typed value tree" in got.stdout
+    text = (tmp_path / "mix.json").read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert json.loads(text) == {"!tuple": [1, {"!set": ["a", "b"]}, {"!dict": [[2, "two"]]}]}
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "plain.json").read_text(encoding="utf-8").endswith("}\n")
+    assert json.loads((tmp_path / "plain.json").read_text(encoding="utf-8")) == {
+        "n": [1, 2.5, None]
+    }
+
+
+@sqlite_only
+def test_show_names_the_serializer_the_readme_names(backend: Backend) -> None:
+    saved = save((1, {"a"}), prefect_tags())
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+
+    shown = run("results", "show", str(saved.id), "--no-preview")
+
+    assert shown.exit_code == 0, shown.output
+    assert "serializer labox.value-tree@v1" in shown.stdout
+    assert "one typed JSON tree (serializer `labox.value-tree@v1`" in readme

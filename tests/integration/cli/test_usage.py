@@ -6,15 +6,17 @@ exceptions move, the one-line messages turn back into panels and these tests fai
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import pytest
 from prefect.blocks.core import Block
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
-from labox_prefect.cli import app
+from labox_prefect.cli import app, output
 from tests.integration._records import prefect_tags, save
 from tests.integration.conftest import Backend
 
@@ -168,3 +170,25 @@ def test_help_needs_no_database(backend: Backend) -> None:
 
     assert result.exit_code == 0, result.output
     assert "--deployment FLOW/DEPLOYMENT" in result.stdout
+
+
+@sqlite_only
+def test_errors_wrap_at_words_in_a_terminal(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save({"n": 1}, prefect_tags())  # a database exists: only the option is wrong
+    args = ["results", "ls", "--since", "1999-99-99T99:99"]
+    piped = run(*args)
+    terminal = Console(
+        file=io.StringIO(), force_terminal=True, color_system=None, width=40, highlight=False
+    )
+    monkeypatch.setattr(output, "err_console", terminal)
+
+    wrapped = run(*args)
+
+    assert piped.exit_code == wrapped.exit_code == 2
+    lines = terminal.file.getvalue().splitlines()
+    assert len(lines) > 3
+    assert all(len(line) <= 40 for line in lines)
+    # wrapped only where a space was: no word is cut ("digi ts")
+    assert " ".join(" ".join(lines).split()) == " ".join(piped.stderr.split())

@@ -72,6 +72,11 @@ class EncodedTree(NamedTuple):
     plain: bool = False
 
 
+_UNKNOWN: Any = object()
+_SHOWN_STEPS = 6
+"""Path steps a too-deep value's message shows."""
+
+
 class _Attr(str):
     """A path step into an attribute (rendered ``.name``)."""
 
@@ -92,12 +97,13 @@ class _Item:
 class ValueEncoder:
     """Turns values into the JSON tree; with ``route``, some leaves become contents."""
 
-    __slots__ = ("_path", "_root", "route")
+    __slots__ = ("_path", "_root", "_value", "route")
 
     def __init__(self, route: Route | None = None) -> None:
         self.route = route
         self._root = "value"
         self._path: list[Any] = []
+        self._value: Any = _UNKNOWN  # the root's value, when known: to name a cycle
 
     def encode(self, value: Any, where: str = "value") -> Any:
         """The JSON tree of ``value``; ``where`` names it in error messages and content keys.
@@ -108,17 +114,22 @@ class ValueEncoder:
         if is_plain_json(value):
             return value
         self.at(where)
+        self._value = value
         return self._enc(value)
 
     def at(self, where: str) -> None:
         """Name the root of what is encoded next (for messages and content keys)."""
         self._root = where
         self._path.clear()
+        self._value = _UNKNOWN
 
     def where(self) -> str:
         """The path of the value being encoded, e.g. ``value['a'][3].name``."""
+        return self._render(self._path)
+
+    def _render(self, path: list[Any]) -> str:
         parts = [self._root]
-        for step in self._path:
+        for step in path:
             if isinstance(step, _Attr):
                 parts.append(f".{step}")
             elif isinstance(step, _Item):
@@ -328,11 +339,40 @@ class ValueEncoder:
     # --- refusals -------------------------------------------------------------------------
 
     def _too_deep(self, value: Any) -> SerializationError:
-        return self.refuse(
-            value,
-            f"it is nested more than {MAX_DEPTH} levels deep (or contains itself)",
-            "flatten the structure",
+        """The value contains itself (named where, when the root is known), or is too deep."""
+        cycle = self._cycle()
+        if cycle is not None:
+            start, end = cycle
+            return SerializationError(
+                f"Cannot save {self._render(self._path[:start])}: it contains itself at "
+                f"{self._render(self._path[:end])}; break the cycle (store a copy, or an id "
+                f"to look the inner value up)."
+            )
+        shown = self._render(self._path[:_SHOWN_STEPS])
+        return SerializationError(
+            f"Cannot save {shown}… (a {type(value).__qualname__}, {len(self._path)} levels "
+            f"down): it is nested more than {MAX_DEPTH} levels deep; flatten the structure."
         )
+
+    def _cycle(self) -> tuple[int, int] | None:
+        """Where the path first meets a value it is already inside: (start, end) steps."""
+        if self._value is _UNKNOWN:
+            return None
+        node, seen = self._value, {id(self._value): 0}
+        for end, step in enumerate(self._path, start=1):
+            try:
+                if isinstance(step, _Item):
+                    node = step.value
+                elif isinstance(step, _Attr):
+                    node = getattr(node, step)
+                else:
+                    node = node[step]
+            except Exception:  # a step this walk cannot repeat: no cycle named
+                return None
+            if id(node) in seen:
+                return seen[id(node)], end
+            seen[id(node)] = end
+        return None
 
     def _unsupported(self, v: Any) -> SerializationError:
         if isinstance(v, AsyncIterable):
