@@ -230,11 +230,10 @@ def test_an_unreachable_database_fails_without_showing_its_password(
     assert "Errno" not in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["postgres_s3"], indirect=True)  # a role is PostgreSQL's
 def test_a_role_the_server_refuses_is_one_clean_error(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not backend.database_url.startswith("postgresql"):
-        pytest.skip("a role is PostgreSQL's")
     url = make_url(backend.database_url).set(username="nobody_here", password="pw")
     monkeypatch.setenv("LABOX_DATABASE_URL", url.render_as_string(hide_password=False))
 
