@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labox_prefect.core import ContentRecord, NotRegisteredError, Registry
-from labox_prefect.core.builtin.storages.fsspec import FsspecStorage
+from labox_prefect.core.builtin.storages import FsspecStorage
 from labox_prefect.core.extra.pyarrow import ARROW_STREAM_CONTENT_TYPE, PARQUET_CONTENT_TYPE
 from labox_prefect.preview import human_size, image_format
 
