@@ -129,7 +129,8 @@ async def get_result_key(
     return ResultKey(storage_key, row.manifest_id, row.record)
 
 
-_SELECT_KEY_SQL = "SELECT manifest_id, record FROM labox_prefect_results WHERE storage_key = ?"
+_SELECT_KEY_SQL = str(_SELECT_KEY.compile(dialect=sqlite.dialect()))
+"""``_SELECT_KEY`` in SQLite's own SQL (one ``?``: the storage key), for plain sqlite3."""
 
 
 def lookup_result_key(connection: sqlite3.Connection, storage_key: str) -> ResultKey | None:
