@@ -14,9 +14,11 @@ The sequence of a ``labox_task`` run (Prefect 3.9, DESIGN.md section 3), written
    from the run's result storage, makes the value a Storable (or refuses it with
    ResultNotStorableError), and saves the manifest and its contents; when Prefect's write is
    certain and predictable (``_planned_key``), Prefect's result record goes under its storage
-   key in the same session, committed right after the manifest (the core's save hands back
-   the content records it wrote, so nothing is read back), so the key is readable before
-   Prefect reports the run Completed. A value nothing can store, or a database or storage
+   key in the same transaction (the core's ``before_commit``), so the key is readable before
+   Prefect reports the run Completed, and there is never a key without its record or the
+   reverse. On the embedded database a sync task saves in its own thread (the runtime's
+   lane, labox_prefect.runtime); the core's save hands back the content records it wrote,
+   so nothing is read back. A value nothing can store, or a database or storage
    fault, raises here: the run fails and its retries apply (Prefect alone only logs a
    persistence error, and the result is silently lost). The saved result is left in the
    hand-off under the run's id, and the result is queued for its event and artifact
@@ -50,7 +52,7 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -77,7 +79,6 @@ from labox_prefect.core import (
     StorableTypeError,
     get_manifest,
     load_one,
-    save_one,
     save_one_with_contents,
 )
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
@@ -90,7 +91,13 @@ from labox_prefect.errors import (
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
 from labox_prefect.publication import announce
-from labox_prefect.result_keys import ResultKey, get_result_key, lookup_result_key, put_result_key
+from labox_prefect.result_keys import (
+    ResultKey,
+    add_result_key,
+    get_result_key,
+    lookup_result_key,
+    put_result_key,
+)
 from labox_prefect.runtime import get_runtime
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target, is_labox_block, resolve_target, target_for_label
@@ -345,16 +352,26 @@ def _prepare(obj: Any, user_tags: Mapping[str, str], key: PlannedKey | None = No
 
 
 async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
-    """Save on the runtime loop; with a planned key, its record in the same session."""
+    """Save (on the runtime loop or a lane); with a planned key, its record in the same
+    transaction."""
     written: str | None = None
+    add_key: Callable[[uuid.UUID], Awaitable[None]] | None = None
+    if plan.key is not None:
+        storage_key, render = plan.key
+
+        async def add_key(manifest_id: uuid.UUID) -> None:
+            nonlocal written
+            written = render(ResultPointer(manifest_id, plan.target.database_label).dump())
+            await add_result_key(session, storage_key, manifest_id, written)
+
     async with open_session(plan.target) as session:
         manifest, contents = await save_one_with_contents(
-            plan.storable, session=session, registry=plan.registry, tags=plan.tags
+            plan.storable,
+            session=session,
+            registry=plan.registry,
+            tags=plan.tags,
+            before_commit=add_key,
         )
-        if plan.key is not None:
-            storage_key, render = plan.key
-            written = render(ResultPointer(manifest.id, plan.target.database_label).dump())
-            await put_result_key(session, storage_key, manifest.id, written)
     return SavedResult(manifest, contents, plan.target, plan.registry), written
 
 
@@ -363,7 +380,7 @@ def persist_output(obj: Any, context: TaskRunContext, user_tags: Mapping[str, st
     try:
         with _refusals_named():
             plan = _prepare(obj, user_tags, _planned_key(context, obj))
-            saved, written = get_runtime().run(_save(plan))
+            saved, written = get_runtime().run_for(plan.target.database_url, _save(plan))
     except LaboxError:
         raise
     except Exception as error:
@@ -402,7 +419,7 @@ def dump(obj: Any, user_tags: Mapping[str, str]) -> bytes:
     if saved is None:
         with _refusals_named():
             plan = _prepare(obj, user_tags)
-            saved, _ = get_runtime().run(_save(plan))
+            saved, _ = get_runtime().run_for(plan.target.database_url, _save(plan))
         _announce(obj, plan, saved)
     return saved.pointer.dump()
 
@@ -473,7 +490,7 @@ def _persistence_error(context: TaskRunContext, error: Exception) -> ResultPersi
 def write_record(target: Target, key: str, content: bytes) -> None:
     """Step 3 (LaboxResultStorage.write_path) from sync code."""
     if not _already_written(target, key, content):
-        get_runtime().run(_write(target, key, content, record_tags(None)))
+        get_runtime().run_for(target.database_url, _write(target, key, content, record_tags(None)))
 
 
 async def awrite_record(target: Target, key: str, content: bytes) -> None:
@@ -498,7 +515,7 @@ def read_record(target: Target, key: str) -> bytes:
         else:
             if found is None or found.record is not None or found.manifest_id is None:
                 return _record_bytes(target, key, found)
-    return runtime.run(_read(target, key))
+    return runtime.run_for(target.database_url, _read(target, key))
 
 
 async def aread_record(target: Target, key: str) -> bytes:
@@ -520,13 +537,17 @@ async def _write(target: Target, key: str, content: bytes, tags: dict[str, str])
             manifest_id = found.manifest_id if isinstance(found, ResultPointer) else None
             await put_result_key(session, key, manifest_id, content.decode("utf-8"))
             return
-        manifest = await save_one(
+
+        async def add_key(manifest_id: uuid.UUID) -> None:
+            await add_result_key(session, key, manifest_id, None)
+
+        await save_one_with_contents(
             StorableValue(bytes(content), serializer=bytes_serializer),
             session=session,
             registry=registry_for(target),
             tags=tags,
+            before_commit=add_key,
         )
-        await put_result_key(session, key, manifest.id, None)
 
 
 async def _read(target: Target, key: str) -> bytes:
@@ -598,7 +619,8 @@ def load_pointer(pointer: ResultPointer) -> Any:
 
 def load_manifest(manifest_id: uuid.UUID, target: Target, registry: Registry | None = None) -> Any:
     """The stored value, from sync code: a StorableValue's plain value, else the Storable."""
-    return get_runtime().run(_load(manifest_id, target, registry or registry_for(target)))
+    loading = _load(manifest_id, target, registry or registry_for(target))
+    return get_runtime().run_for(target.database_url, loading)
 
 
 async def aload_manifest(

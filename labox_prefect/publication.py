@@ -132,7 +132,12 @@ def _tell(saved: _Saved) -> ResultSummary | None:
     """Summarize ``saved`` and emit its event; None (logged) when it cannot be summarized."""
     try:
         summary = summarize(
-            saved.value, saved.manifest, saved.contents, saved.class_name, saved.database
+            saved.value,
+            saved.manifest,
+            saved.contents,
+            saved.class_name,
+            saved.database,
+            preview=saved.artifacts,
         )
     except Exception as error:
         logger.warning("labox: could not summarize result %s: %s", saved.manifest.id, error)

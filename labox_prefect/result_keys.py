@@ -101,21 +101,32 @@ def _upsert_statement(dialect: str) -> Any:
 _UPSERTS: dict[str, Any] = {name: _upsert_statement(name) for name in ("postgresql", "sqlite")}
 
 
-async def put_result_key(
+async def add_result_key(
     session: AsyncSession, storage_key: str, manifest_id: uuid.UUID | None, record: str | None
 ) -> None:
-    """Point ``storage_key`` at a manifest (Prefect overwrites keys, e.g. on refresh_cache)."""
-    dialect = session.get_bind().dialect.name
-    statement = _UPSERTS.get(dialect)
+    """Point ``storage_key`` at a manifest in the session's transaction (the caller commits).
+
+    An upsert: Prefect overwrites keys (e.g. on refresh_cache), and a retried transaction
+    writes the same row again.
+    """
+    connection = await session.connection()
+    statement = _UPSERTS.get(connection.dialect.name)
     if statement is None:
-        statement = _upsert_statement(dialect)  # raises the error naming what is supported
+        statement = _upsert_statement(connection.dialect.name)  # raises: names what works
     values = {
         "storage_key": storage_key,
         "manifest_id": manifest_id,
         "record": record,
         "created_at": utcnow(),
     }
-    await session.execute(statement, values)
+    await connection.execute(statement, values)
+
+
+async def put_result_key(
+    session: AsyncSession, storage_key: str, manifest_id: uuid.UUID | None, record: str | None
+) -> None:
+    """``add_result_key``, committed."""
+    await add_result_key(session, storage_key, manifest_id, record)
     await session.commit()
 
 
@@ -153,6 +164,7 @@ async def upgrade_result_keys(engine: AsyncEngine) -> None:
 
 __all__ = [
     "ResultKey",
+    "add_result_key",
     "get_result_key",
     "lookup_result_key",
     "metadata",

@@ -1,4 +1,4 @@
-"""The process-wide runtime: one event-loop thread that owns every database engine.
+"""The process-wide runtime: one event-loop thread that owns the database engines.
 
 Prefect runs a result serializer in whatever thread ran the task, and gives each async task
 run a loop of its own, so an async engine created on one of those loops breaks on the next.
@@ -7,11 +7,17 @@ callers hand it coroutines with ``run`` (from sync code, any thread) or ``arun``
 code, any loop). Engines are created once per database URL, with their schema made ready on
 first use, and are disposed at interpreter exit.
 
-One exception, for the embedded SQLite database: ``sqlite_reader`` gives the calling thread
-a read-only sqlite3 connection of its own, for the one lookup every task run makes (Prefect's
-cache check of its key). A hand-over to the runtime thread and back costs two wake-ups,
-each waiting for the scheduler and the GIL; that lookup costs microseconds, as Prefect's own
-check (a file's existence) does. Writes always go through the runtime.
+One exception, for an SQLite file (the embedded database): a hand-over to the runtime thread
+and back costs two wake-ups, each waiting for the scheduler and for the GIL that Prefect's
+own threads hold in turn, which cost more than saving a small result. So ``run_for`` runs a
+coroutine on an SQLite file in the calling sync thread, on that thread's *lane*: a loop of
+its own and an engine of its own on the file (SQLite serializes writers from any number of
+connections, as it does for several processes). A lane also gives its thread a read-only
+sqlite3 connection (``sqlite_reader``) for the one lookup every task run makes: Prefect's
+cache check of its key, which costs microseconds, as Prefect's own check of a file does. A
+lane lives as long as its thread: its connections have no worker thread
+(labox_prefect.sqlite_inline) and close when collected. Server databases always go through
+the runtime thread, so a process keeps one bounded connection pool per server.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Coroutine
 from functools import partial
 from pathlib import Path
@@ -66,7 +73,7 @@ class Runtime:
         self._storages: dict[tuple[str, str | None, str | None, str | None], Storage] = {}
         self._registries: dict[tuple[Any, ...], Registry] = {}
         self._ready_urls: set[str] = set()
-        self._readers = threading.local()
+        self._lanes = threading.local()
         self._closed = False
 
     # --- running coroutines ---------------------------------------------------------------
@@ -80,6 +87,18 @@ class Runtime:
                 "await the coroutine instead."
             )
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def run_for(self, database_url: str, coro: Coroutine[Any, Any, T]) -> T:
+        """``run`` a coroutine whose only database is ``database_url``: on this thread's lane
+        when that is an SQLite file and no loop runs in this thread, else on the runtime loop.
+
+        The coroutine takes its sessions and engine from ``sessions`` and ``engine`` as
+        always; on a lane they are the lane's (see the module docstring).
+        """
+        lane = self._lane(database_url)
+        if lane is None:
+            return self.run(coro)
+        return lane.loop.run_until_complete(coro)
 
     async def arun(self, coro: Coroutine[Any, Any, T]) -> T:
         """Await ``coro`` on the runtime loop without blocking the caller's loop."""
@@ -110,6 +129,9 @@ class Runtime:
     ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         settings = current_settings()
         key = _engine_key(database_url, settings)
+        lane: _Lane | None = getattr(self._lanes, "lane", None)
+        if lane is not None and asyncio.get_running_loop() is lane.loop:
+            return await self._lane_ready(lane, key)
         ready = self._sessions.get(key)
         if ready is not None:
             return self._engines[key], ready
@@ -131,24 +153,54 @@ class Runtime:
                 self._ready_urls.add(database_url)
             return engine, ready
 
+    async def _lane_ready(
+        self, lane: _Lane, key: EngineKey
+    ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
+        """The lane's engine for ``key``'s SQLite file, once the runtime made its schema ready."""
+        ready = lane.engines.get(key)
+        if ready is None:
+            database_url = key[0]
+            if database_url not in self._ready_urls:
+                made = asyncio.run_coroutine_threadsafe(self._ready(database_url), self._loop)
+                await asyncio.wrap_future(made)
+            engine = _create_engine(database_url, current_settings())
+            ready = lane.engines[key] = (engine, async_sessionmaker(engine, expire_on_commit=False))
+        return ready
+
+    def _lane(self, database_url: str) -> _Lane | None:
+        """This thread's lane, for an SQLite file from a thread with no running loop."""
+        if not _is_sqlite_file(database_url) or threading.current_thread() is self._thread:
+            return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return None  # run_until_complete cannot nest: hand over instead
+        return self._thread_lane()
+
+    def _thread_lane(self) -> _Lane:
+        lane: _Lane | None = getattr(self._lanes, "lane", None)
+        if lane is None:
+            lane = self._lanes.lane = _Lane()
+        return lane
+
     def sqlite_reader(self, database_url: str) -> sqlite3.Connection | None:
-        """This thread's read-only sqlite3 connection on ``database_url``, a SQLite file whose
+        """This thread's read-only sqlite3 connection on ``database_url``, an SQLite file whose
         schema this runtime made ready; None for any other database (or before that).
 
         For single-row lookups only, from any thread but the runtime's (see the module
         docstring); a connection lives as long as its thread.
         """
-        if database_url not in self._ready_urls:
+        if database_url not in self._ready_urls or threading.current_thread() is self._thread:
             return None
-        readers: dict[str, sqlite3.Connection] | None = getattr(self._readers, "open", None)
-        if readers is None:
-            readers = self._readers.open = {}
-        reader = readers.get(database_url)
+        lane = self._thread_lane()
+        reader = lane.readers.get(database_url)
         if reader is None:
             path = Path(make_url(database_url).database or "").expanduser().resolve()
             reader = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
             reader.execute("PRAGMA busy_timeout=30000")
-            readers[database_url] = reader
+            lane.readers[database_url] = reader
         return reader
 
     async def lock_engine(self, database_url: str) -> AsyncEngine:
@@ -216,6 +268,16 @@ class Runtime:
 
 EngineKey = tuple[str, tuple[Any, ...]]
 """A database URL and the connection settings its engine was made with."""
+
+
+class _Lane:
+    """One thread's own loop and connections on SQLite files (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.engines: dict[EngineKey, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+        self.readers: dict[str, sqlite3.Connection] = {}
+        weakref.finalize(self, self.loop.close)  # when its thread ends, or at exit
 
 
 def _engine_key(database_url: str, settings: LaboxSettings) -> EngineKey:

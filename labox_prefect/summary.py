@@ -40,6 +40,7 @@ class ResultSummary:
     shape: str | None
     size: int
     preview: str
+    """Markdown of the value's head ("" when only the event was asked for)."""
     database: str
     contents: list[ContentLine] = field(default_factory=list)
 
@@ -71,8 +72,10 @@ def summarize(
     contents: list[ContentRecord],
     class_name: str,
     database: str,
+    preview: bool = True,
 ) -> ResultSummary:
-    """The summary of ``value`` just saved as ``manifest`` with ``contents``."""
+    """The summary of ``value`` just saved as ``manifest`` with ``contents``; its preview
+    (the costly part: a table of a frame's head, an image) only when ``preview``."""
     return ResultSummary(
         manifest_id=manifest.id,
         tags=dict(manifest.tags),
@@ -80,7 +83,7 @@ def summarize(
         value_type=type_name(value),
         shape=shape_of(value),
         size=sum(content.content_size for content in contents),
-        preview=preview_markdown(value),
+        preview=preview_markdown(value) if preview else "",
         database=database,
         contents=[_line(content) for content in contents],
     )

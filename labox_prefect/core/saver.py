@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,8 +67,10 @@ class Saver:
         registry: Registry,
         tags: Tags | None,
         max_concurrency: int,
+        before_commit: Callable[[list[uuid.UUID]], Awaitable[None]] | None = None,
     ) -> None:
         self._session = session
+        self._before_commit = before_commit
         self._registry = registry_for_session(registry, session)
         self._database = session_database(session)
         self._tags = check_tags(tags)
@@ -122,6 +124,8 @@ class Saver:
             try:
                 await _insert_many(self._session, ManifestRecord, manifests)
                 await _insert_many(self._session, ContentRecord, contents)
+                if self._before_commit is not None:
+                    await self._before_commit([manifest["id"] for manifest in manifests])
                 await self._session.commit()
             except IntegrityError:
                 # A retry after a commit whose answer was lost finds its own rows: done.
@@ -181,11 +185,23 @@ async def save_one_with_contents(
     session: AsyncSession,
     registry: Registry,
     tags: Tags | None = None,
+    before_commit: Callable[[uuid.UUID], Awaitable[None]] | None = None,
 ) -> tuple[ManifestRecord, list[ContentRecord]]:
     """``save_one``, with the content records it wrote (detached, ordered by content key,
-    as ``get_contents`` would read them back), so no query reads them back."""
+    as ``get_contents`` would read them back), so no query reads them back.
+
+    ``before_commit(manifest_id)``, when given, runs in the save's own transaction on
+    ``session``, after the manifest and contents rows are inserted and before the commit:
+    rows it writes are committed together with the record, or not at all (if it raises,
+    nothing is committed and its exception is raised). It runs again if the transaction is
+    retried after a transient failure, so it must write idempotently (an upsert).
+    """
     saver = Saver(
-        session=session, registry=registry, tags=None, max_concurrency=DEFAULT_MAX_CONCURRENCY
+        session=session,
+        registry=registry,
+        tags=None,
+        max_concurrency=DEFAULT_MAX_CONCURRENCY,
+        before_commit=None if before_commit is None else _of_the_one(before_commit),
     )
     future = saver.save_soon(obj, tags)
     request = saver._requests[-1]
@@ -193,6 +209,18 @@ async def save_one_with_contents(
     manifest = future.value
     rows = sorted(request.contents or (), key=lambda row: str(row["content_key"]))
     return manifest, [ContentRecord(**row) for row in rows]
+
+
+def _of_the_one(
+    hook: Callable[[uuid.UUID], Awaitable[None]],
+) -> Callable[[list[uuid.UUID]], Awaitable[None]]:
+    """A batch's before-commit hook, from that of a batch of one."""
+
+    async def of_the_batch(manifest_ids: list[uuid.UUID]) -> None:
+        (manifest_id,) = manifest_ids
+        await hook(manifest_id)
+
+    return of_the_batch
 
 
 async def _committed(session: AsyncSession, manifest_id: uuid.UUID) -> bool:
@@ -390,4 +418,7 @@ async def _insert_many(
     tens of thousands of bind parameters.
     """
     if rows:
-        await session.execute(insert(record.__table__), list(rows))
+        # Through the session's connection: the same transaction, without the ORM's
+        # execution layer (which costs more than a small INSERT itself).
+        connection = await session.connection()
+        await connection.execute(insert(record.__table__), list(rows))

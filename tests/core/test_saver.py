@@ -153,6 +153,48 @@ async def test_save_one_with_contents_hands_back_what_get_contents_reads(
     assert manifest.tags == {"k": "v"}
 
 
+async def test_before_commit_writes_in_the_saves_own_transaction(
+    engine: AsyncEngine, sessions: Sessions, registry: Registry
+) -> None:
+    """What the hook writes is committed with the record, by the save's one COMMIT."""
+    commits: list[str] = []
+    event.listen(engine.sync_engine, "commit", lambda conn: commits.append("commit"))
+    seen: list[uuid.UUID] = []
+    async with sessions() as session:
+
+        async def note(manifest_id: uuid.UUID) -> None:
+            seen.append(manifest_id)
+            other = ManifestRecord(id=uuid.uuid4(), class_id=uuid.uuid4(), unpacker_name="x")
+            other.tags = {"noted": str(manifest_id)}
+            session.add(other)
+            await session.flush()
+
+        manifest, _ = await save_one_with_contents(
+            StorableValue({"a": 1}), session=session, registry=registry, before_commit=note
+        )
+    assert seen == [manifest.id]
+    assert commits == ["commit"]
+    async with sessions() as session:
+        noted = (await session.scalars(select(ManifestRecord))).all()
+    assert sorted(record.tags.get("noted", "") for record in noted) == ["", str(manifest.id)]
+
+
+async def test_a_failing_before_commit_leaves_nothing_committed(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async def refuse(manifest_id: uuid.UUID) -> None:
+        raise RuntimeError("the key row could not be written")
+
+    async with sessions() as session:
+        with pytest.raises(RuntimeError, match="could not be written"):
+            await save_one_with_contents(
+                StorableValue({"a": 1}), session=session, registry=registry, before_commit=refuse
+            )
+    async with sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ManifestRecord)) == 0
+        assert await session.scalar(select(func.count()).select_from(ContentRecord)) == 0
+
+
 async def test_dataclass_keeps_tuples_bytes_and_dates(
     sessions: Sessions, registry: Registry
 ) -> None:

@@ -25,6 +25,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.settings import get_current_settings
 
 from labox_prefect import labox_task, publication
+from labox_prefect import summary as summary_module
 from labox_prefect.core import ManifestRecord
 from labox_prefect.events import EVENT
 from labox_prefect.publication import flush_publications
@@ -45,9 +46,9 @@ def test_the_task_only_queues_its_result_and_the_publisher_tells_it(
     threads: dict[str, str] = {}
     summarize, emit = publication.summarize, publication.emit_result_saved
 
-    def summarize_seen(*args: Any) -> Any:
+    def summarize_seen(*args: Any, **kwargs: Any) -> Any:
         threads["summary"] = threading.current_thread().name
-        return summarize(*args)
+        return summarize(*args, **kwargs)
 
     def emit_seen(summary: Any) -> None:
         threads["event"] = threading.current_thread().name
@@ -65,6 +66,27 @@ def test_the_task_only_queues_its_result_and_the_publisher_tells_it(
     assert flush_publications()
     assert threads == {"summary": "labox-prefect-publisher", "event": "labox-prefect-publisher"}
     assert task_thread != "labox-prefect-publisher"
+
+
+def test_without_artifacts_the_event_is_told_and_no_preview_is_made(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preview (a frame's head table, an image) is for the artifact only."""
+    monkeypatch.setenv("LABOX_ARTIFACTS", "false")
+    told: list[Any] = []
+    previews: list[Any] = []
+    monkeypatch.setattr(publication, "emit_result_saved", told.append)
+    monkeypatch.setattr(summary_module, "preview_markdown", previews.append)
+
+    @flow
+    def pipeline() -> None:
+        numbers()
+
+    pipeline()
+    assert flush_publications()
+    assert [summary.tags["suite"] for summary in told] == ["publication"]
+    assert told[0].preview == ""
+    assert previews == []
 
 
 def test_threading_still_has_the_exit_hooks_prefect_drains_its_services_in() -> None:

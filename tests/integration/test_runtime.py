@@ -80,19 +80,69 @@ def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_sqlite_statements_run_on_the_runtime_thread(tmp_path: Path) -> None:
     """No thread hop per statement: SQLite is called from the runtime loop itself."""
-    url = f"sqlite+aiosqlite:///{(tmp_path / 'inline.db').as_posix()}"
+    url = _sqlite_url(tmp_path, "inline.db")
+    runtime = get_runtime()
+    assert runtime.run(_sqlite_thread(url)) == ("labox-prefect-runtime",) * 2
+
+
+def _sqlite_url(tmp_path: Path, name: str) -> str:
+    return f"sqlite+aiosqlite:///{(tmp_path / name).as_posix()}"
+
+
+async def _sqlite_thread(url: str) -> tuple[str, str]:
+    """(the thread running this coroutine, the thread SQLite runs its statements in)."""
+    engine = await get_runtime().engine(url)
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, InlineConnection)
+        await driver.create_function("thread_name", 0, lambda: threading.current_thread().name)
+        sqlite = str((await connection.exec_driver_sql("SELECT thread_name()")).scalar_one())
+    return threading.current_thread().name, sqlite
+
+
+def test_a_sync_caller_runs_an_embedded_database_coroutine_in_its_own_thread(
+    tmp_path: Path,
+) -> None:
+    """No hand-over to the runtime thread and back for the embedded database (a lane)."""
+    url = _sqlite_url(tmp_path, "lane.db")
+    runtime = get_runtime()
+    threads_before = threading.active_count()
+
+    here = threading.current_thread().name
+    assert runtime.run_for(url, _sqlite_thread(url)) == (here, here)
+    assert runtime.run_for(url, _sqlite_thread(url)) == (here, here)  # the lane is kept
+    assert threading.active_count() == threads_before  # its connection has no worker thread
+
+    async def from_a_loop() -> tuple[str, str]:
+        return runtime.run_for(url, _sqlite_thread(url))  # this loop cannot be nested
+
+    runtime_thread = ("labox-prefect-runtime", "labox-prefect-runtime")
+    assert asyncio.run(from_a_loop()) == runtime_thread
+    postgres = "postgresql+asyncpg://labox:labox@127.0.0.1:5432/labox_test"
+    assert runtime._lane(postgres) is None  # a server database: the runtime's one pool
+
+
+def test_each_thread_has_a_lane_of_its_own_and_writes_are_seen_across_them(
+    tmp_path: Path,
+) -> None:
+    url = _sqlite_url(tmp_path, "lanes.db")
     runtime = get_runtime()
 
-    async def sqlite_thread() -> str:
-        engine = await runtime.engine(url)
-        async with engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            assert isinstance(driver, InlineConnection)
-            await driver.create_function("thread_name", 0, lambda: threading.current_thread().name)
-            return str((await connection.exec_driver_sql("SELECT thread_name()")).scalar_one())
+    async def put(key: str) -> None:
+        async with (await runtime.sessions(url))() as session:
+            await put_result_key(session, key, None, threading.current_thread().name)
 
-    assert runtime.run(sqlite_thread()) == "labox-prefect-runtime"
+    runtime.run_for(url, put("main"))
+    worker = threading.Thread(target=lambda: runtime.run_for(url, put("worker")), name="w1")
+    worker.start()
+    worker.join()
+    reader = runtime.sqlite_reader(url)
+    assert reader is not None
+    assert lookup_result_key(reader, "worker") == ResultKey("worker", None, "w1")
+    assert lookup_result_key(reader, "main") == ResultKey(
+        "main", None, threading.current_thread().name
+    )
 
 
 def test_the_embedded_database_is_read_in_the_callers_thread(tmp_path: Path) -> None:
