@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from labox_prefect.core import AnySession, execute_in_session
 from labox_prefect.core.database import ManifestRecord, UTCDateTime, utcnow
 
 metadata = MetaData()
@@ -102,24 +103,24 @@ _UPSERTS: dict[str, Any] = {name: _upsert_statement(name) for name in ("postgres
 
 
 async def add_result_key(
-    session: AsyncSession, storage_key: str, manifest_id: uuid.UUID | None, record: str | None
+    session: AnySession, storage_key: str, manifest_id: uuid.UUID | None, record: str | None
 ) -> None:
     """Point ``storage_key`` at a manifest in the session's transaction (the caller commits).
 
     An upsert: Prefect overwrites keys (e.g. on refresh_cache), and a retried transaction
     writes the same row again.
     """
-    connection = await session.connection()
-    statement = _UPSERTS.get(connection.dialect.name)
+    dialect = session.get_bind().dialect.name
+    statement = _UPSERTS.get(dialect)
     if statement is None:
-        statement = _upsert_statement(connection.dialect.name)  # raises: names what works
+        statement = _upsert_statement(dialect)  # raises the error naming what is supported
     values = {
         "storage_key": storage_key,
         "manifest_id": manifest_id,
         "record": record,
         "created_at": utcnow(),
     }
-    await connection.execute(statement, values)
+    await execute_in_session(session, statement, values)
 
 
 async def put_result_key(

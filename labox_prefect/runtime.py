@@ -11,8 +11,9 @@ One exception, for an SQLite file (the embedded database): a hand-over to the ru
 and back costs two wake-ups, each waiting for the scheduler and for the GIL that Prefect's
 own threads hold in turn, which cost more than saving a small result. So ``run_for`` runs a
 coroutine on an SQLite file in the calling sync thread, on that thread's *lane*: a loop of
-its own and an engine of its own on the file (SQLite serializes writers from any number of
-connections, as it does for several processes). A lane also gives its thread a read-only
+its own and engines of its own on the file (SQLite serializes writers from any number of
+connections, as it does for several processes); a save there writes through a sync Session
+(``write_sessions``; labox_prefect.core.sessions says why). A lane also gives its thread a read-only
 sqlite3 connection (``sqlite_reader``) for the one lookup every task run makes: Prefect's
 cache check of its key, which costs microseconds, as Prefect's own check of a file does. A
 lane lives as long as its thread: its connections have no worker thread
@@ -30,18 +31,19 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Coroutine
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import URL, NullPool, event, make_url
+from sqlalchemy import URL, NullPool, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
 from labox_prefect.core import BaseRecord, Registry, Storage
 from labox_prefect.core.migrations import aupgrade
@@ -167,6 +169,26 @@ class Runtime:
             ready = lane.engines[key] = (engine, async_sessionmaker(engine, expire_on_commit=False))
         return ready
 
+    async def write_sessions(
+        self, database_url: str
+    ) -> async_sessionmaker[AsyncSession] | sessionmaker[Session]:
+        """Sessions for saves on ``database_url``: on a lane, sync sessions on its SQLite
+        file (statements run inline, without SQLAlchemy's async layer: see
+        labox_prefect.core.sessions); elsewhere ``sessions``. Awaited like ``sessions``.
+        """
+        lane: _Lane | None = getattr(self._lanes, "lane", None)
+        if lane is None or asyncio.get_running_loop() is not lane.loop:
+            return await self.sessions(database_url)
+        key = _engine_key(database_url, current_settings())
+        made = lane.sync_sessions.get(key)
+        if made is None:
+            await self._lane_ready(lane, key)  # the schema is ready from here on
+            url = make_url(database_url).set(drivername="sqlite")
+            engine = create_engine(url, connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _tune_sqlite)
+            made = lane.sync_sessions[key] = sessionmaker(engine, expire_on_commit=False)
+        return made
+
     def _lane(self, database_url: str) -> _Lane | None:
         """This thread's lane, for an SQLite file from a thread with no running loop."""
         if not _is_sqlite_file(database_url) or threading.current_thread() is self._thread:
@@ -276,6 +298,7 @@ class _Lane:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.engines: dict[EngineKey, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
+        self.sync_sessions: dict[EngineKey, sessionmaker[Session]] = {}
         self.readers: dict[str, sqlite3.Connection] = {}
         weakref.finalize(self, self.loop.close)  # when its thread ends, or at exit
 
@@ -305,6 +328,7 @@ def _create_engine(database_url: str, settings: LaboxSettings) -> AsyncEngine:
     return engine
 
 
+@lru_cache(maxsize=64)  # asked on every run_for
 def _is_sqlite_file(database_url: str) -> bool:
     url = make_url(database_url)
     return url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
@@ -101,10 +101,10 @@ class Target:
         """The environment's target (rule 4)."""
         settings = settings or current_settings()
         return remember(
-            cls(
-                database_url=settings.resolved_database_url(),
-                storage_url=settings.resolved_storage_url(),
-                s3_endpoint_url=settings.s3_endpoint_url,
+            _made(
+                settings.resolved_database_url(),
+                settings.resolved_storage_url(),
+                settings.s3_endpoint_url,
             )
         )
 
@@ -147,14 +147,27 @@ def target_of_block(block: TargetBlock) -> Target:
     """Where ``block`` stores results, with empty fields filled from the environment."""
     settings = current_settings()
     return remember(
-        Target(
-            database_url=_secret(block.database_url) or settings.resolved_database_url(),
-            storage_url=block.storage_url or settings.resolved_storage_url(),
-            s3_endpoint_url=block.s3_endpoint_url or settings.s3_endpoint_url,
-            s3_key=_secret(block.aws_access_key_id),
-            s3_secret=_secret(block.aws_secret_access_key),
+        _made(
+            _secret(block.database_url) or settings.resolved_database_url(),
+            block.storage_url or settings.resolved_storage_url(),
+            block.s3_endpoint_url or settings.s3_endpoint_url,
+            _secret(block.aws_access_key_id),
+            _secret(block.aws_secret_access_key),
         )
     )
+
+
+@lru_cache(maxsize=256)
+def _made(
+    database_url: str,
+    storage_url: str,
+    s3_endpoint_url: str | None = None,
+    s3_key: str | None = None,
+    s3_secret: str | None = None,
+) -> Target:
+    """One Target per set of fields, so its database label is rendered once per process
+    (every task run resolves its target, some several times)."""
+    return Target(database_url, storage_url, s3_endpoint_url, s3_key, s3_secret)
 
 
 def is_labox_block(storage: object) -> bool:

@@ -46,12 +46,14 @@ from labox_prefect.core.serializer import (
     Serializer,
     StreamSerializer,
 )
+from labox_prefect.core.sessions import AnySession, execute_in_session
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage, StorageConfig, StoredBlob
 from labox_prefect.core.tags import Tags
 from labox_prefect.core.unpacker import UnpackedStream, UnpackedValue, Unpacker
 
 __all__ = [
+    "AnySession",
     "BaseRecord",
     "ClassNotDefinedError",
     "Component",
@@ -95,6 +97,7 @@ __all__ = [
     "collect_garbage",
     "delete_manifest",
     "delete_manifests",
+    "execute_in_session",
     "find_manifests",
     "get_contents",
     "get_manifest",

@@ -17,6 +17,7 @@ import weakref
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from labox_prefect.core.registry import Registry
 
@@ -26,7 +27,7 @@ SIDECAR_SUFFIX = "-blobs"
 _bound: weakref.WeakKeyDictionary[Registry, dict[str, Registry]] = weakref.WeakKeyDictionary()
 
 
-def registry_for_session(registry: Registry, session: AsyncSession) -> Registry:
+def registry_for_session(registry: Registry, session: AsyncSession | Session) -> Registry:
     """``registry`` if it has a default storage, else its binding to the session's database."""
     if registry.has_default_storage:
         return registry

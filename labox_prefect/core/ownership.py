@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Collection
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from labox_prefect.core.errors import StorageOwnershipError
 from labox_prefect.core.storage import Storage
@@ -29,6 +31,7 @@ _claimed: weakref.WeakKeyDictionary[Storage, set[str]] = weakref.WeakKeyDictiona
 """Owners this process already recorded, per storage: one ``add_owner`` per process."""
 
 
+@lru_cache(maxsize=64)  # every save asks it of its session's URL
 def database_label(url: URL) -> str:
     """A database's identity without credentials: backend, host, port and database name.
 
@@ -45,7 +48,7 @@ def database_label(url: URL) -> str:
     return bare.render_as_string(hide_password=False)
 
 
-def session_database(session: AsyncSession) -> str:
+def session_database(session: AsyncSession | Session) -> str:
     """The label of the database a session works on."""
     return database_label(session.get_bind().engine.url)
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import ContentRecord, ManifestRecord, utcnow
@@ -31,6 +30,13 @@ from labox_prefect.core.future import Future, raise_first_failure, settle_failur
 from labox_prefect.core.ownership import claim, session_database
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.serializer import SerializedData, Serializer, StreamSerializer
+from labox_prefect.core.sessions import (
+    AnySession,
+    commit_session,
+    execute_in_session,
+    rollback_session,
+    scalar_in_session,
+)
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage
 from labox_prefect.core.tags import InvalidTagsError, Tags, check_tags
@@ -63,7 +69,7 @@ class Saver:
     def __init__(
         self,
         *,
-        session: AsyncSession,
+        session: AnySession,
         registry: Registry,
         tags: Tags | None,
         max_concurrency: int,
@@ -126,15 +132,19 @@ class Saver:
                 await _insert_many(self._session, ContentRecord, contents)
                 if self._before_commit is not None:
                     await self._before_commit([manifest["id"] for manifest in manifests])
-                await self._session.commit()
+                await commit_session(self._session)
             except IntegrityError:
                 # A retry after a commit whose answer was lost finds its own rows: done.
-                await self._session.rollback()
+                await rollback_session(self._session)
                 if attempts == 1 or not await _committed(self._session, manifests[0]["id"]):
                     raise
 
         try:
-            await retrying(insert_and_commit, database=self._database, reset=self._session.rollback)
+            await retrying(
+                insert_and_commit,
+                database=self._database,
+                reset=lambda: rollback_session(self._session),
+            )
         except Exception as error:
             await _rollback_quietly(self._session)
             for request, _, _ in written:
@@ -150,7 +160,7 @@ class Saver:
 @asynccontextmanager
 async def new_saver(
     *,
-    session: AsyncSession,
+    session: AnySession,
     registry: Registry,
     tags: Tags | None = None,
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
@@ -170,7 +180,7 @@ async def new_saver(
 async def save_one(
     obj: Storable,
     *,
-    session: AsyncSession,
+    session: AnySession,
     registry: Registry,
     tags: Tags | None = None,
 ) -> ManifestRecord:
@@ -182,7 +192,7 @@ async def save_one(
 async def save_one_with_contents(
     obj: Storable,
     *,
-    session: AsyncSession,
+    session: AnySession,
     registry: Registry,
     tags: Tags | None = None,
     before_commit: Callable[[uuid.UUID], Awaitable[None]] | None = None,
@@ -223,15 +233,17 @@ def _of_the_one(
     return of_the_batch
 
 
-async def _committed(session: AsyncSession, manifest_id: uuid.UUID) -> bool:
-    found = await session.scalar(select(ManifestRecord.id).where(ManifestRecord.id == manifest_id))
-    await session.rollback()
+async def _committed(session: AnySession, manifest_id: uuid.UUID) -> bool:
+    found = await scalar_in_session(
+        session, select(ManifestRecord.id).where(ManifestRecord.id == manifest_id)
+    )
+    await rollback_session(session)
     return found is not None
 
 
-async def _rollback_quietly(session: AsyncSession) -> None:
+async def _rollback_quietly(session: AnySession) -> None:
     try:
-        await session.rollback()
+        await rollback_session(session)
     except Exception:  # the connection is gone; the original error says why
         return
 
@@ -409,7 +421,7 @@ def _cheap_to_serialize(value: Any) -> bool:
 
 
 async def _insert_many(
-    session: AsyncSession, record: type[Any], rows: Sequence[Mapping[str, Any]]
+    session: AnySession, record: type[Any], rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """One INSERT statement for the whole batch, executed with every row's parameters.
 
@@ -418,7 +430,4 @@ async def _insert_many(
     tens of thousands of bind parameters.
     """
     if rows:
-        # Through the session's connection: the same transaction, without the ORM's
-        # execution layer (which costs more than a small INSERT itself).
-        connection = await session.connection()
-        await connection.execute(insert(record.__table__), list(rows))
+        await execute_in_session(session, insert(record.__table__), list(rows))

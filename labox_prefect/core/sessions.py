@@ -1,0 +1,65 @@
+"""The sessions a save writes through: SQLAlchemy's ``AsyncSession``, or its sync ``Session``.
+
+Saving is a coroutine either way. With a sync ``Session`` each statement runs inline, blocking
+the event loop while it runs. That is meant for an SQLite file used from one thread, where a
+statement costs microseconds and SQLAlchemy's async layer (a greenlet switch and an awaited
+driver call for every DBAPI call) costs more than the statement itself: a small save through
+an ``AsyncSession`` on SQLite spends about half its time there. Loading and queries take an
+``AsyncSession`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Executable
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+AnySession = AsyncSession | Session
+"""A session a save accepts."""
+
+
+async def execute_in_session(
+    session: AnySession, statement: Executable, parameters: Any = None
+) -> None:
+    """Execute ``statement`` in the session's transaction, on its connection (not through
+    the ORM's execution layer, which costs more than a small INSERT); the caller commits.
+
+    ``parameters``: a dict, or a list of dicts for an executemany.
+    """
+    if isinstance(session, AsyncSession):
+        connection = await session.connection()
+        await connection.execute(statement, parameters)
+    else:
+        session.connection().execute(statement, parameters)
+
+
+async def scalar_in_session(session: AnySession, statement: Executable) -> Any:
+    """The first column of the first row of ``statement``, or None."""
+    if isinstance(session, AsyncSession):
+        return await session.scalar(statement)
+    return session.scalar(statement)
+
+
+async def commit_session(session: AnySession) -> None:
+    if isinstance(session, AsyncSession):
+        await session.commit()
+    else:
+        session.commit()
+
+
+async def rollback_session(session: AnySession) -> None:
+    if isinstance(session, AsyncSession):
+        await session.rollback()
+    else:
+        session.rollback()
+
+
+__all__ = [
+    "AnySession",
+    "commit_session",
+    "execute_in_session",
+    "rollback_session",
+    "scalar_in_session",
+]
