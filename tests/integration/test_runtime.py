@@ -71,13 +71,6 @@ def test_defaults_live_under_labox_home(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert settings.artifacts is True
 
 
-def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LABOX_ARTIFACTS", "false")
-    assert current_settings().artifacts is False
-    monkeypatch.setenv("LABOX_ARTIFACTS", "true")
-    assert current_settings().artifacts is True
-
-
 def test_sqlite_statements_run_on_the_runtime_thread(tmp_path: Path) -> None:
     """No thread hop per statement: SQLite is called from the runtime loop itself."""
     url = _sqlite_url(tmp_path, "inline.db")
