@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -117,13 +118,19 @@ class LaboxSettings(BaseSettings):
         """The database URL, with the embedded SQLite file under LABOX_HOME as default."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.home_path / 'labox.db').absolute().as_posix()}"
+        return f"sqlite+aiosqlite:///{_under(self.home, 'labox.db', os.getcwd())}"
 
     def resolved_storage_url(self) -> str:
         """The storage URL, with a folder under LABOX_HOME as default."""
         if self.storage_url:
             return self.storage_url
-        return (self.home_path / "storage").absolute().as_posix()
+        return _under(self.home, "storage", os.getcwd())
+
+
+@lru_cache(maxsize=64)  # asked several times per task run
+def _under(home: Path, name: str, cwd: str) -> str:
+    """The absolute path of ``name`` under ``home`` (relative to ``cwd`` when relative)."""
+    return (Path(cwd) / home.expanduser() / name).as_posix()
 
 
 _ENV_NAMES = (*(f"LABOX_{name.upper()}" for name in LaboxSettings.model_fields), "AWS_ENDPOINT_URL")
@@ -142,7 +149,7 @@ def _environment_key() -> tuple[Any, ...]:
     """
     data = getattr(os.environ, "_data", None)
     if isinstance(data, dict) and os.name == "posix":
-        return tuple(data.get(name) for name in _ENV_NAMES_B)
+        return tuple(map(data.get, _ENV_NAMES_B))
     return tuple(os.environ.get(name) for name in _ENV_NAMES)
 
 
