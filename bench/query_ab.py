@@ -1,8 +1,9 @@
-"""find_manifests of this checkout against another checkout's, on the database query_scale keeps.
+"""find_results' query of this checkout against another checkout's, on query_scale's database.
 
 For each query shape of ``query_scale.py``: rounds alternate A (``--against``'s
-``labox_prefect/core/query.py``, in a session as that version's find_results opened it: a
-transaction) and B (this checkout's, in a session as find_results opens it now: autocommit),
+``labox_prefect/core/query.py`` find_manifests, in a session as that version's find_results
+opened it: a transaction) and B (this checkout's find_manifest_rows, in a session as
+find_results opens it now: autocommit),
 ``--calls`` calls each with varied values; each round's p50 and p99. Printed: medians of the
 rounds' p50 with min-max, the ratio A / B (median, per-round min-max), and the load average.
 
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 sys.path.insert(0, str(Path(__file__).parent))
 import query_scale as scale
 
-from labox_prefect.core.query import find_manifests
+from labox_prefect.core.query import find_manifest_rows
 from labox_prefect.results import READ_ONLY_QUERY
 from labox_prefect.runtime import _tune_sqlite
 from labox_prefect.sqlite_inline import create_inline_engine
@@ -87,13 +88,16 @@ async def main(args: argparse.Namespace) -> None:
             rng = random.Random(shape.name)
             arguments = [shape.make(rng) for _ in range(args.calls)]
             await timed(sessions, before, False, arguments[:10])  # warm both
-            await timed(sessions, find_manifests, True, arguments[:10])
+            await timed(sessions, find_manifest_rows, True, arguments[:10])
             p50s: dict[str, list[float]] = {"A": [], "B": []}
             p99s: dict[str, list[float]] = {"A": [], "B": []}
             loads = []
             for _ in range(args.rounds):
                 loads.append(os.getloadavg()[0])
-                for name, find, autocommit in (("A", before, False), ("B", find_manifests, True)):
+                for name, find, autocommit in (
+                    ("A", before, False),
+                    ("B", find_manifest_rows, True),
+                ):
                     times = await timed(sessions, find, autocommit, arguments)
                     p50s[name].append(statistics.median(times))
                     p99s[name].append(scale.percentile(times, 0.99))

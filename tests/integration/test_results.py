@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect import ResultComponentNotRegisteredError, labox_task, results
 from labox_prefect.context import FLOW_RUN_ID, KIND
-from labox_prefect.core import ManifestNotFoundError, ManifestRecord, find_manifests, sqlite_tags
+from labox_prefect.core import ManifestNotFoundError, ManifestRow, find_manifest_rows, sqlite_tags
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
@@ -291,13 +291,13 @@ def test_a_query_holds_no_transaction_open(
     saved = save({"n": 1}, mark)
     in_transaction: list[bool] = []
 
-    async def spy(session: AsyncSession, **filters: Any) -> list[ManifestRecord]:
-        found = await find_manifests(session, **filters)
+    async def spy(session: AsyncSession, **filters: Any) -> list[ManifestRow]:
+        found = await find_manifest_rows(session, **filters)
         raw = (await (await session.connection()).get_raw_connection()).driver_connection
         open_ = raw.is_in_transaction() if backend.name != "sqlite" else raw.in_transaction
         in_transaction.append(bool(open_))
         return found
 
-    monkeypatch.setattr(results, "find_manifests", spy)
+    monkeypatch.setattr(results, "find_manifest_rows", spy)
     assert _ids(find_results(tags=mark)) == [saved.id]
     assert in_transaction == [False]
