@@ -33,9 +33,10 @@ SQLAlchemy), so that every query is planned for its own values (see ``_jsonb_con
 What a call costs in Python is kept small, for the many-row answers of ``find_results``:
 the statement of each shape of filter (which keys, which options; not their values) is
 built once and reused, so SQLAlchemy's compiled cache answers it without walking it again;
-tags are read as their JSON text and decoded with orjson; and records are made without the
-ORM's per-row loading machinery (``_detached``). Figures over 1M manifests:
-bench/query_scale.py and the README's Performance section.
+tags are read as their JSON text and decoded with orjson; records are made without the
+ORM's per-row loading machinery (``_detached``), and ``find_manifest_rows`` makes none
+(``find_results`` reads rows). Figures over 1M manifests: bench/query_scale.py,
+bench/query_ab.py and the README's Performance section.
 """
 
 from __future__ import annotations
