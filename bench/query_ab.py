@@ -3,7 +3,7 @@
 For each query shape of ``query_scale.py``: rounds alternate A (``--against``'s
 ``labox_prefect/core/query.py`` find_manifests, in a session as that version's find_results
 opened it: a transaction) and B (this checkout's find_manifest_rows, in a session as
-find_results opens it now: autocommit),
+find_results opens it now: ``results.lone_query``),
 ``--calls`` calls each with varied values; each round's p50 and p99. Printed: medians of the
 rounds' p50 with min-max, the ratio A / B (median, per-round min-max), and the load average.
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import query_scale as scale
 
 from labox_prefect.core.query import find_manifest_rows
-from labox_prefect.results import READ_ONLY_QUERY
+from labox_prefect.results import lone_query
 from labox_prefect.runtime import _tune_sqlite
 from labox_prefect.sqlite_inline import create_inline_engine
 
@@ -46,6 +46,7 @@ def other_query(checkout: Path) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -53,15 +54,15 @@ def other_query(checkout: Path) -> ModuleType:
 async def timed(
     sessions: async_sessionmaker[AsyncSession],
     find: Callable[..., Awaitable[list[Any]]],
-    autocommit: bool,
+    lone: bool,
     arguments: list[dict[str, Any]],
 ) -> list[float]:
     times = []
     for call in arguments:
         started = time.perf_counter()
         async with sessions() as session:
-            if autocommit:
-                await session.connection(execution_options=READ_ONLY_QUERY)
+            if lone:
+                await lone_query(session)
             await find(session, **call)
         times.append((time.perf_counter() - started) * 1e3)
     return times
@@ -94,11 +95,11 @@ async def main(args: argparse.Namespace) -> None:
             loads = []
             for _ in range(args.rounds):
                 loads.append(os.getloadavg()[0])
-                for name, find, autocommit in (
+                for name, find, lone in (
                     ("A", before, False),
                     ("B", find_manifest_rows, True),
                 ):
-                    times = await timed(sessions, find, autocommit, arguments)
+                    times = await timed(sessions, find, lone, arguments)
                     p50s[name].append(statistics.median(times))
                     p99s[name].append(scale.percentile(times, 0.99))
             ratios = [a / b for a, b in zip(p50s["A"], p50s["B"], strict=True)]

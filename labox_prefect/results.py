@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from labox_prefect.context import (
     DEPLOYMENT_ID,
     DEPLOYMENT_NAME,
@@ -53,9 +55,6 @@ from labox_prefect.persistence import (
 )
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target, TargetBlock, aresolve_target, resolve_target
-
-READ_ONLY_QUERY = {"isolation_level": "AUTOCOMMIT"}
-"""Execution options of the connection of a session that only reads (see ``_find``)."""
 
 DEFAULT_LIMIT = 100
 """Results returned when no ``limit`` is given: enough to browse, bounded for big databases."""
@@ -326,15 +325,26 @@ def _prepare(
 async def _find(
     target: Target, tags: dict[str, str], since: datetime | None, limit: int | None
 ) -> list[ManifestRow]:
-    """One query in a session of its own, on a connection in autocommit; plain rows.
+    """One query in a session of its own (see ``lone_query``); plain rows.
 
-    A single SELECT needs no transaction: without one the call is one round trip to the
-    database server fewer each way (no BEGIN before, no ROLLBACK after). A ResultRef needs
-    no ORM record: rows cost a fraction of records to make (see find_manifest_rows).
+    A ResultRef needs no ORM record: rows cost a fraction of records to make (see
+    find_manifest_rows).
     """
     async with open_session(target) as session:
-        await session.connection(execution_options=READ_ONLY_QUERY)
+        await lone_query(session)
         return await find_manifest_rows(session, tags=tags or None, since=since, limit=limit)
+
+
+async def lone_query(session: AsyncSession) -> None:
+    """Ready a new session for one SELECT: on a database server, a connection in autocommit.
+
+    A single SELECT needs no transaction: without one the call is one round trip to the
+    server fewer each way (no BEGIN before, no ROLLBACK after). SQLite opens no transaction
+    for a SELECT anyway, and switching its connection's mode there and back costs more than
+    it saves (two PRAGMAs).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 async def _get(target: Target, manifest_id: uuid.UUID) -> ManifestRecord:

@@ -66,6 +66,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -365,9 +366,15 @@ def _sqlite_tag_index(
 
 
 def _sqlite_pair_tests(pairs: int) -> list[ColumnElement[bool]]:
+    if not pairs:
+        return []
     return [
-        _sqlite_has_tag(bindparam(f"key_{n}", type_=String), bindparam(f"value_{n}", type_=String))
-        for n in range(pairs)
+        _sqlite_has_tags(
+            [
+                (bindparam(f"key_{n}", type_=String), bindparam(f"value_{n}", type_=String))
+                for n in range(pairs)
+            ]
+        )
     ]
 
 
@@ -441,7 +448,7 @@ def _tags_contain(dialect: str, tags: dict[str, str]) -> ColumnElement[bool]:
     if dialect == "postgresql":
         return _jsonb_contains(cast(literal(json.dumps(tags), String), JSONB))
     if dialect == "sqlite":
-        return and_(*(_sqlite_has_tag(literal(k), literal(v)) for k, v in tags.items()))
+        return _sqlite_has_tags([(literal(k), literal(v)) for k, v in tags.items()])
     raise UnsupportedDatabaseError(f"tag filters: PostgreSQL and SQLite, not {dialect!r}")
 
 
@@ -471,14 +478,23 @@ def _utc_timestamp(moment: ColumnElement[datetime]) -> ColumnElement[datetime]:
     return func.timezone(literal("UTC", String), cast(moment, DateTime(timezone=True)))
 
 
-def _sqlite_has_tag(key: ColumnElement[str], value: ColumnElement[str]) -> ColumnElement[bool]:
-    pairs = func.json_each(_MANIFESTS.c.tags).table_valued("key", "value", "type").alias("tag")
-    return (
-        select(1)
-        .select_from(pairs)
-        .where(pairs.c.key == key, pairs.c.type == "text", pairs.c.value == value)
-        .exists()
-    )
+def _sqlite_has_tags(
+    pairs: Sequence[tuple[ColumnElement[str], ColumnElement[str]]],
+) -> ColumnElement[bool]:
+    """Every (key, value) pair is in tags as a string: one pass of ``json_each`` for all.
+
+    For each pair, the pass takes the largest of "this entry is the pair" (1 or 0) over the
+    document's string entries; the sum of those equals the number of pairs exactly when each
+    is there. SQLite parses the document once per pass: one pass for any number of pairs,
+    not one per pair.
+    """
+    tag = func.json_each(_MANIFESTS.c.tags).table_valued("key", "value", "type").alias("tag")
+    tests = [and_(tag.c.key == key, tag.c.value == value) for key, value in pairs]
+    found: ColumnElement[int] = func.max(tests[0], type_=Integer)
+    for test in tests[1:]:
+        found = found + func.max(test, type_=Integer)
+    counted = select(found).select_from(tag).where(tag.c.type == "text", or_(*tests))
+    return counted.scalar_subquery() == len(pairs)
 
 
 # --- records ---------------------------------------------------------------------------------
