@@ -114,8 +114,9 @@ def ensure_tag_index(connection: Connection) -> None:
 
     It is made whole (table, triggers, entries of the existing manifests) when any of its
     triggers is missing: a manifests table made again (its triggers go with it) gets a new
-    index rather than one that misses its rows. Filling it reads every manifest once (about
-    1 s per 100k manifests). Runs in the connection's transaction; nothing on other databases.
+    index rather than one that misses its rows. Filling it reads every manifest once (4.5 s
+    for 100k manifests with 5-6 indexed tags each). Runs in the connection's transaction;
+    nothing on other databases.
     """
     if connection.dialect.name != "sqlite":
         return
