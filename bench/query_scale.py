@@ -2,19 +2,21 @@
 
 Targets (issue 7): every query shape answers in p50 <= 5 ms and p99 <= 25 ms over 1M records
 on PostgreSQL; on the embedded SQLite (``--sqlite``, 100k records), p50 <= 20 ms.
-find_results is one find_manifests call in one async session, so that is what is timed here:
-each call opens a session from a pooled async engine, runs the query and builds the detached
-records, from Python. A fresh database gets the production schema (migrations.aupgrade, with
-the GIN index on tags), then manifests with the tags a Prefect deployment writes (flow and
-task names, run ids, run tags, a deployment) plus user tags, and one content record each,
-loaded with COPY; then VACUUM ANALYZE. Each query shape is timed over many calls with varied
-values (p50, p95, p99), beside a bare ``SELECT 1`` through the same session path (the floor
-any query pays). "matches" is how many manifests a filter matches in all (the median of a
-sample); "again" is the p50 of each call repeated at once, its pages still in PostgreSQL's
-buffers; "db p50" and "db max" are PostgreSQL's own planning + execution time (EXPLAIN
-ANALYZE) over a sample of the calls: what the plan costs, apart from the round trips and
-Python's share, which a loaded machine inflates most. EXPLAIN ANALYZE shows two typical plans
-and the plan of the slowest call (EXPLAIN QUERY PLAN on SQLite).
+find_results is one find_manifest_rows call in one async session readied by
+``results.lone_query`` (autocommit on PostgreSQL), so that is what is timed here
+(``--records``: find_manifests, ORM records): each call opens a session from a pooled async
+engine, runs the query and builds the detached records, from Python. A fresh database gets
+the production schema (migrations.aupgrade, with the GIN index on tags), then manifests with
+the tags a Prefect deployment writes (flow and task names, run ids, run tags, a deployment)
+plus user tags, and one content record each, loaded with COPY; then VACUUM ANALYZE. Each
+query shape is timed over many calls with varied values (p50, p95, p99), beside a bare
+``SELECT 1`` through the same session path (the floor any query pays). "matches" is how many
+manifests a filter matches in all (the median of a sample); "again" is the p50 of each call
+repeated at once, its pages still in PostgreSQL's buffers; "db p50" and "db max" are
+PostgreSQL's own planning + execution time (EXPLAIN ANALYZE) over a sample of the calls:
+what the plan costs, apart from the round trips and Python's share, which a loaded machine
+inflates most. EXPLAIN ANALYZE shows two typical plans and the plan of the slowest call
+(EXPLAIN QUERY PLAN on SQLite).
 
 ``--sqlite`` runs the same shapes on a SQLite file made as the embedded default makes it
 (``BaseRecord.create_all``, the runtime's inline connections and pragmas), loaded with the
@@ -50,7 +52,8 @@ from sqlalchemy.ext.asyncio import (
 
 from labox_prefect.core.database import BaseRecord, ManifestRecord
 from labox_prefect.core.migrations import aupgrade
-from labox_prefect.core.query import _tags_contain, find_manifests
+from labox_prefect.core.query import _tags_contain, find_manifest_rows, find_manifests
+from labox_prefect.results import lone_query
 from labox_prefect.runtime import _tune_sqlite
 from labox_prefect.sqlite_inline import create_inline_engine
 
@@ -348,12 +351,15 @@ class Results:
     slowest: tuple[float, dict[str, Any]] = (0.0, {})
 
 
-async def measure(engine: AsyncEngine, data: Dataset, calls: int) -> Results:
-    """Time every query shape; print a line each."""
+async def measure(engine: AsyncEngine, data: Dataset, calls: int, records: bool) -> Results:
+    """Time every query shape (find_manifest_rows, as find_results; ``records``:
+    find_manifests, ORM records); print a line each."""
     sessions = async_sessionmaker(engine, expire_on_commit=True)
+    query = find_manifests if records else find_manifest_rows
 
     async def select_one(_: int) -> int:
         async with sessions() as session:
+            await lone_query(session)
             return len((await session.execute(text("SELECT 1"))).all())
 
     times, _ = await time_calls(calls, select_one)
@@ -371,8 +377,9 @@ async def measure(engine: AsyncEngine, data: Dataset, calls: int) -> Results:
         arguments = [shape.make(rng) for _ in range(calls + 10)]
 
         async def find(number: int, arguments: list[dict[str, Any]] = arguments) -> int:
-            async with sessions() as session:
-                return len(await find_manifests(session, **arguments[number]))
+            async with sessions() as session:  # as find_results opens it
+                await lone_query(session)
+                return len(await query(session, **arguments[number]))
 
         times, counts = await time_calls(calls, find)
         again = await time_repeats(calls, find)
@@ -530,7 +537,7 @@ def regenerate(rows: int) -> Dataset:
 
 
 async def measure_and_explain(engine: AsyncEngine, data: Dataset, args: argparse.Namespace) -> None:
-    results = await measure(engine, data, args.calls)
+    results = await measure(engine, data, args.calls, args.records)
     rng = random.Random(3)
     await explain(engine, {"tags": {"batch": rng.choice(data.batches)}, "limit": 100})
     await explain(engine, {"tags": {"prefect.flow_name": data.flows[0]}, "limit": 20})
@@ -550,6 +557,9 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=200, help="timed calls per query")
     parser.add_argument("--keep", action="store_true", help=f"keep database {DATABASE}")
     parser.add_argument("--no-contents", action="store_true", help="load manifests only")
+    parser.add_argument(
+        "--records", action="store_true", help="time find_manifests (ORM records) instead"
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="query a database kept by --keep (same --rows)"
     )

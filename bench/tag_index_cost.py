@@ -1,14 +1,19 @@
-"""What the ordered tag indexes cost a bulk save: with them (as shipped) against without.
+"""What the tag indexes cost saves: with them (as shipped) against without.
 
+``--index ordered`` (the default): the four ordered tag indexes. ``--index sqlite-tags``:
+SQLite's tag index (``labox_prefect.core.sqlite_tags``: its table and triggers; SQLite only).
 A bulk save (``new_saver``, one session) of ``--objects`` small values, each tagged as a
 ``labox_task`` result is (flow and task names, run ids, kind, a run tag, the result type)
 plus a user tag, into a fresh database per round: the embedded SQLite file (the runtime's
 inline connections and pragmas) and, unless ``--sqlite-only``, a PostgreSQL database
-(``labox_bench_save`` on 127.0.0.1:5432 as role labox, created and dropped here). "without"
-drops the four ordered tag indexes after the tables are made. Rounds alternate A B A B;
-medians with min-max, and the ratio with / without. Nothing is asserted.
+(``labox_bench_save`` on 127.0.0.1:5432 as role labox, created and dropped here).
+``--single``: one ``save_one`` per value instead, each in a session of its own (one commit
+each, as a task saves its result). "without" drops the measured indexes after the tables are
+made. Rounds alternate A B A B; medians with min-max, and the ratio with / without. Nothing
+is asserted.
 
-Usage: ``python bench/tag_index_cost.py [--rounds 7] [--objects 1000] [--sqlite-only]``.
+Usage: ``python bench/tag_index_cost.py [--rounds 7] [--objects 1000] [--sqlite-only]
+[--index ordered|sqlite-tags] [--single]``.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ import asyncpg
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from labox_prefect.core import BaseRecord, Registry, new_saver
+from labox_prefect.core import BaseRecord, Registry, new_saver, save_one
 from labox_prefect.core.builtin import MemoryStorage, StorableValue
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
+from labox_prefect.core.sqlite_tags import TABLE, TRIGGERS
 from labox_prefect.runtime import _tune_sqlite
 from labox_prefect.sqlite_inline import create_inline_engine
 
@@ -49,42 +55,61 @@ def tags_of(number: int, run: str) -> dict[str, str]:
     }
 
 
-async def save_all(engine: AsyncEngine, objects: int, indexed: bool) -> float:
+def drops(index: str) -> list[str]:
+    """The statements that remove the measured indexes."""
+    if index == "ordered":
+        return [f"DROP INDEX {ordered.name}" for ordered in ORDERED_TAG_INDEXES]
+    return [*(f"DROP TRIGGER {trigger}" for trigger in TRIGGERS), f"DROP TABLE {TABLE}"]
+
+
+async def save_all(
+    engine: AsyncEngine, objects: int, indexed: bool, index: str, single: bool
+) -> float:
     await BaseRecord.create_all(engine)
     if not indexed:
         async with engine.begin() as connection:
-            for index in ORDERED_TAG_INDEXES:
-                await connection.execute(text(f"DROP INDEX {index.name}"))
+            for statement in drops(index):
+                await connection.execute(text(statement))
     registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
     sessions = async_sessionmaker(engine)
     run = str(uuid.uuid4())
     values = [{"n": number, "name": f"value {number}"} for number in range(objects)]
     started = time.perf_counter()
+    if single:
+        for number, value in enumerate(values):
+            async with sessions() as session:
+                await save_one(
+                    StorableValue(value),
+                    session=session,
+                    registry=registry,
+                    tags=tags_of(number, run),
+                )
+        return time.perf_counter() - started
     async with sessions() as session, new_saver(session=session, registry=registry) as saver:
         for number, value in enumerate(values):
             saver.save_soon(StorableValue(value), tags_of(number, run))
     return time.perf_counter() - started
 
 
-async def sqlite_round(objects: int, indexed: bool) -> float:
+async def sqlite_round(objects: int, indexed: bool, index: str, single: bool) -> float:
     with tempfile.TemporaryDirectory() as folder:
         url = make_url(f"sqlite+aiosqlite:///{Path(folder) / 'bench.db'}")
         engine = create_inline_engine(url)
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
         try:
-            return await save_all(engine, objects, indexed)
+            return await save_all(engine, objects, indexed, index, single)
         finally:
             await engine.dispose()
 
 
-async def postgresql_round(objects: int, indexed: bool) -> float:
+async def postgresql_round(objects: int, indexed: bool, index: str, single: bool) -> float:
     admin = await asyncpg.connect(SERVER + "postgres")
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {DATABASE}")
         engine = create_async_engine(f"postgresql+asyncpg://labox:labox@127.0.0.1:5432/{DATABASE}")
         try:
-            return await save_all(engine, objects, indexed)
+            return await save_all(engine, objects, indexed, index, single)
         finally:
             await engine.dispose()
     finally:
@@ -102,19 +127,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--index", choices=["ordered", "sqlite-tags"], default="ordered")
+    parser.add_argument("--single", action="store_true", help="one save_one per session")
     args = parser.parse_args()
     databases = {"SQLite": sqlite_round}
-    if not args.sqlite_only:
+    if not args.sqlite_only and args.index == "ordered":
         databases["PostgreSQL"] = postgresql_round
     for name, one_round in databases.items():
         times: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(args.rounds):
             for indexed in (True, False):
-                times[indexed].append(asyncio.run(one_round(args.objects, indexed)))
+                times[indexed].append(
+                    asyncio.run(one_round(args.objects, indexed, args.index, args.single))
+                )
         ratios = [w / wo for w, wo in zip(times[True], times[False], strict=True)]
+        what = "one save_one per session" if args.single else "bulk save"
         print(
-            f"{name}, bulk save of {args.objects} tagged values, {args.rounds} rounds: "
-            f"with the ordered tag indexes {summary(times[True])}, without "
+            f"{name}, {what} of {args.objects} tagged values, {args.rounds} rounds: "
+            f"with the {args.index} tag indexes {summary(times[True])}, without "
             f"{summary(times[False])}; with / without "
             f"{statistics.median(times[True]) / statistics.median(times[False]):.2f}x "
             f"(per-round {min(ratios):.2f}-{max(ratios):.2f})"

@@ -37,7 +37,13 @@ from labox_prefect.core.lifecycle import (
     verify_manifests,
 )
 from labox_prefect.core.loader import Loader, load_one, new_loader
-from labox_prefect.core.query import find_manifests, get_contents, get_manifest
+from labox_prefect.core.query import (
+    ManifestRow,
+    find_manifest_rows,
+    find_manifests,
+    get_contents,
+    get_manifest,
+)
 from labox_prefect.core.registry import Registry
 from labox_prefect.core.saver import Saver, new_saver, save_one, save_one_with_contents
 from labox_prefect.core.serializer import (
@@ -70,6 +76,7 @@ __all__ = [
     "Loader",
     "ManifestNotFoundError",
     "ManifestRecord",
+    "ManifestRow",
     "NotRegisteredError",
     "Registry",
     "SaveNotCompleteError",
@@ -98,6 +105,7 @@ __all__ = [
     "delete_manifest",
     "delete_manifests",
     "execute_in_session",
+    "find_manifest_rows",
     "find_manifests",
     "get_contents",
     "get_manifest",

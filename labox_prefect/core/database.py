@@ -51,6 +51,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import CreateIndex
 
+from labox_prefect.core.sqlite_tags import ensure_tag_index
+
 JsonColumn = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -83,7 +85,9 @@ def _create_missing_indexes(connection: Connection, metadata: MetaData) -> None:
 
     ``create_all`` makes only missing tables; an embedded database made before the ordered
     tag indexes existed gets them here, once (``IF NOT EXISTS``: SQLAlchemy cannot reflect
-    SQLite's expression indexes to check first). Other databases are migrated instead.
+    SQLite's expression indexes to check first), and the tag index of ``sqlite_tags`` (with
+    the entries of the manifests already there) when it has none. Other databases are
+    migrated instead.
     """
     if connection.dialect.name != "sqlite":
         return
@@ -91,6 +95,8 @@ def _create_missing_indexes(connection: Connection, metadata: MetaData) -> None:
         for index in sorted(table.indexes, key=lambda index: str(index.name)):
             if index.info.get("dialect", "sqlite") == "sqlite":
                 connection.execute(CreateIndex(index, if_not_exists=True))
+    if ManifestRecord.__tablename__ in metadata.tables:
+        ensure_tag_index(connection)
 
 
 class SchemaTask:

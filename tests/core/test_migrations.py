@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -14,13 +16,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from labox_prefect.core import BaseRecord, Registry
+from labox_prefect.core import BaseRecord, Registry, sqlite_tags
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.migrations import (
     VERSION_TABLE,
     SchemaMismatchError,
     acurrent,
+    alembic_config,
+    arun_on_database,
     aupgrade,
     current,
     schema_differences,
@@ -29,7 +33,7 @@ from labox_prefect.core.migrations import (
 from labox_prefect.core.query import find_manifests
 from labox_prefect.core.saver import save_one
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 def index_names(connection: Connection, table: str) -> list[str]:
@@ -70,7 +74,10 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
     assert await acurrent(database_url) == HEAD
     assert await run_on(database_url, schema_differences) == []
     facts = await run_on(database_url, schema_facts)
-    assert facts["tables"] == ["labox_alembic_version", "labox_contents", "labox_manifests"]
+    tables = ["labox_alembic_version", "labox_contents", "labox_manifests"]
+    if database_url.startswith("sqlite"):
+        tables.append(sqlite_tags.TABLE)
+    assert facts["tables"] == sorted(tables)
     expected_manifest_indexes = [
         "ix_labox_manifests_class_id",
         "ix_labox_manifests_created_at",
@@ -233,3 +240,66 @@ async def test_postgresql_samples_a_thousand_tag_documents_for_the_planner(
     finally:
         await engine.dispose()
     assert target == 1000
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(alembic_config(connection), revision)
+
+
+def tag_index_sql(connection: Connection) -> list[tuple[str, str]]:
+    """The SQL SQLite keeps of the tag index's table and triggers, and how many entries."""
+    rows = connection.execute(
+        text(
+            "SELECT name, sql FROM sqlite_master WHERE name = :table OR "
+            "(type = 'trigger' AND tbl_name = 'labox_manifests') ORDER BY name"
+        ),
+        {"table": sqlite_tags.TABLE},
+    )
+    return [(name, sql) for name, sql in rows]
+
+
+async def entry_count(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        count = await connection.scalar(text(f"SELECT count(*) FROM {sqlite_tags.TABLE}"))
+    return int(count or 0)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_sqlite_tag_index_migrated_is_the_one_create_all_makes(
+    database_url: str, tmp_path: Any, registry: Registry
+) -> None:
+    await aupgrade(database_url)
+    made = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'made.db'}")
+    try:
+        await BaseRecord.create_all(made)
+        async with made.connect() as connection:
+            expected = await connection.run_sync(tag_index_sql)
+    finally:
+        await made.dispose()
+
+    assert [name for name, _ in expected] == sorted([sqlite_tags.TABLE, *sqlite_tags.TRIGGERS])
+    assert await run_on(database_url, tag_index_sql) == expected
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_older_sqlite_tables_get_the_tag_index_with_their_manifests_and_lose_it_on_downgrade(
+    database_url: str, engine: AsyncEngine, registry: Registry
+) -> None:
+    async with AsyncSession(engine) as session:
+        await save_one(StorableValue(1), session=session, registry=registry, tags={"u": "1"})
+    async with engine.begin() as connection:  # as an older version's create_all made them
+        for trigger in sqlite_tags.TRIGGERS:
+            await connection.execute(text(f"DROP TRIGGER {trigger}"))
+        await connection.execute(text(f"DROP TABLE {sqlite_tags.TABLE}"))
+
+    await aupgrade(engine)
+    assert await acurrent(engine) == HEAD
+    assert await entry_count(engine) == 1
+    async with AsyncSession(engine) as session:
+        await save_one(StorableValue(2), session=session, registry=registry, tags={"u": "2"})
+    assert await entry_count(engine) == 2
+
+    downgrade = partial(_downgrade, revision="0002")  # a downgrade takes it away whole
+    await arun_on_database(engine, downgrade)
+    async with engine.connect() as connection:
+        assert await connection.run_sync(tag_index_sql) == []

@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRecord, Registry
 from labox_prefect.core.builtin import StorableValue
-from labox_prefect.core.query import find_manifests, get_contents, get_manifest
+from labox_prefect.core.query import (
+    ManifestRow,
+    find_manifest_rows,
+    find_manifests,
+    get_contents,
+    get_manifest,
+)
 from labox_prefect.core.saver import save_one
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -234,7 +240,11 @@ async def test_records_are_detached_with_their_identity_and_no_pending_change(
     state = sa_inspect(found)
     assert state.detached
     assert state.identity == (row["id"],)
+    assert state.key == sa_inspect(ManifestRecord).identity_key_from_primary_key((row["id"],))
     assert not state.modified, "building the record must not record changes to flush"
+    assert not state.unloaded, "every column is loaded"
+    assert not state.expired_attributes
+    assert found.tags == {"k": "v"}
     assert repr(found).startswith(f"ManifestRecord(id={row['id']}")
 
 
@@ -393,3 +403,174 @@ async def test_a_filter_on_a_run_key_reads_its_ordered_index(
     plan = await explained_plan(engine, tags=tags, limit=10)
     assert index in plan, plan
     assert "ix_labox_manifests_created_at" not in plan, plan
+
+
+# --- SQLite's tag index (users' tags, Prefect run tags), and what every call reuses ----------
+
+USER_ROWS_TAGS = [
+    {"project": "p", "stage": "raw", "batch": "b1", "prefect.tag.gpu": "true", KIND: "task"},
+    {"project": "p", "stage": "clean", "batch": "b2", KIND: "flow"},
+    {"project": "p", "stage": "raw", "batch": "b3", "prefect.tag.gpu": "true", KIND: "flow"},
+    {"project": "q", "stage": "raw", "batch": "b1", KIND: "task"},
+    {"project": "p", "stage": ["raw"], "batch": "b4"},  # a value that is not a string
+    {"project": "p", "ünï": "çødé", 'q"uote': "it's", "batch": "b5"},
+]
+
+
+def user_rows() -> list[dict[str, Any]]:
+    """Records carrying users' tags and run tags, several at one time (ties broken by id)."""
+    return [
+        manifest_row(tags=tags, at=T0 + timedelta(minutes=number // 2 + 10 * copy))
+        for copy in range(4)
+        for number, tags in enumerate(USER_ROWS_TAGS)
+    ]
+
+
+USER_FILTERS = [
+    {"batch": "b1"},
+    {"project": "p"},
+    {"project": "p", "stage": "raw"},
+    {"stage": "raw", "project": "q"},
+    {"prefect.tag.gpu": "true"},
+    {"prefect.tag.gpu": "true", KIND: "flow"},
+    {KIND: "flow"},  # no indexed key: the time index, each record tested
+    {"stage": "raw"},  # a value found also as a list's element: strings only match
+    {"ünï": "çødé", 'q"uote': "it's"},
+    {"batch": "nobody"},
+    {"project": "p", "batch": "nobody"},
+]
+
+
+@pytest.mark.parametrize("tags", USER_FILTERS, ids=repr)
+async def test_filters_on_users_tags_match_exactly_as_containment(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    rows = user_rows()
+    await insert_manifests(sessions, rows)
+    since, until = T0 + timedelta(minutes=11), T0 + timedelta(minutes=31)
+
+    assert await ids_of(sessions, tags=tags) == expected(rows, tags)
+    assert await ids_of(sessions, tags=tags, limit=3) == expected(rows, tags)[:3]
+    assert (
+        await ids_of(sessions, tags=tags, since=since, until=until, limit=5)
+        == expected(rows, tags, since, until)[:5]
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_on_sqlite_a_users_tag_reads_the_tag_index_newest_first(engine: AsyncEngine) -> None:
+    rows = [
+        manifest_row(tags={"batch": f"b{i % 500}", "project": "p"}, at=T0 + timedelta(seconds=i))
+        for i in range(3000)
+    ]
+    await insert_manifests(async_sessionmaker(engine), rows)
+
+    plan = await explained_plan(engine, tags={"batch": "b7"}, limit=10)
+    assert "SEARCH labox_manifest_tags USING PRIMARY KEY (key=? AND value=?)" in plan, plan
+    assert "SCAN labox_manifests" not in plan, plan
+    assert "TEMP B-TREE" not in plan, plan  # no sort: the index's order is the answer's
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_on_sqlite_the_pair_with_the_fewest_entries_is_read(engine: AsyncEngine) -> None:
+    rows = [
+        manifest_row(tags={"project": "p", "batch": f"b{i}"}, at=T0 + timedelta(seconds=i))
+        for i in range(800)
+    ]
+    await insert_manifests(async_sessionmaker(engine), rows)
+    captured: list[Any] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        captured.append(params)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with AsyncSession(engine) as session:
+            [found] = await find_manifests(session, tags={"project": "p", "batch": "b9"})
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert found.id == rows[9]["id"]
+    assert "p" in captured[-1]  # both pairs tested on the record
+    assert tuple(captured[-1][:2]) == ("batch", "b9")  # and the rare one's entries read
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_on_sqlite_an_entry_left_behind_never_makes_a_record_match(
+    engine: AsyncEngine,
+) -> None:
+    row = manifest_row(tags={"batch": "old"})
+    await insert_manifests(async_sessionmaker(engine), [row])
+    async with engine.begin() as connection:  # replaces the row without a delete trigger
+        await connection.execute(
+            text(
+                "INSERT OR REPLACE INTO labox_manifests "
+                "SELECT id, :at, class_id, unpacker_name, :tags FROM labox_manifests"
+            ),
+            {"at": "2025-01-01 00:00:00.000000", "tags": '{"batch": "new"}'},
+        )
+        left = await connection.scalar(text("SELECT count(*) FROM labox_manifest_tags"))
+    assert left == 2  # the old row's entry is still there
+
+    sessions = async_sessionmaker(engine)
+    assert await ids_of(sessions, tags={"batch": "old"}) == []
+    assert await ids_of(sessions, tags={"batch": "new"}) == [row["id"]]
+
+
+async def test_a_shape_of_filter_is_compiled_once_whatever_its_values(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    await insert_manifests(sessions, run_rows() + user_rows())
+    hits: list[Any] = []
+
+    def cache_use(conn: Any, cursor: Any, statement: str, params: Any, context: Any, *_: Any):
+        hits.append(context.cache_hit)
+
+    filters = [
+        ({FLOW: "etl", "prefect.tag.gpu": "true"}, {FLOW: "train", "prefect.tag.x": "true"}),
+        ({"project": "p"}, {"project": "q"}),
+        ({RUN: "run-1", KIND: "task"}, {RUN: "run-2", KIND: "flow"}),
+    ]
+    for first, second in filters:
+        await ids_of(sessions, tags=first, limit=5, since=T0)
+        event.listen(engine.sync_engine, "before_cursor_execute", cache_use)
+        try:
+            await ids_of(sessions, tags=second, limit=7, since=T0 + timedelta(minutes=1))
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", cache_use)
+    compiled = {hit for hit in hits}
+    assert compiled == {engine.dialect.CACHE_HIT}, hits
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_tags_holding_an_escape_orjson_refuses_read_as_json_reads_them(
+    engine: AsyncEngine,
+) -> None:
+    manifest_id = uuid.uuid4()
+    async with engine.begin() as connection:  # written by other code: the tag rule refuses it
+        await connection.execute(
+            text(
+                "INSERT INTO labox_manifests (id, created_at, class_id, unpacker_name, tags) "
+                "VALUES (:id, '2024-01-01 00:00:00.000000', :id, 'u@v1', :tags)"
+            ),
+            {"id": manifest_id.hex, "tags": '{"k": "\\ud800", "n": "1"}'},
+        )
+    async with AsyncSession(engine) as session:
+        [found] = await find_manifests(session, tags={"n": "1"})
+        by_id = await get_manifest(session, manifest_id)
+    assert found.tags == by_id.tags == {"k": "\ud800", "n": "1"}
+
+
+@pytest.mark.parametrize("tags", [{}, {FLOW: "etl"}, {"project": "p"}, {KIND: "flow"}], ids=repr)
+async def test_rows_are_the_records_values_in_the_same_order(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    await insert_manifests(sessions, run_rows() + user_rows())
+    async with sessions() as session:
+        records = await find_manifests(session, tags=tags, limit=30)
+        rows = await find_manifest_rows(session, tags=tags, limit=30)
+
+    assert rows == [
+        ManifestRow(r.id, r.created_at, r.class_id, r.unpacker_name, r.tags) for r in records
+    ]
+    assert rows
+    assert all(type(row.tags) is dict for row in rows)

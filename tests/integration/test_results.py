@@ -5,16 +5,17 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import pandas as pd
 import pytest
 from prefect import flow, task
 from prefect.context import FlowRunContext
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from labox_prefect import ResultComponentNotRegisteredError, labox_task
+from labox_prefect import ResultComponentNotRegisteredError, labox_task, results
 from labox_prefect.context import FLOW_RUN_ID, KIND
-from labox_prefect.core import ManifestNotFoundError
+from labox_prefect.core import ManifestNotFoundError, ManifestRow, find_manifest_rows, sqlite_tags
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
@@ -271,3 +272,32 @@ def test_the_filters_of_find_results_name_keys_with_an_ordered_index() -> None:
     indexed = {index.key for index in ORDERED_TAG_INDEXES}
     assert set(wanted) <= indexed
     assert {index.only for index in ORDERED_TAG_INDEXES} - {None} == {(KIND, "flow")}
+
+
+def test_run_tags_and_users_tags_have_sqlite_tag_index_entries() -> None:
+    # The core's tag index leaves out the run context's keys by their labels: a renamed
+    # run-tag prefix would leave prefect_tags= on SQLite reading every record again.
+    wanted = tag_filter(tags={"project": "x"}, prefect_tags=["gpu"])
+    assert all(sqlite_tags.indexed(key) for key in wanted)
+    context = tag_filter(flow_name="etl", task_name="fit", flow_run_id=uuid.uuid4())
+    assert not any(sqlite_tags.indexed(key) for key in {**context, KIND: "flow"})
+
+
+def test_a_query_holds_no_transaction_open(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One SELECT needs none: on PostgreSQL, no BEGIN and no ROLLBACK round trips.
+    mark = {"suite": uuid.uuid4().hex}
+    saved = save({"n": 1}, mark)
+    in_transaction: list[bool] = []
+
+    async def spy(session: AsyncSession, **filters: Any) -> list[ManifestRow]:
+        found = await find_manifest_rows(session, **filters)
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+        open_ = raw.is_in_transaction() if backend.name != "sqlite" else raw.in_transaction
+        in_transaction.append(bool(open_))
+        return found
+
+    monkeypatch.setattr(results, "find_manifest_rows", spy)
+    assert _ids(find_results(tags=mark)) == [saved.id]
+    assert in_transaction == [False]
