@@ -45,7 +45,7 @@ import pytest
 from fsspec.implementations.local import LocalFileSystem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from labox_prefect.core import (
@@ -227,8 +227,35 @@ async def leftovers(url: str, registry: Registry) -> int:
         await engine.dispose()
 
 
+async def quiesce(url: str, patience: float = 60.0) -> None:
+    """Wait until no other session works on this test's PostgreSQL database.
+
+    A saver killed with SIGKILL may have sent its COMMIT already: the server finishes it
+    after the client is gone, so the killed saver's records can appear after a first audit.
+    Its backends end once the server has answered; on SQLite there is nothing to wait for.
+    """
+    if not url.startswith("postgresql"):
+        return
+    engine = create_async_engine(url)
+    others = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    try:
+        deadline = time.monotonic() + patience
+        while True:
+            async with engine.connect() as connection:
+                if not await connection.scalar(others):
+                    return
+            assert time.monotonic() < deadline, "a killed saver's session did not end"
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+
 def settle_round(store: Store, registry: Registry, committed: set[uuid.UUID]) -> tuple[int, int]:
     """The checks after a round: (records, orphans collected). Raises on any loss."""
+    asyncio.run(quiesce(store.url))
     before = asyncio.run(audit(store.url, registry))
     assert committed <= before, f"lost: {sorted(committed - before)[:3]}"
     orphans = asyncio.run(collect(store.url, registry, grace=NO_GRACE))
