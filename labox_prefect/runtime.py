@@ -131,8 +131,8 @@ class Runtime:
     ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         settings = current_settings()
         key = _engine_key(database_url, settings)
-        lane: _Lane | None = getattr(self._lanes, "lane", None)
-        if lane is not None and asyncio.get_running_loop() is lane.loop:
+        lane = self._running_lane()
+        if lane is not None:
             return await self._lane_ready(lane, key)
         ready = self._sessions.get(key)
         if ready is not None:
@@ -176,8 +176,8 @@ class Runtime:
         file (statements run inline, without SQLAlchemy's async layer: see
         labox_prefect.core.sessions); elsewhere ``sessions``. Awaited like ``sessions``.
         """
-        lane: _Lane | None = getattr(self._lanes, "lane", None)
-        if lane is None or asyncio.get_running_loop() is not lane.loop:
+        lane = self._running_lane()
+        if lane is None:
             return await self.sessions(database_url)
         key = _engine_key(database_url, current_settings())
         made = lane.sync_sessions.get(key)
@@ -200,6 +200,11 @@ class Runtime:
         else:
             return None  # run_until_complete cannot nest: hand over instead
         return self._thread_lane()
+
+    def _running_lane(self) -> _Lane | None:
+        """This thread's lane when the running loop is the lane's (inside ``run_for``)."""
+        lane: _Lane | None = getattr(self._lanes, "lane", None)
+        return lane if lane is not None and asyncio.get_running_loop() is lane.loop else None
 
     def _thread_lane(self) -> _Lane:
         lane: _Lane | None = getattr(self._lanes, "lane", None)
