@@ -95,17 +95,24 @@ async def test_unknown_class_id_and_wrong_class_are_clear_errors(
             await load_one(uuid.uuid4(), Note, session=session, registry=registry)
 
 
-async def test_tampered_blob_is_refused(sessions: Sessions, tmp_path: Path) -> None:
-    storage = FileStorage(str(tmp_path))
-    reg = Registry(modules=["labox_prefect.core.builtin"], default_storage=storage)
+async def _saved_blob(
+    sessions: Sessions, reg: Registry, obj: Any, folder: Path
+) -> tuple[ManifestRecord, Path]:
+    """Save ``obj`` as a StorableValue; its record and the one blob in ``folder`` holding it."""
     async with sessions() as session:
-        record = await save_one(StorableValue(b"precious" * 1000), session=session, registry=reg)
+        record = await save_one(StorableValue(obj), session=session, registry=reg)
         size = (
             await session.execute(
                 select(ContentRecord.content_size).where(ContentRecord.manifest_id == record.id)
             )
         ).scalar_one()
-    path = _only_blob(tmp_path, size)
+    return record, _only_blob(folder, size)
+
+
+async def test_tampered_blob_is_refused(sessions: Sessions, tmp_path: Path) -> None:
+    storage = FileStorage(str(tmp_path))
+    reg = Registry(modules=["labox_prefect.core.builtin"], default_storage=storage)
+    record, path = await _saved_blob(sessions, reg, b"precious" * 1000, tmp_path)
     data = bytearray(path.read_bytes())
     data[10] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -124,14 +131,7 @@ async def test_tampered_large_blob_is_refused_as_corrupted(
     modules = ["labox_prefect.core.builtin", "labox_prefect.core.extra.pandas"]
     reg = Registry(modules=modules, default_storage=storage)
     obj = b"precious" * 40_000 if value == "bytes" else pd.DataFrame({"x": range(100_000)})
-    async with sessions() as session:
-        record = await save_one(StorableValue(obj), session=session, registry=reg)
-        size = (
-            await session.execute(
-                select(ContentRecord.content_size).where(ContentRecord.manifest_id == record.id)
-            )
-        ).scalar_one()
-    path = _only_blob(tmp_path, size)
+    record, path = await _saved_blob(sessions, reg, obj, tmp_path)
     data = bytearray(path.read_bytes())
     data[len(data) - 30] ^= 0xFF  # in the Parquet footer: decoding fails too
     path.write_bytes(bytes(data))
