@@ -9,7 +9,7 @@ GIN index on tags answers the same filters.
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2027-01-10
+Create Date: 2026-12-01
 """
 
 from __future__ import annotations
