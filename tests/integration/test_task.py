@@ -14,8 +14,9 @@ from prefect.context import FlowRunContext
 from prefect.results import ResultRecord
 from prefect.task_engine import SyncTaskRunEngine
 
-from labox_prefect import LaboxSerializer, labox_task
+from labox_prefect import LaboxSerializer, ResultPersistenceError, labox_task
 from labox_prefect import context as context_module
+from labox_prefect import persistence as persistence_module
 from labox_prefect.context import (
     FLOW_NAME,
     FLOW_RUN_ID,
@@ -302,3 +303,35 @@ def test_user_tags_are_checked_once_per_task(
 
     assert len(manifests(marker=marker)) == 2
     assert len(checked) == 1  # when the task was made; never again per run
+
+
+def test_a_key_row_that_fails_leaves_no_record(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key row and the record commit together: when the row fails inside a task run,
+    the run fails and neither the manifest nor the key is left behind."""
+    marker = uuid.uuid4().hex
+    keys: list[str] = []
+    original = persistence_module.add_result_key
+
+    async def failing(session: Any, storage_key: str, *args: Any) -> None:
+        await original(session, storage_key, *args)  # the row is written, then the save fails
+        keys.append(storage_key)
+        raise RuntimeError("the key row could not be written")
+
+    monkeypatch.setattr(persistence_module, "add_result_key", failing)
+
+    @labox_task(tags={"marker": marker})
+    def once(x: int) -> int:
+        return x
+
+    @flow
+    def pipeline() -> None:
+        once(3)
+
+    with pytest.raises(ResultPersistenceError, match="the key row could not be written"):
+        pipeline()
+
+    (key,) = keys
+    assert result_key(key) is None
+    assert manifests(marker=marker) == []
