@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -41,6 +42,7 @@ from labox_prefect.core.builtin import (
 )
 from labox_prefect.core.extra.pandas import ParquetDataFrameStreamSerializer
 from labox_prefect.core.extra.pydantic import ContentSpec, StorableModel
+from tests.core.conftest import ALL_MODULES
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -460,3 +462,29 @@ async def test_a_content_type_too_long_for_its_column_fails_its_object_alone(
         _ = refused.value
     async with sessions() as session:
         assert (await load_one(kept.value, session=session, registry=wordy)).value == "kept"
+
+
+class _TaskNoting(MemoryStorage):
+    """A memory storage that notes the asyncio task each write runs in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    async def write_data(self, data: bytes, digest: Any, tags: Any, /) -> Any:
+        self.tasks.append(asyncio.current_task())
+        return await super().write_data(data, digest, tags)
+
+
+async def test_a_batch_of_one_is_written_in_the_callers_own_task(sessions: Sessions) -> None:
+    storage = _TaskNoting()
+    registry = Registry(modules=ALL_MODULES, default_storage=storage)
+    async with sessions() as session:
+        record = await save_one(StorableValue(b"\x00\xff"), session=session, registry=registry)
+        async with new_saver(session=session, registry=registry) as saver:
+            saver.save_soon(StorableValue(b"\x01"))
+            saver.save_soon(StorableValue(b"\x02"))
+        loaded = await load_one(record, StorableValue, session=session, registry=registry)
+    assert loaded.value == b"\x00\xff"
+    assert storage.tasks[0] is asyncio.current_task()  # no task of its own: cheaper
+    assert all(task is not asyncio.current_task() for task in storage.tasks[1:])  # gathered
