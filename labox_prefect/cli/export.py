@@ -56,7 +56,7 @@ def export(value: Any, path: Path) -> str:
         path.write_text(value.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return "JSON"
     try:
-        tree = values_serializer.serialize_data(value).data
+        tree = bytes(values_serializer.serialize_data(value).data)
     except LaboxError as error:
         raise ExportError(
             f"A {type(value).__qualname__} has no file format here ({error}); export supports "

@@ -41,8 +41,10 @@ class Digest:
     content_hash_algorithm: str = HASH_ALGORITHM
 
 
-def digest_bytes(data: bytes, content_type: str, content_encoding: str | None = None) -> Digest:
-    """Digest a whole value at once."""
+def digest_bytes(
+    data: bytes | memoryview, content_type: str, content_encoding: str | None = None
+) -> Digest:
+    """Digest a whole value at once (bytes, or a memoryview of bytes: format ``"B"``)."""
     return Digest(
         content_hash=hashlib.sha256(data).hexdigest(),
         content_size=len(data),

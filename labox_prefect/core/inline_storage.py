@@ -86,7 +86,7 @@ class DatabaseStorage(Storage):
             )
             raise ValueError(msg)
 
-    def keeps(self, data: bytes, digest: Digest) -> bool:
+    def keeps(self, data: bytes | memoryview, digest: Digest) -> bool:
         """Whether this content can live in a record: small, uncompressed UTF-8 JSON."""
         try:
             self._check_size(len(data))
@@ -95,7 +95,7 @@ class DatabaseStorage(Storage):
             return False
         return True
 
-    def _text_of(self, data: bytes, digest: Digest) -> str:
+    def _text_of(self, data: bytes | memoryview, digest: Digest) -> str:
         media_type = digest.content_type.split(";", 1)[0].strip().lower()
         is_json = media_type == "application/json" or media_type.endswith("+json")
         if not is_json or digest.content_encoding is not None:
@@ -106,7 +106,7 @@ class DatabaseStorage(Storage):
             )
             raise ValueError(msg)
         try:
-            text = data.decode("utf-8")
+            text = str(data, "utf-8")
         except UnicodeDecodeError as error:
             msg = f"{self.name}: the JSON content is not UTF-8 ({error}); use a file storage."
             raise ValueError(msg) from None

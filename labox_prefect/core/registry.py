@@ -152,7 +152,7 @@ class Registry:
     def get_storage(self, name: str) -> Storage:
         return _lookup(self._tables.storages, name, "storage", "storages")
 
-    def storage_for(self, data: bytes, digest: Digest) -> Storage:
+    def storage_for(self, data: bytes | memoryview, digest: Digest) -> Storage:
         """Where a content with no storage of its own goes.
 
         Small JSON (a storable's body, a small result) is kept in its content record: one

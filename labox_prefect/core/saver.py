@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
@@ -319,11 +319,15 @@ async def _write_content(
             serialized, digest = _serialize(serializer, unpacked.value)
         else:
             serialized, digest = await asyncio.to_thread(_serialize, serializer, unpacked.value)
+        data = serialized.data
         storage = _registered_storage(unpacked.storage, registry) or registry.storage_for(
-            serialized.data, digest
+            data, digest
         )
+        if isinstance(data, memoryview) and not storage.writes_views:
+            data = bytes(data)
         await claim(storage, database)
-        config = await storage.write_data(serialized.data, digest, tags)
+        # A storage that writes views takes the memoryview as it is (Storage.writes_views).
+        config = await storage.write_data(cast(bytes, data), digest, tags)
         serializer_name, serializer_config, kind = serializer.name, serialized.config, "value"
     else:
         storage = _registered_storage(unpacked.storage, registry) or registry.default_storage
@@ -377,14 +381,26 @@ def _check_content_keys(contents: Mapping[str, Unpacked], cls: type[Storable]) -
 
 def _serialize(serializer: Serializer[Any], value: Any) -> tuple[SerializedData, Digest]:
     serialized = serializer.serialize_data(value)
-    if not isinstance(serialized.data, bytes):
+    data = serialized.data
+    if not (
+        type(data) is bytes
+        or (isinstance(data, memoryview) and data.format == "B" and data.c_contiguous)
+    ):
         raise SerializationError(
-            f"Serializer {serializer.name!r} returned {type(serialized.data).__name__}, not "
-            f"bytes; serialize_data must return SerializedData(data=<bytes>, ...)."
+            f"Serializer {serializer.name!r} returned {_kind_of(data)}, not bytes; "
+            f"serialize_data must return SerializedData(data=<bytes>, ...) (or a contiguous "
+            f"memoryview of bytes: memoryview(buffer).cast('B'))."
         )
     _check_media(serializer.name, serialized.content_type, serialized.content_encoding)
     digest = digest_bytes(serialized.data, serialized.content_type, serialized.content_encoding)
     return serialized, digest
+
+
+def _kind_of(data: Any) -> str:
+    if isinstance(data, memoryview):
+        layout = "contiguous" if data.c_contiguous else "non-contiguous"
+        return f"a {layout} memoryview of format {data.format!r}"
+    return type(data).__name__
 
 
 def _check_media(serializer: str, content_type: str, content_encoding: str | None) -> None:

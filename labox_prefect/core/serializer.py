@@ -20,9 +20,15 @@ JsonConfig = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class SerializedData:
-    """Bytes of one value plus what a reader needs to decode them."""
+    """Bytes of one value plus what a reader needs to decode them.
 
-    data: bytes
+    ``data`` is bytes, or a read-only ``memoryview`` of bytes (format ``"B"``, contiguous)
+    over a buffer the serializer wrote into and no longer touches (an Arrow buffer): the
+    saver hashes and writes it without a copy, where the storage takes views
+    (`Storage.writes_views`), and hands other storages a bytes copy.
+    """
+
+    data: bytes | memoryview
     content_type: str
     content_encoding: str | None = None
     config: JsonConfig = field(default_factory=dict)

@@ -35,6 +35,11 @@ class Storage(Component):
     """True for a storage whose data lives in the content records themselves: deleting a
     record deletes its data, so retention and garbage collection have nothing to do there."""
 
+    writes_views: ClassVar[bool] = False
+    """True for a storage whose `write_data` takes a ``memoryview`` of bytes as well as
+    bytes: the saver then hands it a serializer's buffer as it is (no copy of a large
+    value); others get bytes."""
+
     async def write_data(self, data: bytes, digest: Digest, tags: TagMap, /) -> StorageConfig:
         """Store ``data`` (already digested) and return the config that finds it again."""
         raise NotImplementedError

@@ -488,3 +488,60 @@ async def test_a_batch_of_one_is_written_in_the_callers_own_task(sessions: Sessi
     assert loaded.value == b"\x00\xff"
     assert storage.tasks[0] is asyncio.current_task()  # no task of its own: cheaper
     assert all(task is not asyncio.current_task() for task in storage.tasks[1:])  # gathered
+def _spy_on_writes(monkeypatch: pytest.MonkeyPatch, storage: FileStorage) -> list[type[Any]]:
+    """The type of ``data`` of each ``write_data`` call of ``storage``, in order."""
+    seen: list[type[Any]] = []
+    write_data = storage.write_data
+
+    async def spy(data: bytes, digest: Any, tags: Any, /) -> dict[str, Any]:
+        seen.append(type(data))
+        return await write_data(data, digest, tags)
+
+    monkeypatch.setattr(storage, "write_data", spy)
+    return seen
+
+
+async def test_a_frame_reaches_a_file_storage_as_a_view_and_heals_from_it(
+    sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No bytes copy of the Parquet: the storage writes (and compares) Arrow's buffer."""
+    files = FileStorage(tmp_path / "blobs")
+    registry = Registry(modules=["labox_prefect.core.builtin", "labox_prefect.core.extra.pandas"])
+    registry = Registry(registries=[registry], default_storage=files)
+    seen = _spy_on_writes(monkeypatch, files)
+    frame = pd.DataFrame({"a": range(50_000), "b": [1.5] * 50_000})
+    async with sessions() as session:
+        old = await save_one(StorableValue(frame), session=session, registry=registry)
+        [content] = await get_contents(session, old.id)
+    blob = tmp_path / "blobs" / content.storage_config["key"]
+    damaged = bytearray(blob.read_bytes())
+    damaged[-100] ^= 0xFF
+    blob.write_bytes(bytes(damaged))
+    async with sessions() as session:
+        new = await save_one(StorableValue(frame), session=session, registry=registry)
+        again = await save_one(StorableValue(frame), session=session, registry=registry)
+    assert seen == [memoryview, memoryview, memoryview]
+    async with sessions() as session:
+        for record in (old, new, again):
+            loaded = (await load_one(record, session=session, registry=registry)).value
+            pd.testing.assert_frame_equal(loaded, frame, check_exact=True)
+        assert (await verify_manifests(session, registry)).ok
+
+
+class _BytesOnlyFiles(FileStorage):
+    writes_views = False
+
+
+async def test_a_storage_that_takes_no_views_is_given_bytes(
+    sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _BytesOnlyFiles(tmp_path / "blobs")
+    registry = Registry(modules=["labox_prefect.core.builtin", "labox_prefect.core.extra.pandas"])
+    registry = Registry(registries=[registry], default_storage=files)
+    seen = _spy_on_writes(monkeypatch, files)
+    frame = pd.DataFrame({"a": range(1_000)})
+    async with sessions() as session:
+        record = await save_one(StorableValue(frame), session=session, registry=registry)
+        loaded = (await load_one(record, session=session, registry=registry)).value
+    assert seen == [bytes]
+    pd.testing.assert_frame_equal(loaded, frame, check_exact=True)

@@ -73,18 +73,25 @@ def check_value_serializer(
 ) -> SerializedData:
     """Serialize ``value``, check the result, read it back and compare; return the result.
 
-    Checks: a versioned name; ``data`` is bytes; the content type is one the serializer
-    declares; the config survives a JSON round trip (it is stored as JSON); equal input gives
-    identical bytes (a deep copy is serialized too: content-addressed storage deduplicates
-    only deterministic output); and the value read back equals ``value``.
+    Checks: a versioned name; ``data`` is bytes (or a memoryview of bytes); the content
+    type is one the serializer declares; the config survives a JSON round trip (it is
+    stored as JSON); equal input gives identical bytes (a deep copy is serialized too:
+    content-addressed storage deduplicates only deterministic output); and the value read
+    back equals ``value``.
     """
     equal = equal or same_value
     check_component_name(serializer.name, serializer)
     first = serializer.serialize_data(value)
     _expect(
-        isinstance(first.data, bytes),
+        type(first.data) is bytes
+        or (
+            isinstance(first.data, memoryview)
+            and first.data.format == "B"
+            and first.data.c_contiguous
+        ),
         f"{serializer.name}: serialize_data returned data of type "
-        f"{type(first.data).__name__}; it must be bytes.",
+        f"{type(first.data).__name__}; it must be bytes (or a contiguous memoryview of "
+        f"format 'B').",
     )
     _check_content_type(serializer.name, first.content_type, serializer.content_types)
     config = _json_round_trip(serializer.name, first.config)
@@ -297,8 +304,8 @@ def _expect(condition: bool, message: str) -> None:
         raise AssertionError(message)
 
 
-def _preview(data: bytes) -> str:
-    return repr(data[:40]) + ("..." if len(data) > 40 else "")
+def _preview(data: bytes | memoryview) -> str:
+    return repr(bytes(data[:40])) + ("..." if len(data) > 40 else "")
 
 
 def _preview_items(items: Sequence[Any]) -> str:

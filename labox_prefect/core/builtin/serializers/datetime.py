@@ -44,7 +44,7 @@ class DatetimeSerializer(Serializer[datetime.datetime]):
 
     def deserialize_data(self, content: SerializedData, /) -> datetime.datetime:
         try:
-            value = datetime.datetime.fromisoformat(content.data.decode("ascii"))
+            value = datetime.datetime.fromisoformat(str(content.data, "ascii"))
         except (UnicodeDecodeError, ValueError):
             raise SerializationError(
                 f"{self.name} cannot read {content.data[:64]!r}: it is not an ISO-8601 "

@@ -82,7 +82,7 @@ class JsonSerializer(Serializer[Any]):
         return SerializedData(data=encode_json(value, self.name), content_type=JSON_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> Any:
-        return decode_json(content.data, self.name)
+        return decode_json(bytes(content.data), self.name)
 
 
 class JsonLinesStreamSerializer(StreamSerializer[Any]):

@@ -29,7 +29,7 @@ class TextSerializer(Serializer[str]):
 
     def deserialize_data(self, content: SerializedData, /) -> str:
         try:
-            return content.data.decode("utf-8")
+            return str(content.data, "utf-8")
         except UnicodeDecodeError as error:
             raise _undecodable(self.name, error) from None
 

@@ -80,7 +80,7 @@ class ValuesSerializer(Serializer[Any]):
         return SerializedData(data=dump_tree(encode_value(value)), content_type=JSON_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> Any:
-        tree = load_tree(content.data, self.name)
+        tree = load_tree(bytes(content.data), self.name)
         return tree.tree if tree.plain else decode_value(tree.tree)
 
 
@@ -98,7 +98,7 @@ class ValueTreeSerializer(Serializer[Any]):
         return SerializedData(data=dump_tree(value), content_type=JSON_CONTENT_TYPE)
 
     def deserialize_data(self, content: SerializedData, /) -> EncodedTree:
-        return load_tree(content.data, self.name)
+        return load_tree(bytes(content.data), self.name)
 
 
 class ValuesLinesStreamSerializer(JsonLinesStreamSerializer):

@@ -10,7 +10,8 @@ and rename it; object stores put a value in one request, and upload a stream to 
 key that is copied to the final key server-side once complete.
 
 Writes heal: when a value's key already exists on a filesystem, the stored bytes are read
-and compared with the value's (a read costs less than a write); if they differ (a damaged
+and compared with the value's, a chunk at a time (a read costs less than a write, and the
+comparison holds no second copy of the value); if they differ (a damaged
 or truncated blob) the blob is rewritten, else only its modification time is refreshed.
 Streams and object-store puts always replace what is there. Either way a save of content
 already stored repairs it, and leaves it young, which is what keeps a blob a save just
@@ -53,6 +54,9 @@ READ_CHUNK_SIZE = 4 * 1024 * 1024
 WRITE_BUFFER_SIZE = 4 * 1024 * 1024
 """Small stream chunks are gathered up to this size before one write in a worker thread."""
 
+COMPARE_CHUNK_SIZE = 1024 * 1024
+"""Bytes of a stored blob read at a time when a repeated write compares it (one buffer)."""
+
 WRITE_BLOCK_SIZE = 8 * 1024 * 1024
 """Part size of streamed uploads to object stores (S3 needs at least 5 MiB per part)."""
 
@@ -88,6 +92,8 @@ class FsspecStorage(Storage):
     Tags are not attached to blobs: one blob serves every record whose content has the same
     bytes, so tags belong to the records that point at it.
     """
+
+    writes_views = True
 
     def __init__(
         self,
@@ -130,7 +136,9 @@ class FsspecStorage(Storage):
 
     # --- the storage contract -------------------------------------------------------------
 
-    async def write_data(self, data: bytes, digest: Digest, tags: TagMap, /) -> StorageConfig:
+    async def write_data(
+        self, data: bytes | memoryview, digest: Digest, tags: TagMap, /
+    ) -> StorageConfig:
         with self._reachable():
             key = key_for_hash(digest.content_hash)
             await asyncio.to_thread(self._write_bytes, data, self._path(key))
@@ -291,12 +299,12 @@ class FsspecStorage(Storage):
 
     # --- blocking filesystem work (always run in a worker thread) --------------------------
 
-    def _write_bytes(self, data: bytes, path: str) -> None:
+    def _write_bytes(self, data: bytes | memoryview, path: str) -> None:
         if self._object_store:
             # One put, also over a present key: the object appears whole or not at all, a
             # damaged one is replaced, and its age is refreshed (a GET to compare costs as
-            # much as the put).
-            self._fs.pipe_file(path, data)
+            # much as the put). Object-store clients are given bytes.
+            self._fs.pipe_file(path, bytes(data) if isinstance(data, memoryview) else data)
             return
         if self._intact(path, data) and self._refresh_age(path):
             return  # the same bytes are there: keep them, now young again for gc's grace
@@ -308,13 +316,27 @@ class FsspecStorage(Storage):
             self._discard_temp(temp)
             raise
 
-    def _intact(self, path: str, data: bytes) -> bool:
-        """Whether ``path`` holds exactly ``data`` (reading costs less than writing)."""
+    def _intact(self, path: str, data: bytes | memoryview) -> bool:
+        """Whether ``path`` holds exactly ``data`` (reading costs less than writing).
+
+        Read a chunk at a time into one buffer: never a second copy of a large value.
+        """
+        expected = memoryview(data)
         try:
-            present: bytes = self._fs.cat_file(path)
+            file: IO[bytes] = self._fs.open(path, "rb")
         except FileNotFoundError:
             return False
-        return present == data
+        buffer = bytearray(COMPARE_CHUNK_SIZE)
+        offset = 0
+        with file:
+            while count := file.readinto(buffer):  # type: ignore[attr-defined]
+                # bytearray against a buffer compares with memcmp (a memoryview against a
+                # memoryview would compare byte by byte in Python's loop).
+                present = buffer if count == len(buffer) else buffer[:count]
+                if present != expected[offset : offset + count]:
+                    return False
+                offset += count
+        return offset == len(expected)
 
     def _refresh_age(self, path: str) -> bool:
         """Mark a reused blob as just written; False if this filesystem cannot."""
