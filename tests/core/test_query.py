@@ -252,8 +252,10 @@ async def test_records_are_detached_with_their_identity_and_no_pending_change(
 async def test_postgresql_tag_query_uses_the_gin_index(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    rows = [
-        manifest_row(tags={"run": f"r{i}", "kind": "ab"[i % 2]}, at=T0 + timedelta(seconds=i))
+    rows = [  # a run context key: neither an ordered tag index nor the tag index has it
+        manifest_row(
+            tags={"prefect.run": f"r{i}", "kind": "ab"[i % 2]}, at=T0 + timedelta(seconds=i)
+        )
         for i in range(5000)
     ]
     sessions = async_sessionmaker(engine)
@@ -271,7 +273,7 @@ async def test_postgresql_tag_query_uses_the_gin_index(
         session = AsyncSession(bind=connection)
         event.listen(engine.sync_engine, "before_cursor_execute", capture)
         try:
-            [found] = await find_manifests(session, tags={"run": "r4242"})
+            [found] = await find_manifests(session, tags={"prefect.run": "r4242"})
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", capture)
         assert found.id == rows[4242]["id"]
@@ -469,6 +471,29 @@ async def test_on_sqlite_a_users_tag_reads_the_tag_index_newest_first(engine: As
     assert "SEARCH labox_manifest_tags USING PRIMARY KEY (key=? AND value=?)" in plan, plan
     assert "SCAN labox_manifests" not in plan, plan
     assert "TEMP B-TREE" not in plan, plan  # no sort: the index's order is the answer's
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "tags", [{"batch": "b7"}, {"project": "p"}, {"project": "p", "batch": "b7"}], ids=repr
+)
+async def test_on_postgresql_a_users_tag_reads_the_tag_index_newest_first(
+    engine: AsyncEngine, tags: dict[str, str]
+) -> None:
+    rows = [
+        manifest_row(tags={"batch": f"b{i % 500}", "project": "p"}, at=T0 + timedelta(seconds=i))
+        for i in range(3000)
+    ]
+    await insert_manifests(async_sessionmaker(engine), rows)
+    async with engine.connect() as connection:
+        maintenance = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await maintenance.execute(text("VACUUM ANALYZE labox_manifests, labox_manifest_tags"))
+
+    plan = await explained_plan(engine, tags=tags, limit=10)
+    assert "Index Only Scan Backward using labox_manifest_tags_pkey" in plan, plan
+    assert "Sort" not in plan, plan  # the index's order is the answer's
+    assert "ix_labox_manifests_tags" not in plan, plan  # the GIN index is not read
+    assert "jsonb_contains(" in plan, plan  # every pair tested on the record
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
