@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -15,6 +15,7 @@ from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRec
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.query import (
     ManifestRow,
+    _tags_contain,
     find_manifest_rows,
     find_manifests,
     get_contents,
@@ -407,7 +408,7 @@ async def test_a_filter_on_a_run_key_reads_its_ordered_index(
     assert "ix_labox_manifests_created_at" not in plan, plan
 
 
-# --- SQLite's tag index (users' tags, Prefect run tags), and what every call reuses ----------
+# --- the tag indexes (users' tags, Prefect run tags), and what every call reuses -------------
 
 USER_ROWS_TAGS = [
     {"project": "p", "stage": "raw", "batch": "b1", "prefect.tag.gpu": "true", KIND: "task"},
@@ -457,6 +458,32 @@ async def test_filters_on_users_tags_match_exactly_as_containment(
         await ids_of(sessions, tags=tags, since=since, until=until, limit=5)
         == expected(rows, tags, since, until)[:5]
     )
+
+
+async def plain_ids(sessions: Sessions, tags: dict[str, str], **filters: Any) -> list[uuid.UUID]:
+    """The plain path: containment of every pair on every record, sorted by time then id."""
+    records = ManifestRecord.__table__.c
+    statement = select(records.id).where(_tags_contain(sessions.kw["bind"].dialect.name, tags))
+    if "since" in filters:
+        statement = statement.where(records.created_at >= filters["since"])
+    if "until" in filters:
+        statement = statement.where(records.created_at < filters["until"])
+    statement = statement.order_by(records.created_at.desc(), records.id.desc())
+    async with sessions() as session:
+        return list((await session.scalars(statement.limit(filters.get("limit")))).all())
+
+
+@pytest.mark.parametrize("tags", USER_FILTERS, ids=repr)
+async def test_the_tag_index_finds_what_the_plain_path_finds_in_its_order(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    await insert_manifests(sessions, user_rows())
+    window = {"since": T0 + timedelta(minutes=11), "until": T0 + timedelta(minutes=31)}
+
+    for filters in ({}, {"limit": 3}, {**window, "limit": 5}, {"since": window["since"]}):
+        assert await ids_of(sessions, tags=tags, **filters) == await plain_ids(
+            sessions, tags, **filters
+        ), filters
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
