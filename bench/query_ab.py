@@ -2,8 +2,9 @@
 
 For each query shape of ``query_scale.py``: rounds alternate A (``--against``'s
 ``labox_prefect/core/query.py`` find_manifests, in a session as that version's find_results
-opened it: a transaction) and B (this checkout's find_manifest_rows, in a session as
-find_results opens it now: ``results.lone_query``),
+opened it: a transaction; ``--rows``: its find_manifest_rows, in a session as B's) and B
+(this checkout's find_manifest_rows, in a session as find_results opens it now:
+``results.lone_query``),
 ``--calls`` calls each with varied values; each round's p50 and p99. Printed: medians of the
 rounds' p50 with min-max, the ratio A / B (median, per-round min-max), and the load average.
 
@@ -73,7 +74,8 @@ def spread(values: list[float]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    before = other_query(args.against).find_manifests
+    other = other_query(args.against)
+    before = other.find_manifest_rows if args.rows else other.find_manifests
     if args.sqlite:
         engine = create_inline_engine(make_url(f"sqlite+aiosqlite:///{scale.SQLITE_PATH}"))
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
@@ -88,7 +90,7 @@ async def main(args: argparse.Namespace) -> None:
         for shape in scale.shapes(data):
             rng = random.Random(shape.name)
             arguments = [shape.make(rng) for _ in range(args.calls)]
-            await timed(sessions, before, False, arguments[:10])  # warm both
+            await timed(sessions, before, args.rows, arguments[:10])  # warm both
             await timed(sessions, find_manifest_rows, True, arguments[:10])
             p50s: dict[str, list[float]] = {"A": [], "B": []}
             p99s: dict[str, list[float]] = {"A": [], "B": []}
@@ -96,7 +98,7 @@ async def main(args: argparse.Namespace) -> None:
             for _ in range(args.rounds):
                 loads.append(os.getloadavg()[0])
                 for name, find, lone in (
-                    ("A", before, False),
+                    ("A", before, args.rows),
                     ("B", find_manifest_rows, True),
                 ):
                     times = await timed(sessions, find, lone, arguments)
@@ -122,4 +124,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=100, help="timed calls per round")
     parser.add_argument("--sqlite", action="store_true", help="the SQLite file of --sqlite --keep")
+    parser.add_argument(
+        "--rows",
+        action="store_true",
+        help="A: the other checkout's find_manifest_rows in a session as find_results opens "
+        "it now (lone_query), as B: only the query differs",
+    )
     asyncio.run(main(parser.parse_args()))

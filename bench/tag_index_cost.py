@@ -2,6 +2,8 @@
 
 ``--index ordered`` (the default): the four ordered tag indexes. ``--index sqlite-tags``:
 SQLite's tag index (``labox_prefect.core.sqlite_tags``: its table and triggers; SQLite only).
+``--index postgresql-tags``: PostgreSQL's (``labox_prefect.core.postgresql_tags``: its table,
+functions and triggers; PostgreSQL only).
 A bulk save (``new_saver``, one session) of ``--objects`` small values, each tagged as a
 ``labox_task`` result is (flow and task names, run ids, kind, a run tag, the result type)
 plus a user tag, into a fresh database per round: the embedded SQLite file (the runtime's
@@ -13,7 +15,7 @@ made. Rounds alternate A B A B; medians with min-max, and the ratio with / witho
 is asserted.
 
 Usage: ``python bench/tag_index_cost.py [--rounds 7] [--objects 1000] [--sqlite-only]
-[--index ordered|sqlite-tags] [--single]``.
+[--index ordered|sqlite-tags|postgresql-tags] [--single]``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import asyncpg
 from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from labox_prefect.core import BaseRecord, Registry, new_saver, save_one
+from labox_prefect.core import BaseRecord, Registry, new_saver, postgresql_tags, save_one
 from labox_prefect.core.builtin import MemoryStorage, StorableValue
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.sqlite_tags import TABLE, TRIGGERS
@@ -59,6 +61,8 @@ def drops(index: str) -> list[str]:
     """The statements that remove the measured indexes."""
     if index == "ordered":
         return [f"DROP INDEX {ordered.name}" for ordered in ORDERED_TAG_INDEXES]
+    if index == "postgresql-tags":
+        return list(postgresql_tags.DROP)
     return [*(f"DROP TRIGGER {trigger}" for trigger in TRIGGERS), f"DROP TABLE {TABLE}"]
 
 
@@ -127,11 +131,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--sqlite-only", action="store_true")
-    parser.add_argument("--index", choices=["ordered", "sqlite-tags"], default="ordered")
+    parser.add_argument(
+        "--index", choices=["ordered", "sqlite-tags", "postgresql-tags"], default="ordered"
+    )
     parser.add_argument("--single", action="store_true", help="one save_one per session")
     args = parser.parse_args()
-    databases = {"SQLite": sqlite_round}
-    if not args.sqlite_only and args.index == "ordered":
+    databases = {}
+    if args.index != "postgresql-tags":
+        databases["SQLite"] = sqlite_round
+    if not args.sqlite_only and args.index != "sqlite-tags":
         databases["PostgreSQL"] = postgresql_round
     for name, one_round in databases.items():
         times: dict[bool, list[float]] = {True: [], False: []}

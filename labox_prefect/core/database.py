@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import CreateIndex
 
+from labox_prefect.core.postgresql_tags import ensure_tag_index as ensure_postgresql_tag_index
 from labox_prefect.core.sqlite_tags import ensure_tag_index
 
 JsonColumn = JSON().with_variant(JSONB(), "postgresql")
@@ -81,14 +82,18 @@ def utcnow() -> datetime:
 
 
 def _create_missing_indexes(connection: Connection, metadata: MetaData) -> None:
-    """On SQLite, indexes a newer version declares on tables an older one made.
+    """Indexes a newer version declares on tables an older one made, and the tag index.
 
     ``create_all`` makes only missing tables; an embedded database made before the ordered
     tag indexes existed gets them here, once (``IF NOT EXISTS``: SQLAlchemy cannot reflect
     SQLite's expression indexes to check first), and the tag index of ``sqlite_tags`` (with
-    the entries of the manifests already there) when it has none. Other databases are
-    migrated instead.
+    the entries of the manifests already there) when it has none. On PostgreSQL, the tag
+    index of ``postgresql_tags`` when it has none; its other indexes are migrated instead.
     """
+    if connection.dialect.name == "postgresql":
+        if ManifestRecord.__tablename__ in metadata.tables:
+            ensure_postgresql_tag_index(connection)
+        return
     if connection.dialect.name != "sqlite":
         return
     for table in metadata.sorted_tables:

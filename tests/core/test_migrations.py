@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from labox_prefect.core import BaseRecord, Registry, sqlite_tags
+from labox_prefect.core import BaseRecord, Registry, postgresql_tags, sqlite_tags
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.migrations import (
@@ -33,7 +33,7 @@ from labox_prefect.core.migrations import (
 from labox_prefect.core.query import find_manifests
 from labox_prefect.core.saver import save_one
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def index_names(connection: Connection, table: str) -> list[str]:
@@ -74,9 +74,7 @@ async def test_upgrade_builds_exactly_the_models_schema(database_url: str) -> No
     assert await acurrent(database_url) == HEAD
     assert await run_on(database_url, schema_differences) == []
     facts = await run_on(database_url, schema_facts)
-    tables = ["labox_alembic_version", "labox_contents", "labox_manifests"]
-    if database_url.startswith("sqlite"):
-        tables.append(sqlite_tags.TABLE)
+    tables = ["labox_alembic_version", "labox_contents", "labox_manifests", sqlite_tags.TABLE]
     assert facts["tables"] == sorted(tables)
     expected_manifest_indexes = [
         "ix_labox_manifests_class_id",
@@ -303,3 +301,73 @@ async def test_older_sqlite_tables_get_the_tag_index_with_their_manifests_and_lo
     await arun_on_database(engine, downgrade)
     async with engine.connect() as connection:
         assert await connection.run_sync(tag_index_sql) == []
+
+
+def postgresql_tag_index_sql(connection: Connection) -> list[tuple[str, str]]:
+    """The definitions PostgreSQL keeps of the tag index: columns, key, statistics, triggers
+    and their functions."""
+    rows = connection.execute(
+        text(
+            "SELECT 'column ' || attname, format_type(atttypid, atttypmod) || "
+            "CASE WHEN attnotnull THEN ' not null' ELSE '' END FROM pg_attribute "
+            "WHERE attrelid = CAST(:table AS regclass) AND attnum > 0 AND NOT attisdropped "
+            "UNION ALL SELECT 'index ' || relname, pg_get_indexdef(indexrelid) FROM pg_index "
+            "JOIN pg_class ON pg_class.oid = indexrelid WHERE indrelid = CAST(:table AS regclass) "
+            "UNION ALL SELECT 'statistics ' || stxname, "
+            "pg_get_statisticsobjdef(oid) || ' ' || stxstattarget "
+            "FROM pg_statistic_ext WHERE stxrelid = CAST(:table AS regclass) "
+            "UNION ALL SELECT 'trigger ' || tgname, pg_get_triggerdef(pg_trigger.oid) || ' ' || "
+            "pg_get_functiondef(tgfoid) FROM pg_trigger "
+            "WHERE tgrelid = CAST('labox_manifests' AS regclass) AND NOT tgisinternal "
+            "ORDER BY 1"
+        ),
+        {"table": sqlite_tags.TABLE},
+    )
+    return [(name, sql) for name, sql in rows]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_postgresql_tag_index_migrated_is_the_one_create_all_makes(
+    database_url: str, engine: AsyncEngine, registry: Registry
+) -> None:
+    await BaseRecord.create_all(engine)
+    async with engine.connect() as connection:
+        expected = await connection.run_sync(postgresql_tag_index_sql)
+    async with engine.begin() as connection:
+        for statement in postgresql_tags.DROP:
+            await connection.execute(text(statement))
+        await connection.run_sync(BaseRecord.metadata.drop_all)
+    assert [name.split()[0] for name, _ in expected].count("trigger") == 3
+
+    await aupgrade(engine)
+    assert await acurrent(engine) == HEAD
+    async with engine.connect() as connection:
+        assert await connection.run_sync(postgresql_tag_index_sql) == expected
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_older_postgresql_tables_get_the_tag_index_and_lose_it_on_downgrade(
+    database_url: str, engine: AsyncEngine, registry: Registry
+) -> None:
+    async with AsyncSession(engine) as session:
+        await save_one(StorableValue(1), session=session, registry=registry, tags={"u": "1"})
+    async with engine.begin() as connection:  # as an older version's create_all made them
+        for statement in postgresql_tags.DROP:
+            await connection.execute(text(statement))
+
+    await aupgrade(engine)
+    assert await acurrent(engine) == HEAD
+    assert await entry_count(engine) == 1
+    async with AsyncSession(engine) as session:
+        await save_one(StorableValue(2), session=session, registry=registry, tags={"u": "2"})
+    assert await entry_count(engine) == 2
+
+    async with engine.connect() as connection:
+        await connection.run_sync(_downgrade, "0003")
+        await connection.commit()
+        found = await connection.scalar(
+            text("SELECT to_regclass(:name)"), {"name": sqlite_tags.TABLE}
+        )
+    assert found is None
+    async with AsyncSession(engine) as session:  # saves work without it
+        await save_one(StorableValue(3), session=session, registry=registry, tags={"u": "3"})

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -15,6 +15,7 @@ from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRec
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.query import (
     ManifestRow,
+    _tags_contain,
     find_manifest_rows,
     find_manifests,
     get_contents,
@@ -252,8 +253,10 @@ async def test_records_are_detached_with_their_identity_and_no_pending_change(
 async def test_postgresql_tag_query_uses_the_gin_index(
     database_url: str, engine: AsyncEngine
 ) -> None:
-    rows = [
-        manifest_row(tags={"run": f"r{i}", "kind": "ab"[i % 2]}, at=T0 + timedelta(seconds=i))
+    rows = [  # a run context key: neither an ordered tag index nor the tag index has it
+        manifest_row(
+            tags={"prefect.run": f"r{i}", "kind": "ab"[i % 2]}, at=T0 + timedelta(seconds=i)
+        )
         for i in range(5000)
     ]
     sessions = async_sessionmaker(engine)
@@ -271,7 +274,7 @@ async def test_postgresql_tag_query_uses_the_gin_index(
         session = AsyncSession(bind=connection)
         event.listen(engine.sync_engine, "before_cursor_execute", capture)
         try:
-            [found] = await find_manifests(session, tags={"run": "r4242"})
+            [found] = await find_manifests(session, tags={"prefect.run": "r4242"})
         finally:
             event.remove(engine.sync_engine, "before_cursor_execute", capture)
         assert found.id == rows[4242]["id"]
@@ -405,7 +408,7 @@ async def test_a_filter_on_a_run_key_reads_its_ordered_index(
     assert "ix_labox_manifests_created_at" not in plan, plan
 
 
-# --- SQLite's tag index (users' tags, Prefect run tags), and what every call reuses ----------
+# --- the tag indexes (users' tags, Prefect run tags), and what every call reuses -------------
 
 USER_ROWS_TAGS = [
     {"project": "p", "stage": "raw", "batch": "b1", "prefect.tag.gpu": "true", KIND: "task"},
@@ -457,6 +460,32 @@ async def test_filters_on_users_tags_match_exactly_as_containment(
     )
 
 
+async def plain_ids(sessions: Sessions, tags: dict[str, str], **filters: Any) -> list[uuid.UUID]:
+    """The plain path: containment of every pair on every record, sorted by time then id."""
+    records = ManifestRecord.__table__.c
+    statement = select(records.id).where(_tags_contain(sessions.kw["bind"].dialect.name, tags))
+    if "since" in filters:
+        statement = statement.where(records.created_at >= filters["since"])
+    if "until" in filters:
+        statement = statement.where(records.created_at < filters["until"])
+    statement = statement.order_by(records.created_at.desc(), records.id.desc())
+    async with sessions() as session:
+        return list((await session.scalars(statement.limit(filters.get("limit")))).all())
+
+
+@pytest.mark.parametrize("tags", USER_FILTERS, ids=repr)
+async def test_the_tag_index_finds_what_the_plain_path_finds_in_its_order(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    await insert_manifests(sessions, user_rows())
+    window = {"since": T0 + timedelta(minutes=11), "until": T0 + timedelta(minutes=31)}
+
+    for filters in ({}, {"limit": 3}, {**window, "limit": 5}, {"since": window["since"]}):
+        assert await ids_of(sessions, tags=tags, **filters) == await plain_ids(
+            sessions, tags, **filters
+        ), filters
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_on_sqlite_a_users_tag_reads_the_tag_index_newest_first(engine: AsyncEngine) -> None:
     rows = [
@@ -469,6 +498,29 @@ async def test_on_sqlite_a_users_tag_reads_the_tag_index_newest_first(engine: As
     assert "SEARCH labox_manifest_tags USING PRIMARY KEY (key=? AND value=?)" in plan, plan
     assert "SCAN labox_manifests" not in plan, plan
     assert "TEMP B-TREE" not in plan, plan  # no sort: the index's order is the answer's
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "tags", [{"batch": "b7"}, {"project": "p"}, {"project": "p", "batch": "b7"}], ids=repr
+)
+async def test_on_postgresql_a_users_tag_reads_the_tag_index_newest_first(
+    engine: AsyncEngine, tags: dict[str, str]
+) -> None:
+    rows = [
+        manifest_row(tags={"batch": f"b{i % 500}", "project": "p"}, at=T0 + timedelta(seconds=i))
+        for i in range(3000)
+    ]
+    await insert_manifests(async_sessionmaker(engine), rows)
+    async with engine.connect() as connection:
+        maintenance = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await maintenance.execute(text("VACUUM ANALYZE labox_manifests, labox_manifest_tags"))
+
+    plan = await explained_plan(engine, tags=tags, limit=10)
+    assert "Index Only Scan Backward using labox_manifest_tags_pkey" in plan, plan
+    assert "Sort" not in plan, plan  # the index's order is the answer's
+    assert "ix_labox_manifests_tags" not in plan, plan  # the GIN index is not read
+    assert "jsonb_contains(" in plan, plan  # every pair tested on the record
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

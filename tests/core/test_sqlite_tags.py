@@ -129,10 +129,3 @@ async def test_create_all_makes_the_index_whole_with_the_existing_manifests(
     fresh = await insert(engine, json.dumps({"project": "new"}))
     assert ("project", "new") in pairs(await entries(engine))
     assert fresh
-
-
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-async def test_postgresql_gets_no_tag_table(engine: AsyncEngine) -> None:
-    async with engine.connect() as connection:
-        found = await connection.scalar(text("SELECT to_regclass(:name)"), {"name": TABLE})
-    assert found is None

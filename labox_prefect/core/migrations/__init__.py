@@ -10,9 +10,10 @@ instead of created again; when they differ, upgrading stops and lists the differ
 ordered tag indexes (revision 0002) are the exception: tables made by an older version's
 ``create_all`` lack them, so adopted tables are stamped 0001 and upgraded, which creates
 those of them that are missing. (Alembic cannot reflect expression indexes on SQLite, so it
-compares them on PostgreSQL only.) SQLite's tag index (revision 0003, see
-``labox_prefect.core.sqlite_tags``) is no model, so no comparison sees it: the upgrade
-makes it whole where any part of it is missing, and leaves it alone otherwise.
+compares them on PostgreSQL only.) The tag indexes, SQLite's (revision 0003, see
+``labox_prefect.core.sqlite_tags``) and PostgreSQL's (revision 0004,
+``labox_prefect.core.postgresql_tags``), are no model, so no comparison sees them: the
+upgrade makes each whole where any part of it is missing, and leaves it alone otherwise.
 
 ``upgrade`` and ``current`` are synchronous. For an async URL (``sqlite+aiosqlite``,
 ``postgresql+asyncpg``) they run the work on a private event loop in a private thread, so
