@@ -488,6 +488,8 @@ async def test_a_batch_of_one_is_written_in_the_callers_own_task(sessions: Sessi
     assert loaded.value == b"\x00\xff"
     assert storage.tasks[0] is asyncio.current_task()  # no task of its own: cheaper
     assert all(task is not asyncio.current_task() for task in storage.tasks[1:])  # gathered
+
+
 def _spy_on_writes(monkeypatch: pytest.MonkeyPatch, storage: FileStorage) -> list[type[Any]]:
     """The type of ``data`` of each ``write_data`` call of ``storage``, in order."""
     seen: list[type[Any]] = []
