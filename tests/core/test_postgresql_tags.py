@@ -13,21 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from labox_prefect.core import BaseRecord
 from labox_prefect.core.postgresql_tags import DROP, TABLE
+from tests.core._tag_index import INDEXED, TAGS
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
-TAGS = {
-    "project": "alpha",
-    "ünï": "çødé",
-    "prefect.tag.gpu": "true",
-    "prefect.kind": "task",
-    "prefect.flow_name": "etl",
-    "prefect.task_run_id": "1b2c",
-    "count": 5,
-    "flag": True,
-    "list": ["raw"],
-}
-INDEXED = {("project", "alpha"), ("ünï", "çødé"), ("prefect.tag.gpu", "true")}
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = datetime(2025, 1, 1, tzinfo=UTC)
 

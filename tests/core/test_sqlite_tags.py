@@ -11,20 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from labox_prefect.core import BaseRecord
 from labox_prefect.core.sqlite_tags import TABLE, TRIGGERS, indexed
+from tests.core._tag_index import INDEXED, TAGS
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-TAGS = {
-    "project": "alpha",
-    "ünï": "çødé",
-    "prefect.tag.gpu": "true",
-    "prefect.kind": "task",
-    "prefect.flow_name": "etl",
-    "prefect.task_run_id": "1b2c",
-    "count": 5,
-    "flag": True,
-}
-INDEXED = {("project", "alpha"), ("ünï", "çødé"), ("prefect.tag.gpu", "true")}
 
 
 async def insert(engine: AsyncEngine, document: str, at: str = "2024-01-01 00:00:00.000000") -> str:
