@@ -20,6 +20,7 @@ import wrapt
 if TYPE_CHECKING:
     from labox_prefect.core.errors import InvalidTagsError, LaboxError
     from labox_prefect.errors import (
+        RegistryModuleNotFoundError,
         ResultClassNotRegisteredError,
         ResultComponentNotRegisteredError,
         ResultKeyNotFoundError,
@@ -42,6 +43,7 @@ _PUBLIC = {
     "LaboxResultStorage": "labox_prefect.result_storage",
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
+    "RegistryModuleNotFoundError": "labox_prefect.errors",
     "ResultClassNotRegisteredError": "labox_prefect.errors",
     "ResultComponentNotRegisteredError": "labox_prefect.errors",
     "ResultKeyNotFoundError": "labox_prefect.errors",
@@ -83,6 +85,7 @@ __all__ = [
     "LaboxResultStorage",
     "LaboxSerializer",
     "LaboxTask",
+    "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",
     "ResultKeyNotFoundError",

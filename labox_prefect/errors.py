@@ -106,11 +106,17 @@ class ResultComponentNotRegisteredError(NotRegisteredError):
     registered; the message says which, and which setting registers it."""
 
 
+class RegistryModuleNotFoundError(LaboxError, ModuleNotFoundError):
+    """A module named in ``labox_task(registry_modules=[...])`` cannot be found; raised when
+    the task is defined, and the message names the module, the task and the fix."""
+
+
 class ResultTargetError(LaboxError, LookupError):
     """A named LaboxResultStorage block cannot be found or read, so no target can be resolved."""
 
 
 __all__ = [
+    "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",
     "ResultKeyNotFoundError",

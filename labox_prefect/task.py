@@ -69,7 +69,7 @@ class LaboxTask(Task[P, R]):
         """``Task.with_options`` with labox_task's meanings: ``tags`` are Labox tags (they
         replace the task's), ``prefect_tags`` Prefect run tags; the lazy default block and
         this class are kept."""
-        register_modules(list(registry_modules))
+        register_modules(registry_modules, options.get("name", self.name))
         given = options.pop("result_serializer", None)
         if tags is not None or given is not None:
             options["result_serializer"] = _serializer(tags, given)
@@ -102,9 +102,13 @@ def labox_task(
     registry_modules: Iterable[str] = (),
     **task_options: Any,
 ) -> LaboxTask[P, R] | Callable[[Callable[P, R]], LaboxTask[P, R]]:
-    """Decorate a function as a Prefect task whose output is stored through Labox."""
+    """Decorate a function as a Prefect task whose output is stored through Labox.
+
+    Raises, when the task is defined: InvalidTagsError for a bad tag,
+    RegistryModuleNotFoundError for a module of ``registry_modules`` Python cannot find.
+    """
+    modules = list(registry_modules)
     serializer = _serializer(tags, task_options.pop("result_serializer", None))
-    register_modules(list(registry_modules))
     options = {
         **task_options,
         **_checked_options(task_options, prefect_tags),
@@ -113,6 +117,7 @@ def labox_task(
     options.setdefault("tags", None)
 
     def decorate(fn: Callable[P, R]) -> LaboxTask[P, R]:
+        register_modules(modules, options.get("name") or fn.__name__)
         return LaboxTask(fn=_persisting(fn), **options)
 
     return decorate(__fn) if __fn is not None else decorate

@@ -14,7 +14,7 @@ from prefect.context import FlowRunContext
 from prefect.results import ResultRecord
 from prefect.task_engine import SyncTaskRunEngine
 
-from labox_prefect import LaboxSerializer, labox_task
+from labox_prefect import LaboxSerializer, RegistryModuleNotFoundError, labox_task
 from labox_prefect import context as context_module
 from labox_prefect.context import (
     FLOW_NAME,
@@ -25,6 +25,7 @@ from labox_prefect.context import (
     TASK_RUN_ID,
 )
 from labox_prefect.core import InvalidTagsError
+from labox_prefect.persistence import registry_modules
 from tests.integration._helpers import manifests, result_key
 from tests.integration.conftest import Backend
 
@@ -302,3 +303,23 @@ def test_user_tags_are_checked_once_per_task(
 
     assert len(manifests(marker=marker)) == 2
     assert len(checked) == 1  # when the task was made; never again per run
+
+
+def test_a_registry_module_python_cannot_find_is_refused_when_the_task_is_defined() -> None:
+    with pytest.raises(
+        RegistryModuleNotFoundError, match=r"registry_modules of task 'c'.*'no_such_mod'"
+    ) as caught:
+
+        @labox_task(registry_modules=["no_such_mod"])
+        def c() -> int:
+            return 1
+
+    assert isinstance(caught.value, ModuleNotFoundError)
+    assert "reachable" not in str(caught.value)
+    assert "no_such_mod" not in registry_modules()  # the other tasks' registries never see it
+
+
+def test_with_options_refuses_a_registry_module_python_cannot_find() -> None:
+    with pytest.raises(RegistryModuleNotFoundError, match=r"'renamed'.*'no_such.pkg'"):
+        double.with_options(name="renamed", registry_modules=["no_such.pkg"])
+    assert "no_such.pkg" not in registry_modules()
