@@ -20,6 +20,7 @@ import wrapt
 if TYPE_CHECKING:
     from labox_prefect.core.errors import InvalidTagsError, LaboxError
     from labox_prefect.errors import (
+        InvalidSettingError,
         RegistryModuleNotFoundError,
         ResultClassNotRegisteredError,
         ResultComponentNotRegisteredError,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from labox_prefect.task import LaboxTask, labox_task
 
 _PUBLIC = {
+    "InvalidSettingError": "labox_prefect.errors",
     "InvalidTagsError": "labox_prefect.core.errors",
     "LaboxError": "labox_prefect.core.errors",
     "LaboxLockManager": "labox_prefect.locking",
@@ -79,6 +81,7 @@ def _register_with_prefect(_prefect: ModuleType) -> None:
 wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 
 __all__ = [
+    "InvalidSettingError",
     "InvalidTagsError",
     "LaboxError",
     "LaboxLockManager",

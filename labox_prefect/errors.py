@@ -106,6 +106,12 @@ class ResultComponentNotRegisteredError(NotRegisteredError):
     registered; the message says which, and which setting registers it."""
 
 
+class InvalidSettingError(LaboxError, ValueError):
+    """A ``LABOX_*`` environment variable holds a value its setting does not take; the
+    message names the variable, its value (never a URL's: it may hold a password) and the
+    values allowed."""
+
+
 class RegistryModuleNotFoundError(LaboxError, ModuleNotFoundError):
     """A module named in ``labox_task(registry_modules=[...])`` cannot be found; raised when
     the task is defined, and the message names the module, the task and the fix."""
@@ -116,6 +122,7 @@ class ResultTargetError(LaboxError, LookupError):
 
 
 __all__ = [
+    "InvalidSettingError",
     "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",

@@ -73,6 +73,23 @@ def test_a_missing_registry_module_names_the_fix(
 
 @sqlite_only
 @pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("LABOX_ARTIFACTS", "maybe", "true or false"),
+        ("LABOX_DB_POOL_SIZE", "abc", "a valid integer"),
+        ("LABOX_DB_POOL_TIMEOUT", "-5", "greater than 0"),
+    ],
+)
+def test_a_bad_setting_names_its_variable_and_what_is_allowed(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    assert_one_line_usage_error(run("results", "ls", "-n", "1"), f"{variable}={value!r}", allowed)
+
+
+@sqlite_only
+@pytest.mark.parametrize(
     ("args", "fragments"),
     [
         (["--since", "99999999w"], ["before the year 1", "shorter duration"]),
