@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,6 +121,28 @@ def test_an_existing_export_file_is_never_replaced_silently(
 
     assert_one_line_usage_error(result, "exists", "--force")
     assert target.read_text(encoding="utf-8") == "precious"
+
+
+@sqlite_only
+def test_an_export_file_in_a_missing_folder_is_one_line(backend: Backend, tmp_path: Path) -> None:
+    saved = save({"n": 1}, prefect_tags())
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path / "nowhere" / "x.json"))
+
+    assert_one_line_usage_error(result, "--output", "nowhere", "does not exist")
+    assert "reachable" not in result.output
+
+
+@sqlite_only
+def test_an_export_file_that_cannot_be_written_is_one_line(
+    backend: Backend, tmp_path: Path
+) -> None:
+    saved = save({"n": 1}, prefect_tags())
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path), "--force")
+
+    assert_one_line_usage_error(result, f"Cannot write {tmp_path}")
+    assert "reachable" not in result.output
 
 
 @sqlite_only
