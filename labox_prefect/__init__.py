@@ -20,6 +20,8 @@ import wrapt
 if TYPE_CHECKING:
     from labox_prefect.core.errors import InvalidTagsError, LaboxError
     from labox_prefect.errors import (
+        ArgumentTypeError,
+        InvalidArgumentError,
         InvalidSettingError,
         RegistryModuleNotFoundError,
         ResultClassNotRegisteredError,
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from labox_prefect.task import LaboxTask, labox_task
 
 _PUBLIC = {
+    "ArgumentTypeError": "labox_prefect.errors",
+    "InvalidArgumentError": "labox_prefect.errors",
     "InvalidSettingError": "labox_prefect.errors",
     "InvalidTagsError": "labox_prefect.core.errors",
     "LaboxError": "labox_prefect.core.errors",
@@ -81,6 +85,8 @@ def _register_with_prefect(_prefect: ModuleType) -> None:
 wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 
 __all__ = [
+    "ArgumentTypeError",
+    "InvalidArgumentError",
     "InvalidSettingError",
     "InvalidTagsError",
     "LaboxError",

@@ -106,6 +106,16 @@ class ResultComponentNotRegisteredError(NotRegisteredError):
     registered; the message says which, and which setting registers it."""
 
 
+class InvalidArgumentError(LaboxError, ValueError):
+    """An argument of a public function (``find_results``, ``labox_task``...) has a value it
+    does not take; the message names the argument and what it takes."""
+
+
+class ArgumentTypeError(LaboxError, TypeError):
+    """An argument of a public function (``find_results``, ``labox_task``...) has a type it
+    does not take; the message names the argument and what it takes."""
+
+
 class InvalidSettingError(LaboxError, ValueError):
     """A ``LABOX_*`` environment variable holds a value its setting does not take; the
     message names the variable, its value (never a URL's: it may hold a password) and the
@@ -122,6 +132,8 @@ class ResultTargetError(LaboxError, LookupError):
 
 
 __all__ = [
+    "ArgumentTypeError",
+    "InvalidArgumentError",
     "InvalidSettingError",
     "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",

@@ -86,6 +86,7 @@ from labox_prefect.core import (
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
+    ArgumentTypeError,
     RegistryModuleNotFoundError,
     ResultClassNotRegisteredError,
     ResultKeyNotFoundError,
@@ -140,13 +141,13 @@ def register_modules(modules: Iterable[str], owner: str) -> None:
     message. Every module is looked up first and none is added unless all are found, so one
     task's bad name never reaches the registries of other tasks.
 
-    Raises TypeError for a name that is not a non-empty str, RegistryModuleNotFoundError for
+    Raises ArgumentTypeError for a name that is not a non-empty str, RegistryModuleNotFoundError for
     a module Python cannot find.
     """
     names = list(modules)
     for module in names:
         if not isinstance(module, str) or not module:
-            raise TypeError(f"registry modules are module names (str), not {module!r}.")
+            raise ArgumentTypeError(f"registry modules are module names (str), not {module!r}.")
         _find_module(module, owner)
     with _code_modules_lock:
         _code_modules.extend(module for module in names if module not in _code_modules)

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
 from labox_prefect.core import InvalidTagsError
+from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.persistence import apersist_output, persist_output, register_modules
 from labox_prefect.result_storage import saved_default_block
 from labox_prefect.serializer import LaboxSerializer
@@ -105,7 +106,10 @@ def labox_task(
     """Decorate a function as a Prefect task whose output is stored through Labox.
 
     Raises, when the task is defined: InvalidTagsError for a bad tag,
-    RegistryModuleNotFoundError for a module of ``registry_modules`` Python cannot find.
+    RegistryModuleNotFoundError for a module of ``registry_modules`` Python cannot find,
+    ArgumentTypeError (a TypeError) for an option of the wrong type (``tags`` not a mapping,
+    another ``result_serializer``, a generator function), InvalidArgumentError (a
+    ValueError) for ``persist_result=False``.
     """
     modules = list(registry_modules)
     serializer = _serializer(tags, task_options.pop("result_serializer", None))
@@ -127,12 +131,12 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
     """The task's LaboxSerializer: its tags are the only check of the user's tags, and a bad
     tag raises the InvalidTagsError of that check, not pydantic's ValidationError around it."""
     if tags is not None and not isinstance(tags, Mapping):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"labox_task(tags=...) takes Labox tags as a mapping, e.g. tags={{'project': 'x'}}; "
             f"got {type(tags).__name__}. Prefect run tags go in prefect_tags=[...]."
         )
     if given is not None and not isinstance(given, LaboxSerializer):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"labox_task stores results through LaboxSerializer; remove result_serializer="
             f"{given!r} (or use prefect.task to persist with another serializer)."
         )
@@ -152,12 +156,12 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
 def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:
     """Options labox_task sets itself: persistence on, Prefect run tags from prefect_tags."""
     if options.get("persist_result", True) is not True:
-        raise ValueError(
+        raise InvalidArgumentError(
             "labox_task always persists its result; use prefect.task for a task that "
             "persists nothing (persist_result=False)."
         )
     if "fn" in options:
-        raise TypeError("labox_task: pass the function by decorating it.")
+        raise ArgumentTypeError("labox_task: pass the function by decorating it.")
     checked: dict[str, Any] = {"persist_result": True}
     if isinstance(prefect_tags, str):
         prefect_tags = [prefect_tags]
@@ -169,7 +173,7 @@ def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None
 def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
     """``fn``, saving its return value through the door inside the task run."""
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"labox_task cannot decorate the generator {fn.__qualname__}: Prefect does not "
             f"persist generator results. Return a value (or a StorableStream) instead."
         )

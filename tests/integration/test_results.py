@@ -15,10 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect import ResultComponentNotRegisteredError, labox_task, results
 from labox_prefect.context import FLOW_RUN_ID, KIND
-from labox_prefect.core import ManifestNotFoundError, ManifestRow, find_manifest_rows, sqlite_tags
+from labox_prefect.core import (
+    LaboxError,
+    ManifestNotFoundError,
+    ManifestRow,
+    find_manifest_rows,
+    sqlite_tags,
+)
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
+from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.results import (
     ResultClassNotRegisteredError,
     ResultRef,
@@ -253,6 +260,25 @@ def test_bad_filters_are_clear_errors(
     with pytest.raises(error) as caught:
         find_results(**kwargs)  # type: ignore[arg-type]
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "builtin"),
+    [
+        ({"limit": -1}, InvalidArgumentError, ValueError),
+        ({"flow_run_id": "x"}, InvalidArgumentError, ValueError),
+        ({"since": timedelta(hours=-1)}, InvalidArgumentError, ValueError),
+        ({"prefect_tags": "p"}, ArgumentTypeError, TypeError),
+        ({"task_name": ""}, ArgumentTypeError, TypeError),
+    ],
+)
+def test_bad_filters_are_labox_errors_and_builtin_errors(
+    kwargs: dict[str, object], error: type[Exception], builtin: type[Exception]
+) -> None:
+    with pytest.raises(error) as caught:
+        find_results(**kwargs)  # type: ignore[arg-type]
+    assert isinstance(caught.value, LaboxError)
+    assert isinstance(caught.value, builtin)
 
 
 @sqlite_only

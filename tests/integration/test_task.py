@@ -24,7 +24,8 @@ from labox_prefect.context import (
     TASK_NAME,
     TASK_RUN_ID,
 )
-from labox_prefect.core import InvalidTagsError
+from labox_prefect.core import InvalidTagsError, LaboxError
+from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.persistence import registry_modules
 from tests.integration._helpers import manifests, result_key
 from tests.integration.conftest import Backend
@@ -323,3 +324,20 @@ def test_with_options_refuses_a_registry_module_python_cannot_find() -> None:
     with pytest.raises(RegistryModuleNotFoundError, match=r"'renamed'.*'no_such.pkg'"):
         double.with_options(name="renamed", registry_modules=["no_such.pkg"])
     assert "no_such.pkg" not in registry_modules()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "builtin"),
+    [
+        ({"tags": ["x"]}, ArgumentTypeError, TypeError),
+        ({"persist_result": False}, InvalidArgumentError, ValueError),
+        ({"result_serializer": "pickle"}, ArgumentTypeError, TypeError),
+    ],
+)
+def test_refused_options_are_labox_errors_and_builtin_errors(
+    options: dict[str, Any], error: type[Exception], builtin: type[Exception]
+) -> None:
+    with pytest.raises(error) as caught:
+        labox_task(**options)
+    assert isinstance(caught.value, LaboxError)
+    assert isinstance(caught.value, builtin)
