@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect import ResultComponentNotRegisteredError, labox_task, results
 from labox_prefect.context import FLOW_RUN_ID, KIND
 from labox_prefect.core import (
+    InvalidTagsError,
     LaboxError,
     ManifestNotFoundError,
     ManifestRow,
@@ -327,3 +328,8 @@ def test_a_query_holds_no_transaction_open(
     monkeypatch.setattr(results, "find_manifest_rows", spy)
     assert _ids(find_results(tags=mark)) == [saved.id]
     assert in_transaction == [False]
+
+
+def test_an_empty_tag_key_is_refused() -> None:
+    with pytest.raises(InvalidTagsError, match="the key is empty"):
+        find_results(tags={"": "x"})

@@ -341,3 +341,8 @@ def test_refused_options_are_labox_errors_and_builtin_errors(
         labox_task(**options)
     assert isinstance(caught.value, LaboxError)
     assert isinstance(caught.value, builtin)
+
+
+def test_an_empty_tag_key_is_refused() -> None:
+    with pytest.raises(InvalidTagsError, match="the key is empty"):
+        labox_task(tags={"": "x"})
