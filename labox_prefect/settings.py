@@ -191,7 +191,8 @@ def _problem(invalid: ValidationError) -> str:
     variable = field if field.isupper() else f"LABOX_{field.upper()}"
     value = os.environ.get(variable)
     shown = "its value" if value is None or "URL" in variable else repr(value)
-    allowed = _BOOLEAN_VALUES if error["type"] == "bool_parsing" else error["msg"].lower()
+    said = error["msg"].partition(", ")[0]  # "Input should be X, unable to parse ...": X
+    allowed = _BOOLEAN_VALUES if error["type"] == "bool_parsing" else said.lower()
     allowed = allowed.removeprefix("input should be ")
     return (
         f"{variable}={shown} is not allowed: it should be {allowed}. Fix or unset "
