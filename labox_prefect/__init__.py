@@ -20,6 +20,10 @@ import wrapt
 if TYPE_CHECKING:
     from labox_prefect.core.errors import InvalidTagsError, LaboxError
     from labox_prefect.errors import (
+        ArgumentTypeError,
+        InvalidArgumentError,
+        InvalidSettingError,
+        RegistryModuleNotFoundError,
         ResultClassNotRegisteredError,
         ResultComponentNotRegisteredError,
         ResultKeyNotFoundError,
@@ -36,12 +40,16 @@ if TYPE_CHECKING:
     from labox_prefect.task import LaboxTask, labox_task
 
 _PUBLIC = {
+    "ArgumentTypeError": "labox_prefect.errors",
+    "InvalidArgumentError": "labox_prefect.errors",
+    "InvalidSettingError": "labox_prefect.errors",
     "InvalidTagsError": "labox_prefect.core.errors",
     "LaboxError": "labox_prefect.core.errors",
     "LaboxLockManager": "labox_prefect.locking",
     "LaboxResultStorage": "labox_prefect.result_storage",
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
+    "RegistryModuleNotFoundError": "labox_prefect.errors",
     "ResultClassNotRegisteredError": "labox_prefect.errors",
     "ResultComponentNotRegisteredError": "labox_prefect.errors",
     "ResultKeyNotFoundError": "labox_prefect.errors",
@@ -77,12 +85,16 @@ def _register_with_prefect(_prefect: ModuleType) -> None:
 wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 
 __all__ = [
+    "ArgumentTypeError",
+    "InvalidArgumentError",
+    "InvalidSettingError",
     "InvalidTagsError",
     "LaboxError",
     "LaboxLockManager",
     "LaboxResultStorage",
     "LaboxSerializer",
     "LaboxTask",
+    "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",
     "ResultKeyNotFoundError",

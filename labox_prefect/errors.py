@@ -106,11 +106,36 @@ class ResultComponentNotRegisteredError(NotRegisteredError):
     registered; the message says which, and which setting registers it."""
 
 
+class InvalidArgumentError(LaboxError, ValueError):
+    """An argument of a public function (``find_results``, ``labox_task``...) has a value it
+    does not take; the message names the argument and what it takes."""
+
+
+class ArgumentTypeError(LaboxError, TypeError):
+    """An argument of a public function (``find_results``, ``labox_task``...) has a type it
+    does not take; the message names the argument and what it takes."""
+
+
+class InvalidSettingError(LaboxError, ValueError):
+    """A ``LABOX_*`` environment variable holds a value its setting does not take; the
+    message names the variable, its value (never a URL's: it may hold a password) and the
+    values allowed."""
+
+
+class RegistryModuleNotFoundError(LaboxError, ModuleNotFoundError):
+    """A module named in ``labox_task(registry_modules=[...])`` cannot be found; raised when
+    the task is defined, and the message names the module, the task and the fix."""
+
+
 class ResultTargetError(LaboxError, LookupError):
     """A named LaboxResultStorage block cannot be found or read, so no target can be resolved."""
 
 
 __all__ = [
+    "ArgumentTypeError",
+    "InvalidArgumentError",
+    "InvalidSettingError",
+    "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",
     "ResultKeyNotFoundError",

@@ -47,6 +47,7 @@ or wrong result.
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import threading
 import uuid
@@ -85,6 +86,8 @@ from labox_prefect.core import (
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
+    ArgumentTypeError,
+    RegistryModuleNotFoundError,
     ResultClassNotRegisteredError,
     ResultKeyNotFoundError,
     ResultNotStorableError,
@@ -130,18 +133,39 @@ _code_modules: list[str] = []
 _code_modules_lock = threading.Lock()
 
 
-def register_modules(modules: Iterable[str]) -> None:
+def register_modules(modules: Iterable[str], owner: str) -> None:
     """Add modules whose storables and serializers every Labox registry of this process knows.
 
     Code (``labox_task(registry_modules=...)``) registers them; stored records never do, so a
-    record can never make this process import anything.
+    record can never make this process import anything. ``owner`` names the task, for the
+    message. Every module is looked up first and none is added unless all are found, so one
+    task's bad name never reaches the registries of other tasks.
+
+    Raises ArgumentTypeError for a name that is not a non-empty str, RegistryModuleNotFoundError for
+    a module Python cannot find.
     """
+    names = list(modules)
+    for module in names:
+        if not isinstance(module, str) or not module:
+            raise ArgumentTypeError(f"registry modules are module names (str), not {module!r}.")
+        _find_module(module, owner)
     with _code_modules_lock:
-        for module in modules:
-            if not isinstance(module, str) or not module:
-                raise TypeError(f"registry modules are module names (str), not {module!r}.")
-            if module not in _code_modules:
-                _code_modules.append(module)
+        _code_modules.extend(module for module in names if module not in _code_modules)
+
+
+def _find_module(module: str, owner: str) -> None:
+    """Raise RegistryModuleNotFoundError unless ``module`` can be imported by name."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a relative name
+        found = False
+    if not found:
+        raise RegistryModuleNotFoundError(
+            f"registry_modules of task {owner!r} names the module {module!r}, which Python "
+            f"cannot find: fix the name, install the package that provides it, or put its "
+            f"folder on sys.path (no other task is affected).",
+            name=module,
+        )
 
 
 def registry_modules() -> tuple[str, ...]:

@@ -46,7 +46,12 @@ from labox_prefect.core import (
     get_manifest,
 )
 from labox_prefect.core.tags import check_tags
-from labox_prefect.errors import ResultClassNotRegisteredError, ResultComponentNotRegisteredError
+from labox_prefect.errors import (
+    ArgumentTypeError,
+    InvalidArgumentError,
+    ResultClassNotRegisteredError,
+    ResultComponentNotRegisteredError,
+)
 from labox_prefect.persistence import (
     aload_manifest,
     load_manifest,
@@ -189,7 +194,8 @@ def find_results(
     long ago. ``limit``: at most that many (0 or None: all of them). ``block``: the name of a
     saved LaboxResultStorage block (or a block, or a Target) to read; by default, the
     target tasks save to (see labox_prefect.target); ResultTargetError if the named block
-    does not exist.
+    does not exist. An argument of the wrong type raises ArgumentTypeError, a bad value
+    InvalidArgumentError (a TypeError and a ValueError), or InvalidTagsError for a bad tag.
 
     Works from sync code; from async code, ``await afind_results(...)`` instead so the
     caller's event loop is not blocked.
@@ -221,7 +227,8 @@ async def afind_results(
 def get_result(
     manifest_id: str | uuid.UUID, *, block: str | TargetBlock | Target | None = None
 ) -> ResultRef:
-    """The result whose manifest has this id; ManifestNotFoundError if there is none."""
+    """The result whose manifest has this id; ManifestNotFoundError if there is none,
+    InvalidArgumentError if ``manifest_id`` is not a UUID."""
     target = resolve_target(block)
     manifest = get_runtime().run(_get(target, _as_uuid(manifest_id, "manifest_id")))
     return ResultRef.from_manifest(manifest, target)
@@ -261,14 +268,14 @@ def tag_filter(
     if flow_run_id is not None:
         named[FLOW_RUN_ID] = str(_as_uuid(flow_run_id, "flow_run_id"))
     if isinstance(prefect_tags, str):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"prefect_tags takes a list of tags, not the string {prefect_tags!r}; write "
             f"prefect_tags=[{prefect_tags!r}]."
         )
     named.update(prefect_tag_filter(_text(tag, "prefect_tags item") for tag in prefect_tags))
     for key, value in named.items():
         if key in wanted and wanted[key] != value:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"tags[{key!r}]={wanted[key]!r} contradicts the filter that asks for {value!r}; "
                 f"give only one of them."
             )
@@ -281,18 +288,18 @@ def since_moment(since: datetime | timedelta | None) -> datetime | None:
         return since
     if isinstance(since, timedelta):
         if since < timedelta(0):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"since={since!r} is negative; a timedelta means 'that long ago', e.g. "
                 f"timedelta(hours=2)."
             )
         try:
             return datetime.now(UTC) - since
         except OverflowError:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"since={since!r} reaches back before the year 1; give a shorter timedelta, "
                 f"or since=None for results of any age."
             ) from None
-    raise TypeError(
+    raise ArgumentTypeError(
         f"since takes a timezone-aware datetime or a timedelta, not {type(since).__name__}."
     )
 
@@ -315,7 +322,7 @@ def _prepare(
         prefect_tags=prefect_tags,
     )
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"limit must be an int >= 0 (0 or None: no limit, as the CLI's --limit 0); "
             f"got {limit!r}."
         )
@@ -374,7 +381,7 @@ def _as_uuid(value: str | uuid.UUID, name: str) -> uuid.UUID:
             return uuid.UUID(value.strip())
         except ValueError:
             pass
-    raise ValueError(f"{name} must be a UUID (e.g. {uuid.UUID(int=0)}), not {value!r}.")
+    raise InvalidArgumentError(f"{name} must be a UUID (e.g. {uuid.UUID(int=0)}), not {value!r}.")
 
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:
@@ -388,7 +395,7 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 def _text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty string, not {value!r}.")
+        raise ArgumentTypeError(f"{name} must be a non-empty string, not {value!r}.")
     return value
 
 

@@ -15,8 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from labox_prefect.errors import InvalidSettingError
 
 DEFAULT_HOME = Path("~/.labox-prefect")
 
@@ -161,16 +163,41 @@ def current_settings() -> LaboxSettings:
 
     Parsing settings costs about half a millisecond and every result reads them several
     times, so the parsed settings are reused while the LABOX_* variables stay the same.
+
+    Raises InvalidSettingError naming the first variable whose value is not allowed.
     """
     global _cached
     key = _environment_key()
     cached = _cached
     if cached is not None and cached[0] == key:
         return cached[1]
-    settings = LaboxSettings()
+    try:
+        settings = LaboxSettings()
+    except ValidationError as invalid:
+        raise InvalidSettingError(_problem(invalid)) from None
     with _cache_lock:
         _cached = (key, settings)
     return settings
+
+
+_BOOLEAN_VALUES = "true or false (also 1/0, yes/no, on/off)"
+
+
+def _problem(invalid: ValidationError) -> str:
+    """The first error of ``invalid`` as a sentence naming the variable, its value (none for
+    a URL, which may hold a password) and what is allowed."""
+    error = invalid.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    variable = field if field.isupper() else f"LABOX_{field.upper()}"
+    value = os.environ.get(variable)
+    shown = "its value" if value is None or "URL" in variable else repr(value)
+    said = error["msg"].partition(", ")[0]  # "Input should be X, unable to parse ...": X
+    allowed = _BOOLEAN_VALUES if error["type"] == "bool_parsing" else said.lower()
+    allowed = allowed.removeprefix("input should be ")
+    return (
+        f"{variable}={shown} is not allowed: it should be {allowed}. Fix or unset "
+        f"{variable} (environment variable)."
+    )
 
 
 __all__ = ["CORE_REGISTRY_MODULES", "DEFAULT_HOME", "LaboxSettings", "current_settings"]

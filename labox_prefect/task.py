@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
 from labox_prefect.core import InvalidTagsError
+from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.persistence import apersist_output, persist_output, register_modules
 from labox_prefect.result_storage import saved_default_block
 from labox_prefect.serializer import LaboxSerializer
@@ -69,7 +70,7 @@ class LaboxTask(Task[P, R]):
         """``Task.with_options`` with labox_task's meanings: ``tags`` are Labox tags (they
         replace the task's), ``prefect_tags`` Prefect run tags; the lazy default block and
         this class are kept."""
-        register_modules(list(registry_modules))
+        register_modules(registry_modules, options.get("name", self.name))
         given = options.pop("result_serializer", None)
         if tags is not None or given is not None:
             options["result_serializer"] = _serializer(tags, given)
@@ -102,9 +103,16 @@ def labox_task(
     registry_modules: Iterable[str] = (),
     **task_options: Any,
 ) -> LaboxTask[P, R] | Callable[[Callable[P, R]], LaboxTask[P, R]]:
-    """Decorate a function as a Prefect task whose output is stored through Labox."""
+    """Decorate a function as a Prefect task whose output is stored through Labox.
+
+    Raises, when the task is defined: InvalidTagsError for a bad tag,
+    RegistryModuleNotFoundError for a module of ``registry_modules`` Python cannot find,
+    ArgumentTypeError (a TypeError) for an option of the wrong type (``tags`` not a mapping,
+    another ``result_serializer``, a generator function), InvalidArgumentError (a
+    ValueError) for ``persist_result=False``.
+    """
+    modules = list(registry_modules)
     serializer = _serializer(tags, task_options.pop("result_serializer", None))
-    register_modules(list(registry_modules))
     options = {
         **task_options,
         **_checked_options(task_options, prefect_tags),
@@ -113,6 +121,7 @@ def labox_task(
     options.setdefault("tags", None)
 
     def decorate(fn: Callable[P, R]) -> LaboxTask[P, R]:
+        register_modules(modules, options.get("name") or fn.__name__)
         return LaboxTask(fn=_persisting(fn), **options)
 
     return decorate(__fn) if __fn is not None else decorate
@@ -122,12 +131,12 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
     """The task's LaboxSerializer: its tags are the only check of the user's tags, and a bad
     tag raises the InvalidTagsError of that check, not pydantic's ValidationError around it."""
     if tags is not None and not isinstance(tags, Mapping):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"labox_task(tags=...) takes Labox tags as a mapping, e.g. tags={{'project': 'x'}}; "
             f"got {type(tags).__name__}. Prefect run tags go in prefect_tags=[...]."
         )
     if given is not None and not isinstance(given, LaboxSerializer):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"labox_task stores results through LaboxSerializer; remove result_serializer="
             f"{given!r} (or use prefect.task to persist with another serializer)."
         )
@@ -147,12 +156,12 @@ def _serializer(tags: Mapping[str, str] | None, given: Any) -> LaboxSerializer:
 def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None) -> dict[str, Any]:
     """Options labox_task sets itself: persistence on, Prefect run tags from prefect_tags."""
     if options.get("persist_result", True) is not True:
-        raise ValueError(
+        raise InvalidArgumentError(
             "labox_task always persists its result; use prefect.task for a task that "
             "persists nothing (persist_result=False)."
         )
     if "fn" in options:
-        raise TypeError("labox_task: pass the function by decorating it.")
+        raise ArgumentTypeError("labox_task: pass the function by decorating it.")
     checked: dict[str, Any] = {"persist_result": True}
     if isinstance(prefect_tags, str):
         prefect_tags = [prefect_tags]
@@ -164,7 +173,7 @@ def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None
 def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
     """``fn``, saving its return value through the door inside the task run."""
     if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"labox_task cannot decorate the generator {fn.__qualname__}: Prefect does not "
             f"persist generator results. Return a value (or a StorableStream) instead."
         )

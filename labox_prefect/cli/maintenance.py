@@ -193,10 +193,9 @@ def remove_results(
     before = _moment(older_than) if older_than is not None else None
     keep_for = _duration(grace, "--grace")
     if before is None and keep_last is None and not tags:
-        raise typer.BadParameter(
-            "give at least one of --older-than, --keep-last or --tag (rm never deletes "
-            "every result).",
-            param_hint="--older-than",
+        usage_error(
+            "results rm needs a rule: give at least one of --older-than, --keep-last or --tag "
+            "(rm never deletes every result)."
         )
     with reported_errors():
         target = selected_target()

@@ -30,7 +30,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from labox_prefect import preview
 from labox_prefect.core import LaboxError
-from labox_prefect.errors import ResultClassNotRegisteredError, ResultTargetError
+from labox_prefect.errors import (
+    InvalidSettingError,
+    ResultClassNotRegisteredError,
+    ResultTargetError,
+)
 from labox_prefect.settings import current_settings
 from labox_prefect.target import Target, api_configured, database_url_problem, resolve_target
 
@@ -84,10 +88,14 @@ def selected_target() -> Target:
     """The target of this invocation, resolved once.
 
     A missing block (or ``--block`` without a Prefect server to read it from: the ephemeral
-    one is never started), or a database URL without its async driver, is a usage error
-    (one line, exit code 2).
+    one is never started), a LABOX_* variable with a value its setting does not take, or a
+    database URL without its async driver, is a usage error (one line, exit code 2).
     """
     if "target" not in _resolved:
+        try:
+            settings = current_settings()
+        except InvalidSettingError as error:
+            usage_error(str(error))
         name = _selection["block"]
         if name is not None and not api_configured():
             usage_error(
@@ -101,8 +109,8 @@ def selected_target() -> Target:
         except ResultTargetError as error:
             raise typer.BadParameter(str(error), param_hint="--block") from None
         except ArgumentError:  # the URL cannot even be parsed
-            problem = database_url_problem(current_settings().resolved_database_url())
-        problem = problem or missing_module_problem(current_settings().registry_modules)
+            problem = database_url_problem(settings.resolved_database_url())
+        problem = problem or missing_module_problem(settings.registry_modules)
         if problem is not None:
             usage_error(problem)
         _resolved["target"] = target

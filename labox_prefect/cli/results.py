@@ -29,6 +29,7 @@ from labox_prefect.cli.output import (
     print_error,
     reported_errors,
     selected_target,
+    usage_error,
 )
 from labox_prefect.cli.peek import peek_contents, worth_loading
 from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
@@ -233,10 +234,21 @@ def get_result_file(
             f"{output} exists; choose another file or pass --force to replace it.",
             param_hint="--output",
         )
+    if not output.parent.is_dir():
+        raise typer.BadParameter(
+            f"the folder {output.parent} does not exist; create it or choose a FILE in an "
+            f"existing folder.",
+            param_hint="--output",
+        )
     with reported_errors():
         ref = get_result(resolve_id(manifest_id), block=selected_target())
         value = ref.load()
-        kind = export(value, output)
+        try:
+            kind = export(value, output)
+        except OSError as error:
+            usage_error(
+                f"Cannot write {output}: {error.strerror or error}; choose a FILE you may write."
+            )
     console.print(f"Wrote {escape(str(output))} ({kind}, {human_size(output.stat().st_size)})")
 
 

@@ -4,6 +4,7 @@ The rule is checked before anything is written (by the saver, per object, and by
 so a tag is either stored and found again by itself on every database, or refused:
 
 - keys and values are ``str``;
+- keys are not empty: a tag names what it labels;
 - no NUL character (``"\\x00"``): PostgreSQL's JSONB cannot hold ``\\u0000`` in text, and
   SQLite's JSON functions stop at it, so such a tag would fail on one database and be
   unfindable on the other;
@@ -44,6 +45,11 @@ def check_tags(tags: Tags | None) -> dict[str, str]:
             raise InvalidTagsError(
                 f"tag {key!r}: {value!r} is not str to str; convert it, e.g. "
                 f"{{{str(key)!r}: {str(value)!r}}}."
+            )
+        if not key:
+            raise InvalidTagsError(
+                f"tag {key!r}: {reprlib.repr(value)}: the key is empty; name the tag, e.g. "
+                f"{{'label': {reprlib.repr(value)}}}."
             )
         _check_text(key, key, "key", MAX_KEY_LENGTH)
         _check_text(key, value, "value", MAX_VALUE_LENGTH)

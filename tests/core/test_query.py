@@ -37,7 +37,6 @@ AWKWARD_TAGS = {
     "back\\slash": "c:\\dir",
     "$[0]": "path-like",
     "ünï": "çødé",
-    "": "empty key",
     "%_": "like wildcards",
 }
 

@@ -32,6 +32,7 @@ Sessions = async_sessionmaker[AsyncSession]
         ({"k" * (MAX_KEY_LENGTH + 1): "v"}, r"the key has 257 characters, more than 256"),
         ({"k": "v" * (MAX_VALUE_LENGTH + 1)}, r"the value has 4097 characters"),
         ({"k": 1}, r"not str to str"),
+        ({"": "x"}, r"tag '': 'x': the key is empty"),
     ],
 )
 def test_the_tag_rule_names_the_tag_and_the_fix(tags: dict[str, object], message: str) -> None:
@@ -40,7 +41,7 @@ def test_the_tag_rule_names_the_tag_and_the_fix(tags: dict[str, object], message
 
 
 def test_tags_within_the_rule_pass_unchanged() -> None:
-    tags = {"": "empty key", "k" * MAX_KEY_LENGTH: "v" * MAX_VALUE_LENGTH, "ctl": "\x01\t\n"}
+    tags = {"k": "", "k" * MAX_KEY_LENGTH: "v" * MAX_VALUE_LENGTH, "ctl": "\x01\t\n"}
     assert check_tags(tags) == tags
 
 

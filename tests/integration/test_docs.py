@@ -122,6 +122,20 @@ def test_every_readme_block_runs(in_docs_folder: Path) -> None:
     assert len(python_snippets(path)) >= 9
 
 
+def test_the_readme_says_what_limit_takes_as_find_results_does() -> None:
+    """find_results' docstring: ``limit`` 0 or None lists all; the README says both."""
+    lines = [
+        line
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if "limit" in line and re.search(r"\ball\b", line)
+    ]
+
+    assert lines  # the README does say how to list all
+    for line in lines:
+        assert "0" in line, line
+        assert "None" in line, line
+
+
 @sqlite_only
 def test_every_deployment_guide_block_runs(in_docs_folder: Path) -> None:
     path = ROOT / "deployments" / "README.md"

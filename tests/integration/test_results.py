@@ -15,10 +15,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect import ResultComponentNotRegisteredError, labox_task, results
 from labox_prefect.context import FLOW_RUN_ID, KIND
-from labox_prefect.core import ManifestNotFoundError, ManifestRow, find_manifest_rows, sqlite_tags
+from labox_prefect.core import (
+    InvalidTagsError,
+    LaboxError,
+    ManifestNotFoundError,
+    ManifestRow,
+    find_manifest_rows,
+    sqlite_tags,
+)
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
+from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.results import (
     ResultClassNotRegisteredError,
     ResultRef,
@@ -255,6 +263,25 @@ def test_bad_filters_are_clear_errors(
     assert fragment in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "error", "builtin"),
+    [
+        ({"limit": -1}, InvalidArgumentError, ValueError),
+        ({"flow_run_id": "x"}, InvalidArgumentError, ValueError),
+        ({"since": timedelta(hours=-1)}, InvalidArgumentError, ValueError),
+        ({"prefect_tags": "p"}, ArgumentTypeError, TypeError),
+        ({"task_name": ""}, ArgumentTypeError, TypeError),
+    ],
+)
+def test_bad_filters_are_labox_errors_and_builtin_errors(
+    kwargs: dict[str, object], error: type[Exception], builtin: type[Exception]
+) -> None:
+    with pytest.raises(error) as caught:
+        find_results(**kwargs)  # type: ignore[arg-type]
+    assert isinstance(caught.value, LaboxError)
+    assert isinstance(caught.value, builtin)
+
+
 @sqlite_only
 def test_prefect_keys_may_be_queried_through_tags(backend: Backend) -> None:
     mark = {"suite": uuid.uuid4().hex}
@@ -301,3 +328,8 @@ def test_a_query_holds_no_transaction_open(
     monkeypatch.setattr(results, "find_manifest_rows", spy)
     assert _ids(find_results(tags=mark)) == [saved.id]
     assert in_transaction == [False]
+
+
+def test_an_empty_tag_key_is_refused() -> None:
+    with pytest.raises(InvalidTagsError, match="the key is empty"):
+        find_results(tags={"": "x"})

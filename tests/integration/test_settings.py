@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from labox_prefect.errors import InvalidSettingError
 from labox_prefect.settings import _ENV_NAMES, _environment_key, current_settings
 
 
@@ -37,3 +38,27 @@ def test_settings_follow_a_changed_variable_at_once(monkeypatch: pytest.MonkeyPa
     assert current_settings().artifacts is True
     monkeypatch.delenv("LABOX_ARTIFACTS")
     assert current_settings().artifacts is True  # the default
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("LABOX_ARTIFACTS", "maybe", "true or false"),
+        ("LABOX_DB_POOL_SIZE", "abc", "a valid integer"),
+        ("LABOX_DB_POOL_TIMEOUT", "-5", "greater than 0"),
+        ("LABOX_DB_POOL", "big", "'queue' or 'null'"),
+    ],
+)
+def test_a_bad_value_is_an_error_naming_the_variable_its_value_and_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(InvalidSettingError) as caught:
+        current_settings()
+
+    message = str(caught.value)
+    assert f"{variable}={value!r}" in message
+    assert allowed in message
+    assert "unable to" not in message  # pydantic's explanation of its parse, not the rule
+    assert isinstance(caught.value, ValueError)

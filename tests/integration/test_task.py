@@ -14,7 +14,12 @@ from prefect.context import FlowRunContext
 from prefect.results import ResultRecord
 from prefect.task_engine import SyncTaskRunEngine
 
-from labox_prefect import LaboxSerializer, ResultPersistenceError, labox_task
+from labox_prefect import (
+    LaboxSerializer,
+    RegistryModuleNotFoundError,
+    ResultPersistenceError,
+    labox_task,
+)
 from labox_prefect import context as context_module
 from labox_prefect import persistence as persistence_module
 from labox_prefect.context import (
@@ -25,7 +30,9 @@ from labox_prefect.context import (
     TASK_NAME,
     TASK_RUN_ID,
 )
-from labox_prefect.core import InvalidTagsError
+from labox_prefect.core import InvalidTagsError, LaboxError
+from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
+from labox_prefect.persistence import registry_modules
 from tests.integration._helpers import manifests, result_key
 from tests.integration.conftest import Backend
 
@@ -335,3 +342,45 @@ def test_a_key_row_that_fails_leaves_no_record(
     (key,) = keys
     assert result_key(key) is None
     assert manifests(marker=marker) == []
+
+
+def test_a_registry_module_python_cannot_find_is_refused_when_the_task_is_defined() -> None:
+    with pytest.raises(
+        RegistryModuleNotFoundError, match=r"registry_modules of task 'c'.*'no_such_mod'"
+    ) as caught:
+
+        @labox_task(registry_modules=["no_such_mod"])
+        def c() -> int:
+            return 1
+
+    assert isinstance(caught.value, ModuleNotFoundError)
+    assert "reachable" not in str(caught.value)
+    assert "no_such_mod" not in registry_modules()  # the other tasks' registries never see it
+
+
+def test_with_options_refuses_a_registry_module_python_cannot_find() -> None:
+    with pytest.raises(RegistryModuleNotFoundError, match=r"'renamed'.*'no_such.pkg'"):
+        double.with_options(name="renamed", registry_modules=["no_such.pkg"])
+    assert "no_such.pkg" not in registry_modules()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "builtin"),
+    [
+        ({"tags": ["x"]}, ArgumentTypeError, TypeError),
+        ({"persist_result": False}, InvalidArgumentError, ValueError),
+        ({"result_serializer": "pickle"}, ArgumentTypeError, TypeError),
+    ],
+)
+def test_refused_options_are_labox_errors_and_builtin_errors(
+    options: dict[str, Any], error: type[Exception], builtin: type[Exception]
+) -> None:
+    with pytest.raises(error) as caught:
+        labox_task(**options)
+    assert isinstance(caught.value, LaboxError)
+    assert isinstance(caught.value, builtin)
+
+
+def test_an_empty_tag_key_is_refused() -> None:
+    with pytest.raises(InvalidTagsError, match="the key is empty"):
+        labox_task(tags={"": "x"})

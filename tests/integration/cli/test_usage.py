@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -73,6 +74,23 @@ def test_a_missing_registry_module_names_the_fix(
 
 @sqlite_only
 @pytest.mark.parametrize(
+    ("variable", "value", "allowed"),
+    [
+        ("LABOX_ARTIFACTS", "maybe", "true or false"),
+        ("LABOX_DB_POOL_SIZE", "abc", "a valid integer"),
+        ("LABOX_DB_POOL_TIMEOUT", "-5", "greater than 0"),
+    ],
+)
+def test_a_bad_setting_names_its_variable_and_what_is_allowed(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, allowed: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    assert_one_line_usage_error(run("results", "ls", "-n", "1"), f"{variable}={value!r}", allowed)
+
+
+@sqlite_only
+@pytest.mark.parametrize(
     ("args", "fragments"),
     [
         (["--since", "99999999w"], ["before the year 1", "shorter duration"]),
@@ -103,6 +121,28 @@ def test_an_existing_export_file_is_never_replaced_silently(
 
     assert_one_line_usage_error(result, "exists", "--force")
     assert target.read_text(encoding="utf-8") == "precious"
+
+
+@sqlite_only
+def test_an_export_file_in_a_missing_folder_is_one_line(backend: Backend, tmp_path: Path) -> None:
+    saved = save({"n": 1}, prefect_tags())
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path / "nowhere" / "x.json"))
+
+    assert_one_line_usage_error(result, "--output", "nowhere", "does not exist")
+    assert "reachable" not in result.output
+
+
+@sqlite_only
+def test_an_export_file_that_cannot_be_written_is_one_line(
+    backend: Backend, tmp_path: Path
+) -> None:
+    saved = save({"n": 1}, prefect_tags())
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path), "--force")
+
+    assert_one_line_usage_error(result, f"Cannot write {tmp_path}")
+    assert "reachable" not in result.output
 
 
 @sqlite_only
