@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 if TYPE_CHECKING:
-    from labox_prefect.core.errors import InvalidTagsError, LaboxError
+    from labox_prefect.core.errors import InvalidArgumentError, InvalidTagsError, LaboxError
     from labox_prefect.errors import (
         ArgumentTypeError,
-        InvalidArgumentError,
         InvalidSettingError,
         RegistryModuleNotFoundError,
         ResultClassNotRegisteredError,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
 
 _PUBLIC = {
     "ArgumentTypeError": "labox_prefect.errors",
-    "InvalidArgumentError": "labox_prefect.errors",
+    "InvalidArgumentError": "labox_prefect.core.errors",
     "InvalidSettingError": "labox_prefect.errors",
     "InvalidTagsError": "labox_prefect.core.errors",
     "LaboxError": "labox_prefect.core.errors",

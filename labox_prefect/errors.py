@@ -2,14 +2,21 @@
 
 One place, exported from ``labox_prefect`` (tests/integration/test_errors.py checks that the
 exported list is complete). A failed run's recorded exception, ``RunFailure``, is part of
-the pointer format and lives in ``labox_prefect.pointer``.
+the pointer format and lives in ``labox_prefect.pointer``. ``InvalidArgumentError`` is the
+core's own class (``labox_prefect.core.InvalidArgumentError``), re-exported here: the same
+class whether the core or the integration refused the argument.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from labox_prefect.core import ClassNotDefinedError, LaboxError, NotRegisteredError
+from labox_prefect.core import (
+    ClassNotDefinedError,
+    InvalidArgumentError,
+    LaboxError,
+    NotRegisteredError,
+)
 
 
 class ResultNotStorableError(LaboxError, TypeError):
@@ -104,11 +111,6 @@ class ResultClassNotRegisteredError(NotRegisteredError):
 class ResultComponentNotRegisteredError(NotRegisteredError):
     """A stored result names a serializer, unpacker or storage this process has not
     registered; the message says which, and which setting registers it."""
-
-
-class InvalidArgumentError(LaboxError, ValueError):
-    """An argument of a public function (``find_results``, ``labox_task``...) has a value it
-    does not take; the message names the argument and what it takes."""
 
 
 class ArgumentTypeError(LaboxError, TypeError):

@@ -284,7 +284,15 @@ def tag_filter(
 
 def since_moment(since: datetime | timedelta | None) -> datetime | None:
     """``since`` as an aware datetime: a timedelta counts back from now."""
-    if since is None or isinstance(since, datetime):
+    if since is None:
+        return since
+    if isinstance(since, datetime):
+        if since.tzinfo is None or since.utcoffset() is None:
+            raise InvalidArgumentError(
+                f"since={since!r} has no timezone; results are stamped in UTC, so pass an "
+                f"aware datetime (since.replace(tzinfo=UTC)) or a timedelta meaning that long "
+                f"ago, e.g. timedelta(hours=2)."
+            )
         return since
     if isinstance(since, timedelta):
         if since < timedelta(0):

@@ -111,6 +111,20 @@ def test_the_integration_has_no_import_cycle() -> None:
         visit(module, [])
 
 
+def _classes_defined(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+
+
+def test_the_integration_defines_no_second_class_of_a_core_error() -> None:
+    """One class per error: the integration re-exports a core error, it never redefines it."""
+    core_errors = _classes_defined(CORE / "errors.py")
+    assert "InvalidArgumentError" in core_errors
+    for path in INTEGRATION:
+        twins = sorted(_classes_defined(path) & core_errors)
+        assert twins == [], f"{path.relative_to(ROOT)} redefines {twins}"
+
+
 def test_importing_the_core_imports_neither_prefect_nor_the_integration() -> None:
     """Checked at run time, in a fresh interpreter: the package face must stay lazy."""
     script = "import json, sys\nimport labox_prefect.core\nprint(json.dumps(sorted(sys.modules)))\n"

@@ -68,6 +68,12 @@ class SaveNotCompleteError(LaboxError, RuntimeError):
     """A future's value was read before the saver or loader that owns it finished."""
 
 
+class InvalidArgumentError(LaboxError, ValueError):
+    """An argument of a public function (``find_manifests``, ``delete_manifests``,
+    ``find_results``, ``labox_task``...) has a value it does not take; the message names the
+    argument, the value and what it takes."""
+
+
 class InvalidTagsError(LaboxError, TypeError, ValueError):
     """Tags break the one tag rule of ``labox_prefect.core.tags`` (type, characters, length)."""
 
@@ -111,6 +117,7 @@ __all__ = [
     "ContentMissingError",
     "DamagedRecordError",
     "DatabaseUnavailableError",
+    "InvalidArgumentError",
     "InvalidTagsError",
     "LaboxError",
     "ManifestNotFoundError",

@@ -40,6 +40,7 @@ from labox_prefect.core.digest import verify_stream
 from labox_prefect.core.errors import (
     ContentCorruptedError,
     DamagedRecordError,
+    InvalidArgumentError,
     ManifestNotFoundError,
     NotRegisteredError,
     StorageKeyError,
@@ -98,11 +99,13 @@ async def delete_manifest(
     uses (see the module docstring), once the deletion of the records is committed. Every
     storage involved is resolved first, so an unregistered storage fails the call with
     nothing changed. The session's transaction is committed (with whatever else it holds).
+    InvalidArgumentError (a ValueError) for ``delete_data=True`` without a registry.
     """
     if delete_data and registry is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "delete_manifest(..., delete_data=True) needs registry=... to reach the storages "
-            "that hold the blobs."
+            "that hold the blobs; pass the registry, or delete_data=False to delete only the "
+            "records."
         )
     exists = await session.scalar(select(ManifestRecord.id).where(ManifestRecord.id == manifest_id))
     if exists is None:
@@ -262,20 +265,24 @@ async def delete_manifests(
     ``older_than``, ``keep_last`` and ``tags`` is required. Blobs follow the rules of
     ``collect_garbage`` (references, owners, grace). With ``dry_run=True`` nothing is
     deleted and the report lists what would be.
-    ``on_progress(done, total)`` counts manifests deleted.
+    ``on_progress(done, total)`` counts manifests deleted. InvalidArgumentError (a
+    ValueError) for no rule, a negative ``keep_last``, or an ``older_than`` that is not an
+    aware datetime.
     """
     if older_than is None and keep_last is None and not tags:
-        raise ValueError(
-            "delete_manifests needs a rule: older_than=, keep_last= and/or tags= (it never "
-            "deletes every record by default)."
+        raise InvalidArgumentError(
+            "delete_manifests needs a rule: pass older_than=, keep_last= and/or tags= (it "
+            "never deletes every record by default)."
         )
-    if keep_last is not None and (isinstance(keep_last, bool) or keep_last < 0):
-        raise ValueError(f"keep_last must be a non-negative int, not {keep_last!r}.")
-    if older_than is not None and older_than.tzinfo is None:
-        raise ValueError(
-            f"older_than={older_than!r} has no timezone; pass an aware datetime (records are "
-            f"stamped in UTC)."
+    if keep_last is not None and (
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0
+    ):
+        raise InvalidArgumentError(
+            f"keep_last must be an int >= 0 (how many of the newest to keep in each group), "
+            f"not {keep_last!r}."
         )
+    if older_than is not None:
+        _check_moment(older_than)
     wanted = check_tags(tags)
     report = RetentionReport(dry_run=dry_run)
     keys = [group_by] if isinstance(group_by, str) else list(group_by or ())
@@ -704,9 +711,25 @@ def _chunks(ids: Sequence[uuid.UUID]) -> Iterable[Sequence[uuid.UUID]]:
         yield ids[start : start + _IDS_PER_STATEMENT]
 
 
+def _check_moment(older_than: datetime) -> None:
+    if not isinstance(older_than, datetime):
+        raise InvalidArgumentError(
+            f"older_than must be a timezone-aware datetime, not {type(older_than).__name__} "
+            f"{older_than!r}; for an age, pass datetime.now(UTC) - timedelta(days=30)."
+        )
+    if older_than.tzinfo is None or older_than.utcoffset() is None:
+        raise InvalidArgumentError(
+            f"older_than={older_than!r} has no timezone; records are stamped in UTC, so pass "
+            f"an aware datetime, e.g. older_than.replace(tzinfo=UTC)."
+        )
+
+
 def _check_concurrency(concurrency: int) -> None:
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgumentError(
+            f"concurrency must be an int >= 1 (how many blobs to check at once), not "
+            f"{concurrency!r}."
+        )
 
 
 __all__ = [

@@ -93,7 +93,11 @@ from labox_prefect.core.database import (
     OrderedTagIndex,
     UTCDateTime,
 )
-from labox_prefect.core.errors import ManifestNotFoundError, UnsupportedDatabaseError
+from labox_prefect.core.errors import (
+    InvalidArgumentError,
+    ManifestNotFoundError,
+    UnsupportedDatabaseError,
+)
 from labox_prefect.core.ownership import session_database
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.tags import Tags, check_tags
@@ -132,7 +136,9 @@ async def find_manifests(
     ``tags``: every pair must be present (others may be too). ``class_id`` or ``storable``
     (a Storable class, whose class id is used): only objects of that class. ``since`` is
     inclusive and ``until`` exclusive, both timezone-aware. ``limit``: at most that many.
-    Ties in ``created_at`` are broken by id so that paging is stable.
+    Ties in ``created_at`` are broken by id so that paging is stable. InvalidArgumentError
+    (a ValueError) for a naive datetime, a ``limit`` below 1, or a ``class_id`` that
+    disagrees with ``storable``.
     """
     rows = await find_manifest_rows(
         session,
@@ -614,7 +620,7 @@ def _class_id_filter(
         raise TypeError(f"storable= takes a Storable class, not {storable!r}.")
     from_class = storable.storable_class_id()
     if class_id is not None and class_id != from_class:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"class_id={class_id} and storable={storable.__qualname__} (class id {from_class}) "
             f"disagree; pass only one of them."
         )
@@ -625,7 +631,7 @@ def _aware(moment: datetime, name: str) -> datetime:
     if not isinstance(moment, datetime):
         raise TypeError(f"{name} must be a datetime, not {type(moment).__name__}.")
     if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{name}={moment!r} has no timezone; records are stamped in UTC, so pass an aware "
             f"datetime, e.g. datetime.now(UTC) or {name}.replace(tzinfo=UTC)."
         )
@@ -634,7 +640,9 @@ def _aware(moment: datetime, name: str) -> datetime:
 
 def _positive(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be a positive int (or None for no limit), not {limit!r}.")
+        raise InvalidArgumentError(
+            f"limit must be a positive int, not {limit!r}; pass limit=None for no limit."
+        )
     return limit
 
 

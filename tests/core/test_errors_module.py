@@ -35,7 +35,8 @@ def _errors_defined_in_the_core() -> dict[str, type[LaboxError]]:
 
 def test_every_core_error_is_exported_from_the_core() -> None:
     defined = _errors_defined_in_the_core()
-    assert len(defined) >= 17
+    assert len(defined) >= 20
+    assert "InvalidArgumentError" in defined
     missing = sorted(set(defined) - set(labox_prefect.core.__all__))
     assert missing == []
     for name, cls in defined.items():
@@ -59,3 +60,9 @@ def test_old_homes_of_errors_still_import() -> None:
     assert SchemaMismatchError is errors_module.SchemaMismatchError
     assert UnsupportedDatabaseError is errors_module.UnsupportedDatabaseError
     assert InvalidTagsError is errors_module.InvalidTagsError
+
+
+def test_argument_errors_are_value_errors_of_the_framework() -> None:
+    error = errors_module.InvalidArgumentError("limit must be a positive int, not 0.")
+    assert isinstance(error, LaboxError)
+    assert isinstance(error, ValueError)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from labox_prefect.core import (
     ContentRecord,
+    InvalidArgumentError,
     ManifestNotFoundError,
     ManifestRecord,
     NotRegisteredError,
@@ -152,7 +153,7 @@ async def test_delete_refuses_what_it_cannot_finish_and_changes_nothing(
 ) -> None:
     manifest_id = await save(sessions, registry, [1, 2, 3])
     async with sessions() as session:
-        with pytest.raises(ValueError, match="needs registry"):
+        with pytest.raises(InvalidArgumentError, match=r"needs registry.*delete_data=False"):
             await delete_manifest(session, manifest_id, delete_data=True)
         with pytest.raises(ManifestNotFoundError, match="No manifest with id"):
             await delete_manifest(session, uuid.uuid4())
@@ -478,8 +479,36 @@ async def test_retention_by_age_count_and_tags_removes_only_unused_blobs(
 
 async def test_retention_needs_a_rule(sessions: Sessions, registry: Registry) -> None:
     async with sessions() as session:
-        with pytest.raises(ValueError, match="needs a rule"):
+        with pytest.raises(InvalidArgumentError, match="needs a rule: pass older_than="):
             await delete_manifests(session, registry)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"older_than": datetime(2024, 1, 1)}, r"no timezone.*replace\(tzinfo=UTC\)"),
+        ({"older_than": timedelta(days=30)}, r"not timedelta.*datetime.now\(UTC\) - timedelta"),
+        ({"keep_last": -1}, "keep_last must be an int >= 0"),
+        ({"keep_last": "3"}, "keep_last must be an int >= 0"),
+    ],
+)
+async def test_retention_refuses_bad_arguments_naming_the_fix(
+    sessions: Sessions, registry: Registry, arguments: dict[str, Any], message: str
+) -> None:
+    async with sessions() as session:
+        with pytest.raises(InvalidArgumentError, match=message) as caught:
+            await delete_manifests(session, registry, **arguments)
+    assert isinstance(caught.value, ValueError)
+
+
+async def test_checks_refuse_a_concurrency_below_one(
+    sessions: Sessions, registry: Registry
+) -> None:
+    async with sessions() as session:
+        with pytest.raises(InvalidArgumentError, match="concurrency must be an int >= 1"):
+            await verify_manifests(session, registry, concurrency=0)
+        with pytest.raises(InvalidArgumentError, match="concurrency must be an int >= 1"):
+            await collect_garbage(session, registry, concurrency=0)
 
 
 async def test_keep_last_groups_by_every_given_tag(sessions: Sessions, registry: Registry) -> None:

@@ -11,7 +11,13 @@ from sqlalchemy import event, insert, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from labox_prefect.core import ContentRecord, ManifestNotFoundError, ManifestRecord, Registry
+from labox_prefect.core import (
+    ContentRecord,
+    InvalidArgumentError,
+    ManifestNotFoundError,
+    ManifestRecord,
+    Registry,
+)
 from labox_prefect.core.builtin import StorableValue
 from labox_prefect.core.query import (
     ManifestRow,
@@ -119,7 +125,7 @@ async def test_class_filter_by_id_or_by_storable_class(
     assert await ids_of(sessions, storable=StorableValue) == [saved.id]
     assert await ids_of(sessions, storable=StorableValue, class_id=saved.class_id) == [saved.id]
     async with sessions() as session:
-        with pytest.raises(ValueError, match="disagree"):
+        with pytest.raises(InvalidArgumentError, match="disagree; pass only one"):
             await find_manifests(session, storable=StorableValue, class_id=CLASS_A)
         with pytest.raises(TypeError, match="Storable class"):
             await find_manifests(session, storable=int)  # type: ignore[arg-type]
@@ -143,10 +149,14 @@ async def test_newest_first_with_id_tie_break_and_time_window(sessions: Sessions
 
 async def test_bad_time_and_limit_arguments_are_refused(sessions: Sessions) -> None:
     async with sessions() as session:
-        with pytest.raises(ValueError, match="no timezone"):
+        with pytest.raises(InvalidArgumentError, match=r"no timezone.*datetime.now\(UTC\)"):
             await find_manifests(session, since=datetime(2024, 1, 1))
-        with pytest.raises(ValueError, match="positive int"):
+        with pytest.raises(InvalidArgumentError, match="no timezone"):
+            await find_manifest_rows(session, until=datetime(2024, 1, 1))
+        with pytest.raises(InvalidArgumentError, match=r"positive int.*limit=None for no limit"):
             await find_manifests(session, limit=0)
+        with pytest.raises(ValueError, match="positive int"):  # still a ValueError
+            await find_manifests(session, limit=-1)
 
 
 async def test_get_manifest_and_contents(sessions: Sessions, registry: Registry) -> None:

@@ -97,3 +97,12 @@ def test_the_errors_a_user_catches_are_exported_from_the_package() -> None:
 
     assert labox_prefect.LaboxError is LaboxError
     assert labox_prefect.InvalidTagsError is CoreInvalidTagsError
+
+
+def test_one_argument_error_class_for_the_core_and_the_integration() -> None:
+    from labox_prefect import errors
+    from labox_prefect.core import InvalidArgumentError as CoreInvalidArgumentError
+
+    assert labox_prefect.InvalidArgumentError is CoreInvalidArgumentError
+    assert errors.InvalidArgumentError is CoreInvalidArgumentError
+    assert "InvalidArgumentError" in errors.__all__

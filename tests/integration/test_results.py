@@ -269,6 +269,7 @@ def test_bad_filters_are_clear_errors(
         ({"limit": -1}, InvalidArgumentError, ValueError),
         ({"flow_run_id": "x"}, InvalidArgumentError, ValueError),
         ({"since": timedelta(hours=-1)}, InvalidArgumentError, ValueError),
+        ({"since": datetime(2024, 1, 1)}, InvalidArgumentError, ValueError),
         ({"prefect_tags": "p"}, ArgumentTypeError, TypeError),
         ({"task_name": ""}, ArgumentTypeError, TypeError),
     ],
