@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from labox_prefect.errors import (
         ArgumentTypeError,
         InvalidSettingError,
+        RegistryModuleImportError,
         RegistryModuleNotFoundError,
         ResultClassNotRegisteredError,
         ResultComponentNotRegisteredError,
@@ -48,6 +49,7 @@ _PUBLIC = {
     "LaboxResultStorage": "labox_prefect.result_storage",
     "LaboxSerializer": "labox_prefect.serializer",
     "LaboxTask": "labox_prefect.task",
+    "RegistryModuleImportError": "labox_prefect.errors",
     "RegistryModuleNotFoundError": "labox_prefect.errors",
     "ResultClassNotRegisteredError": "labox_prefect.errors",
     "ResultComponentNotRegisteredError": "labox_prefect.errors",
@@ -93,6 +95,7 @@ __all__ = [
     "LaboxResultStorage",
     "LaboxSerializer",
     "LaboxTask",
+    "RegistryModuleImportError",
     "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",

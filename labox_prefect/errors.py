@@ -129,6 +129,14 @@ class RegistryModuleNotFoundError(LaboxError, ModuleNotFoundError):
     the task is defined, and the message names the module, the task and the fix."""
 
 
+class RegistryModuleImportError(LaboxError, ImportError):
+    """A registry module was found but its import raised. Named in
+    ``labox_task(registry_modules=[...])``, it fails the runs of the tasks that name it (before
+    their function runs) and no other; named in ``LABOX_REGISTRY_MODULES``, every save and load
+    of the process. The message names the module, the exception its import raised (also the
+    ``__cause__``) and the fix; ``name`` is the module."""
+
+
 class ResultTargetError(LaboxError, LookupError):
     """A named LaboxResultStorage block cannot be found or read, so no target can be resolved."""
 
@@ -137,6 +145,7 @@ __all__ = [
     "ArgumentTypeError",
     "InvalidArgumentError",
     "InvalidSettingError",
+    "RegistryModuleImportError",
     "RegistryModuleNotFoundError",
     "ResultClassNotRegisteredError",
     "ResultComponentNotRegisteredError",

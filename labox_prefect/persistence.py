@@ -87,6 +87,7 @@ from labox_prefect.core.builtin import StorableValue, bytes_serializer
 from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
     ArgumentTypeError,
+    RegistryModuleImportError,
     RegistryModuleNotFoundError,
     ResultClassNotRegisteredError,
     ResultKeyNotFoundError,
@@ -168,11 +169,62 @@ def _find_module(module: str, owner: str) -> None:
         )
 
 
+_import_failures: dict[str, Exception] = {}
+"""Registry module -> what its import raised, kept so a broken module runs once per process."""
+
+
+def _import_failure(module: str) -> Exception | None:
+    """None once ``module`` is imported; else the exception its import raised (remembered)."""
+    with _code_modules_lock:
+        failure = _import_failures.get(module)
+    if failure is not None:
+        return failure
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # the module's own code may raise anything
+        with _code_modules_lock:
+            return _import_failures.setdefault(module, error)
+    return None
+
+
+def check_registry_modules(modules: Iterable[str], owner: str) -> None:
+    """Import ``modules`` (registered by task ``owner``); RegistryModuleImportError for the
+    first whose import raised, naming the module, the exception and the fix."""
+    for module in modules:
+        failure = _import_failure(module)
+        if failure is not None:
+            raise RegistryModuleImportError(
+                f"registry_modules of task {owner!r} names the module {module!r}, whose import "
+                f"raised {type(failure).__name__}: {failure}. Fix the module (`python -c "
+                f"'import {module}'` shows the traceback) or remove it from the task's "
+                f"registry_modules; tasks that do not name it are not affected.",
+                name=module,
+            ) from failure
+
+
 def registry_modules() -> tuple[str, ...]:
-    """LABOX_REGISTRY_MODULES, then the modules registered by code, without repeats."""
+    """LABOX_REGISTRY_MODULES, then the modules registered by code, without repeats.
+
+    A module registered by code whose import raised is left out (only the tasks that name it
+    fail, see ``check_registry_modules``). LABOX_REGISTRY_MODULES applies to every save and
+    load: a module of it whose import raised raises RegistryModuleImportError here.
+    """
     with _code_modules_lock:
         code = list(_code_modules)
-    return tuple(dict.fromkeys([*current_settings().registry_modules, *code]))
+    from_settings = current_settings().registry_modules
+    for module in from_settings:
+        failure = _import_failure(module)
+        if failure is not None:
+            raise RegistryModuleImportError(
+                f"LABOX_REGISTRY_MODULES names the module {module!r}, whose import raised "
+                f"{type(failure).__name__}: {failure}. Every Labox save and load of this "
+                f"process registers it: fix the module (`python -c 'import {module}'` shows "
+                f"the traceback) or remove it from LABOX_REGISTRY_MODULES (name it in "
+                f"labox_task(registry_modules=[...]) of the tasks that need it instead).",
+                name=module,
+            ) from failure
+    working = [module for module in code if _import_failure(module) is None]
+    return tuple(dict.fromkeys([*from_settings, *working]))
 
 
 def registry_for(target: Target) -> Registry:
@@ -695,6 +747,7 @@ __all__ = [
     "aread_record",
     "as_storable",
     "awrite_record",
+    "check_registry_modules",
     "dump",
     "handoff",
     "load",

@@ -32,7 +32,12 @@ from typing_extensions import ParamSpec
 
 from labox_prefect.core import InvalidTagsError
 from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
-from labox_prefect.persistence import apersist_output, persist_output, register_modules
+from labox_prefect.persistence import (
+    apersist_output,
+    check_registry_modules,
+    persist_output,
+    register_modules,
+)
 from labox_prefect.result_storage import saved_default_block
 from labox_prefect.serializer import LaboxSerializer
 
@@ -48,6 +53,8 @@ class LaboxTask(Task[P, R]):
     """
 
     _labox_storage: Any = None
+    labox_registry_modules: tuple[str, ...] = ()
+    """The modules of ``registry_modules``: imported before each run of the function."""
 
     @property
     def result_storage(self) -> Any:
@@ -70,7 +77,8 @@ class LaboxTask(Task[P, R]):
         """``Task.with_options`` with labox_task's meanings: ``tags`` are Labox tags (they
         replace the task's), ``prefect_tags`` Prefect run tags; the lazy default block and
         this class are kept."""
-        register_modules(registry_modules, options.get("name", self.name))
+        modules = list(registry_modules)
+        register_modules(modules, options.get("name", self.name))
         given = options.pop("result_serializer", None)
         if tags is not None or given is not None:
             options["result_serializer"] = _serializer(tags, given)
@@ -81,6 +89,7 @@ class LaboxTask(Task[P, R]):
         copy.__class__ = LaboxTask
         assert isinstance(copy, LaboxTask)
         copy._labox_storage = storage
+        copy.labox_registry_modules = (*self.labox_registry_modules, *modules)
         return copy
 
 
@@ -122,7 +131,9 @@ def labox_task(
 
     def decorate(fn: Callable[P, R]) -> LaboxTask[P, R]:
         register_modules(modules, options.get("name") or fn.__name__)
-        return LaboxTask(fn=_persisting(fn), **options)
+        task = LaboxTask(fn=_persisting(fn), **options)
+        task.labox_registry_modules = tuple(modules)
+        return task
 
     return decorate(__fn) if __fn is not None else decorate
 
@@ -181,8 +192,8 @@ def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            result = await fn(*args, **kwargs)
             context = _own_run(run_async)
+            result = await fn(*args, **kwargs)
             if context is not None and not isinstance(result, State):
                 await apersist_output(result, context, _labox_tags(context))
             return result
@@ -191,8 +202,8 @@ def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        result = fn(*args, **kwargs)
         context = _own_run(run)
+        result = fn(*args, **kwargs)
         if context is not None and not isinstance(result, State):
             persist_output(result, context, _labox_tags(context))
         return result
@@ -201,10 +212,16 @@ def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _own_run(wrapper: Callable[..., Any]) -> TaskRunContext | None:
-    """The task run of this very function (not of a task that calls ``.fn`` directly)."""
+    """The task run of this very function (not of a task that calls ``.fn`` directly).
+
+    Raises RegistryModuleImportError when a module of the task's ``registry_modules`` failed
+    to import: the run fails before its function runs, and no other task is affected.
+    """
     context = TaskRunContext.get()
     if context is None or context.task.fn is not wrapper:
         return None
+    if isinstance(context.task, LaboxTask):  # its registry modules import, before the work
+        check_registry_modules(context.task.labox_registry_modules, context.task.name)
     return context
 
 

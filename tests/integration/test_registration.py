@@ -4,6 +4,9 @@ Prefect resolves a stored record's serializer by its type name among the classes
 far; when it cannot, it silently treats a cache as missing. ``import labox_prefect`` loads
 no integration module (it stays light for the core), yet keeps the promise: it registers
 the types as soon as Prefect is imported. Each case runs in a fresh interpreter.
+
+Registry modules (``labox_task(registry_modules=[...])``, LABOX_REGISTRY_MODULES): a module
+whose import raises fails the tasks that name it, never the others.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from prefect import State, flow
 from prefect.cache_policies import INPUTS
 from prefect.settings import get_current_settings
 
-from labox_prefect import labox_task
+from labox_prefect import LaboxError, RegistryModuleImportError, labox_task
+from labox_prefect.persistence import registry_modules
 from tests.integration.conftest import Backend
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +150,75 @@ def test_the_collections_entry_point_names_the_registering_module() -> None:
 
     assert entry.value == "labox_prefect.registration"
     assert entry.load() is importlib.import_module("labox_prefect.registration")
+
+
+BROKEN = "tests.integration._broken_registry"  # found by Python, but its import raises
+
+
+@labox_task(registry_modules=[BROKEN])
+def needs_the_broken_module() -> int:
+    raise AssertionError("the function must not run: its registry module is broken")
+
+
+@labox_task
+def needs_nothing_more(value: int) -> int:
+    return value + 1
+
+
+def test_a_registry_module_that_fails_to_import_fails_only_the_tasks_that_name_it(
+    backend: Backend,
+) -> None:
+    @flow
+    def pipeline() -> tuple[State[Any], int, int]:
+        broken = needs_the_broken_module(return_state=True)
+        renamed = needs_nothing_more.with_options(name="renamed")
+        return broken, needs_nothing_more(1), renamed(2)
+
+    broken, value, other = pipeline()
+
+    assert (value, other) == (2, 3)
+    assert broken.is_failed()
+    message = broken.message or ""
+    assert "RegistryModuleImportError" in message
+    assert f"'needs_the_broken_module' names the module '{BROKEN}'" in message
+    assert "RuntimeError: this module needs a setting the test never gives" in message
+    assert "remove it from the task's registry_modules" in message
+    error = broken.result(raise_on_failure=False)
+    assert isinstance(error, RegistryModuleImportError)
+    assert isinstance(error, LaboxError)
+    assert isinstance(error, ImportError)
+    assert error.name == BROKEN
+    assert BROKEN not in registry_modules()  # the other tasks' registries leave it out
+
+
+def test_with_options_adds_registry_modules_that_are_checked_at_each_run(
+    backend: Backend,
+) -> None:
+    broken_copy = needs_nothing_more.with_options(name="copy", registry_modules=[BROKEN])
+
+    @flow
+    def pipeline() -> tuple[State[Any], int]:
+        return broken_copy(1, return_state=True), needs_nothing_more(1)
+
+    broken, value = pipeline()
+
+    assert value == 2
+    assert broken.is_failed()
+    assert f"'copy' names the module '{BROKEN}'" in (broken.message or "")
+
+
+def test_a_broken_module_of_the_setting_fails_every_save_naming_the_setting(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", BROKEN)
+
+    @flow
+    def pipeline() -> tuple[bool, str]:
+        state = needs_nothing_more(1, return_state=True)
+        return state.is_failed(), state.message or ""
+
+    failed, message = pipeline()
+
+    assert failed
+    assert f"LABOX_REGISTRY_MODULES names the module '{BROKEN}'" in message
+    assert "RuntimeError" in message
