@@ -112,13 +112,85 @@ def labox_task(
     registry_modules: Iterable[str] = (),
     **task_options: Any,
 ) -> LaboxTask[P, R] | Callable[[Callable[P, R]], LaboxTask[P, R]]:
-    """Decorate a function as a Prefect task whose output is stored through Labox.
+    """Decorator to designate a function as a Prefect task whose result is stored through Labox.
 
-    Raises, when the task is defined: InvalidTagsError for a bad tag,
-    RegistryModuleNotFoundError for a module of ``registry_modules`` Python cannot find,
-    ArgumentTypeError (a TypeError) for an option of the wrong type (``tags`` not a mapping,
-    another ``result_serializer``, a generator function), InvalidArgumentError (a
-    ValueError) for ``persist_result=False``.
+    Use it where you would use ``prefect.task``, on a sync or async function, bare
+    (``@labox_task``) or with options (``@labox_task(tags={...}, retries=2)``). Each run
+    saves the function's return value, inside the run and right after the function returns,
+    as one typed, tagged Labox record: a manifest plus its contents (small JSON values inline
+    in the database, larger ones and DataFrames as blobs in the storage). The value is never
+    pickled. Prefect keeps a pointer to the record, so caching, retries and ``.result()``
+    work as usual, and ``find_results`` finds the record later by its tags.
+
+    Args:
+        tags: Labox tags for every record of this task: a mapping of str to str, e.g.
+            ``{"project": "churn"}``. Keys may not start with ``prefect.``: Labox adds
+            those itself (``prefect.flow_name``, ``prefect.task_name``,
+            ``prefect.flow_run_id``, ``prefect.result_type``... see
+            ``labox_prefect.context``).
+        prefect_tags: Prefect run tags (what ``prefect.task(tags=...)`` takes); they are
+            recorded too, as ``prefect.tag.<tag>``, and ``find_results(prefect_tags=...)``
+            filters on them.
+        registry_modules: Names of modules whose storables and serializers this task's
+            results need (the code-side twin of ``LABOX_REGISTRY_MODULES``), e.g.
+            ``["shop.serializers"]``. Each must be importable by name when the task is
+            defined; it is imported when the task first runs.
+        **task_options: Any other option of ``prefect.task`` (``name``, ``retries``,
+            ``cache_policy``, ``result_storage``, ``task_run_name``...), with the same
+            meaning. ``result_storage`` takes a saved ``LaboxResultStorage`` block (or its
+            ``"labox-result-storage/<name>"`` reference); ``persist_result`` is always
+            True and ``result_serializer`` is the task's ``LaboxSerializer``.
+
+    Returns:
+        A ``LaboxTask``, a ``prefect.Task``: call it, ``.submit()`` it or ``.map()`` it in
+        a flow as any task, and ``.with_options(...)`` takes the options above; called as
+        ``labox_task(...)`` with options only, the decorator that makes one.
+
+    Where results go:
+        To the result storage the task names, else to the saved ``LaboxResultStorage``
+        block named ``default``, created on the first run from the environment:
+        ``LABOX_DATABASE_URL`` (default: a SQLite file under ``LABOX_HOME``,
+        ``~/.labox-prefect``) and ``LABOX_STORAGE_URL`` (default: a folder beside it;
+        ``s3://bucket/prefix`` for S3). Read them back with ``find_results(...)`` /
+        ``afind_results(...)`` and ``ResultRef.load()``, or the ``labox-prefect results``
+        command.
+
+    Raises:
+        When the task is defined: InvalidTagsError for a bad tag; ArgumentTypeError (a
+        TypeError) for an option of the wrong type (``tags`` not a mapping, another
+        ``result_serializer``, a generator function); InvalidArgumentError (a ValueError)
+        for ``persist_result=False``; RegistryModuleNotFoundError for a module of
+        ``registry_modules`` Python cannot find.
+
+        In a run, failing that run (its retries apply): ResultNotStorableError when the
+        value cannot be stored (no serializer for its type: the message names the type and
+        the fix); ResultPersistenceError when the database or the storage fails;
+        RegistryModuleImportError when a module of ``registry_modules`` raises on import
+        (before the function runs; tasks that do not name it are not affected).
+
+    Examples:
+        Store a task's result with tags, then find it again:
+
+        ```python
+        from prefect import flow
+
+        from labox_prefect import find_results, labox_task
+
+
+        @labox_task(tags={"project": "churn"}, retries=2)
+        def train(rows: int) -> dict[str, float]:
+            return {"rows": float(rows), "auc": 0.91}
+
+
+        @flow
+        def pipeline() -> dict[str, float]:
+            return train(1000)
+
+
+        pipeline()
+        latest = find_results(tags={"project": "churn"}, task_name="train", limit=1)
+        print(latest[0].load())  # {'rows': 1000.0, 'auc': 0.91}
+        ```
     """
     modules = list(registry_modules)
     serializer = _serializer(tags, task_options.pop("result_serializer", None))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import re
+import textwrap
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +17,7 @@ from prefect.context import FlowRunContext
 from prefect.results import ResultRecord
 from prefect.task_engine import SyncTaskRunEngine
 
+import labox_prefect
 from labox_prefect import (
     LaboxSerializer,
     RegistryModuleNotFoundError,
@@ -384,3 +388,36 @@ def test_refused_options_are_labox_errors_and_builtin_errors(
 def test_an_empty_tag_key_is_refused() -> None:
     with pytest.raises(InvalidTagsError, match="the key is empty"):
         labox_task(tags={"": "x"})
+
+
+def test_the_docstring_documents_arguments_result_errors_and_an_example_that_runs(
+    backend: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = inspect.getdoc(labox_task) or ""
+    for section in ("Args:", "Returns:", "Where results go:", "Raises:", "Examples:"):
+        assert f"\n{section}\n" in doc, section
+    for parameter in inspect.signature(labox_task).parameters.values():
+        if parameter.kind is parameter.VAR_KEYWORD:
+            assert f"**{parameter.name}:" in doc
+        elif parameter.kind is not parameter.POSITIONAL_ONLY:
+            assert f"    {parameter.name}:" in doc, parameter.name
+    for error in (
+        "InvalidTagsError",
+        "ArgumentTypeError",
+        "InvalidArgumentError",
+        "RegistryModuleNotFoundError",
+        "ResultNotStorableError",
+        "ResultPersistenceError",
+        "RegistryModuleImportError",
+    ):
+        assert error in doc, error
+        assert error in labox_prefect.__all__, error
+    for where in ("LaboxResultStorage", "default", "LABOX_DATABASE_URL", "find_results"):
+        assert where in doc, where
+
+    found = re.search(r"```python\n(.*?)```", doc, re.DOTALL)
+    assert found is not None
+    example = compile(textwrap.dedent(found.group(1)), "labox_task docstring", "exec")
+    exec(example, {"__name__": "labox_task_docstring"})
+
+    assert capsys.readouterr().out.splitlines()[-1] == "{'rows': 1000.0, 'auc': 0.91}"
