@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from labox_prefect.core.errors import InvalidArgumentError, InvalidTagsError, LaboxError
     from labox_prefect.errors import (
         ArgumentTypeError,
+        DatabaseNotInitializedError,
         InvalidSettingError,
         RegistryModuleImportError,
         RegistryModuleNotFoundError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 _PUBLIC = {
     "ArgumentTypeError": "labox_prefect.errors",
+    "DatabaseNotInitializedError": "labox_prefect.errors",
     "InvalidArgumentError": "labox_prefect.core.errors",
     "InvalidSettingError": "labox_prefect.errors",
     "InvalidTagsError": "labox_prefect.core.errors",
@@ -87,6 +89,7 @@ wrapt.register_post_import_hook(_register_with_prefect, "prefect")
 
 __all__ = [
     "ArgumentTypeError",
+    "DatabaseNotInitializedError",
     "InvalidArgumentError",
     "InvalidSettingError",
     "InvalidTagsError",

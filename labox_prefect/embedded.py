@@ -18,7 +18,7 @@ from prefect.logging import get_run_logger
 
 from labox_prefect.errors import ResultTargetError
 from labox_prefect.settings import current_settings
-from labox_prefect.target import Target
+from labox_prefect.target import Target, is_embedded_default
 
 _warned: set[uuid.UUID] = set()
 _warned_lock = threading.Lock()
@@ -27,9 +27,9 @@ _warned_lock = threading.Lock()
 def check_target(target: Target) -> None:
     """Warn (or raise ResultTargetError) when a deployment's flow run saves to the embedded
     default; do nothing outside a deployment or with a configured database."""
-    settings = current_settings()
-    if settings.database_url or target.database_url != settings.resolved_database_url():
+    if not is_embedded_default(target):
         return
+    settings = current_settings()
     context = FlowRunContext.get()
     flow_run = context.flow_run if context is not None else None
     if flow_run is None or flow_run.deployment_id is None:

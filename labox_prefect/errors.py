@@ -137,12 +137,19 @@ class RegistryModuleImportError(LaboxError, ImportError):
     ``__cause__``) and the fix; ``name`` is the module."""
 
 
+class DatabaseNotInitializedError(LaboxError, LookupError):
+    """A read (``find_results``, ``get_result``, a ``labox-prefect`` command) found no Labox
+    tables in its database, or no SQLite file. Reads never create or migrate the schema; the
+    message names the database and the fix (``labox-prefect db upgrade``, or a first save)."""
+
+
 class ResultTargetError(LaboxError, LookupError):
     """A named LaboxResultStorage block cannot be found or read, so no target can be resolved."""
 
 
 __all__ = [
     "ArgumentTypeError",
+    "DatabaseNotInitializedError",
     "InvalidArgumentError",
     "InvalidSettingError",
     "RegistryModuleImportError",

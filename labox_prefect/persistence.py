@@ -233,9 +233,16 @@ def registry_for(target: Target) -> Registry:
 
 
 @asynccontextmanager
-async def open_session(target: Target) -> AsyncIterator[AsyncSession]:
-    """A session on the target's database (schema ready); on the runtime loop or a lane."""
-    sessions = await get_runtime().sessions(target.database_url)
+async def open_session(
+    target: Target, *, create_schema: bool = True
+) -> AsyncIterator[AsyncSession]:
+    """A session on the target's database (schema ready); on the runtime loop or a lane.
+
+    ``create_schema=False`` for work that saves nothing (reads, deletions): the schema is
+    neither created nor migrated, and DatabaseNotInitializedError says so when the database
+    has no Labox tables (see Runtime.sessions).
+    """
+    sessions = await get_runtime().sessions(target.database_url, create_schema=create_schema)
     async with sessions() as session:
         yield session
 

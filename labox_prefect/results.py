@@ -48,6 +48,7 @@ from labox_prefect.core import (
 from labox_prefect.core.tags import check_tags
 from labox_prefect.errors import (
     ArgumentTypeError,
+    DatabaseNotInitializedError,
     InvalidArgumentError,
     ResultClassNotRegisteredError,
     ResultComponentNotRegisteredError,
@@ -59,7 +60,13 @@ from labox_prefect.persistence import (
     registry_for,
 )
 from labox_prefect.runtime import get_runtime
-from labox_prefect.target import Target, TargetBlock, aresolve_target, resolve_target
+from labox_prefect.target import (
+    Target,
+    TargetBlock,
+    aresolve_target,
+    is_embedded_default,
+    resolve_target,
+)
 
 DEFAULT_LIMIT = 100
 """Results returned when no ``limit`` is given: enough to browse, bounded for big databases."""
@@ -343,11 +350,18 @@ async def _find(
     """One query in a session of its own (see ``lone_query``); plain rows.
 
     A ResultRef needs no ORM record: rows cost a fraction of records to make (see
-    find_manifest_rows).
+    find_manifest_rows). Nothing is created: on a database without Labox tables,
+    DatabaseNotInitializedError, except on the embedded default (no LABOX_DATABASE_URL),
+    where nothing saved yet simply lists nothing.
     """
-    async with open_session(target) as session:
-        await lone_query(session)
-        return await find_manifest_rows(session, tags=tags or None, since=since, limit=limit)
+    try:
+        async with open_session(target, create_schema=False) as session:
+            await lone_query(session)
+            return await find_manifest_rows(session, tags=tags or None, since=since, limit=limit)
+    except DatabaseNotInitializedError:
+        if is_embedded_default(target):
+            return []
+        raise
 
 
 async def lone_query(session: AsyncSession) -> None:
@@ -363,7 +377,7 @@ async def lone_query(session: AsyncSession) -> None:
 
 
 async def _get(target: Target, manifest_id: uuid.UUID) -> ManifestRecord:
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         try:
             return await get_manifest(session, manifest_id)
         except LaboxError as error:

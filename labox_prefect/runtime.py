@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import URL, NullPool, create_engine, event, make_url
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -45,14 +46,18 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from labox_prefect.core import BaseRecord, Registry, Storage
+from labox_prefect.core import BaseRecord, ContentRecord, ManifestRecord, Registry, Storage
 from labox_prefect.core.migrations import aupgrade
+from labox_prefect.errors import DatabaseNotInitializedError
 from labox_prefect.result_keys import upgrade_result_keys
 from labox_prefect.settings import CORE_REGISTRY_MODULES, LaboxSettings, current_settings
 from labox_prefect.sqlite_inline import create_inline_engine
 from labox_prefect.target import Target
 
 T = TypeVar("T")
+
+LABOX_TABLES = (ManifestRecord.__tablename__, ContentRecord.__tablename__)
+"""The tables a read needs: without them a database holds no Labox result."""
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +76,7 @@ class Runtime:
         self._engines: dict[EngineKey, AsyncEngine] = {}
         self._sessions: dict[EngineKey, async_sessionmaker[AsyncSession]] = {}
         self._schema_locks: dict[EngineKey, asyncio.Lock] = {}
+        self._prepared: set[EngineKey] = set()  # engines whose schema this process made ready
         self._lock_engines: dict[EngineKey, AsyncEngine] = {}
         self._storages: dict[tuple[str, str | None, str | None, str | None], Storage] = {}
         self._registries: dict[tuple[Any, ...], Registry] = {}
@@ -110,14 +116,18 @@ class Runtime:
 
     # --- what lives on the loop -------------------------------------------------------------
 
-    async def sessions(self, database_url: str) -> async_sessionmaker[AsyncSession]:
+    async def sessions(
+        self, database_url: str, *, create_schema: bool = True
+    ) -> async_sessionmaker[AsyncSession]:
         """Sessions on ``database_url``, whose schema is made ready once per process.
 
         One engine per URL and connection settings (LABOX_DB_*), so changed settings take
-        effect on the next unit of work. Must be awaited on the runtime loop (inside a
-        coroutine given to run/arun).
+        effect on the next unit of work. With ``create_schema=False`` (reads, and commands
+        that only delete) nothing is created or migrated: the Labox tables must exist, else
+        DatabaseNotInitializedError (and an SQLite file that does not exist is not made).
+        Must be awaited on the runtime loop (inside a coroutine given to run/arun).
         """
-        return (await self._ready(database_url))[1]
+        return (await self._ready(database_url, create_schema))[1]
 
     async def engine(self, database_url: str) -> AsyncEngine:
         """The engine of ``database_url``, schema ready, for statements that need no ORM.
@@ -127,7 +137,7 @@ class Runtime:
         return (await self._ready(database_url))[0]
 
     async def _ready(
-        self, database_url: str
+        self, database_url: str, create_schema: bool = True
     ) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:
         settings = current_settings()
         key = _engine_key(database_url, settings)
@@ -135,24 +145,35 @@ class Runtime:
         if lane is not None:
             return await self._lane_ready(lane, key)
         ready = self._sessions.get(key)
-        if ready is not None:
+        if ready is not None and (key in self._prepared or not create_schema):
             return self._engines[key], ready
         lock = self._schema_locks.setdefault(key, asyncio.Lock())
         async with lock:
             ready = self._sessions.get(key)
-            if ready is not None:
+            if ready is not None and (key in self._prepared or not create_schema):
                 return self._engines[key], ready
-            engine = _create_engine(database_url, settings)
+            engine = self._engines.get(key)
+            made = engine is None
+            if engine is None:
+                if not create_schema:
+                    _require_database_file(database_url)  # connecting would create the file
+                engine = _create_engine(database_url, settings)
             try:
-                await _prepare_schema(engine)
+                if create_schema:
+                    await _prepare_schema(engine)
+                else:
+                    await _require_schema(engine, database_url)
             except BaseException:
-                await engine.dispose()
+                if made:
+                    await engine.dispose()
                 raise
             self._engines[key] = engine
-            ready = async_sessionmaker(engine, expire_on_commit=False)
-            self._sessions[key] = ready
-            if _is_sqlite_file(database_url):
-                self._ready_urls.add(database_url)
+            if ready is None:
+                ready = self._sessions[key] = async_sessionmaker(engine, expire_on_commit=False)
+            if create_schema:
+                self._prepared.add(key)
+                if _is_sqlite_file(database_url):
+                    self._ready_urls.add(database_url)
             return engine, ready
 
     async def _lane_ready(
@@ -285,6 +306,7 @@ class Runtime:
         engines = [*self._engines.values(), *self._lock_engines.values()]
         self._engines, self._lock_engines = {}, {}
         self._sessions.clear()
+        self._prepared.clear()
         self._ready_urls.clear()
         await asyncio.gather(*(engine.dispose() for engine in engines), return_exceptions=True)
 
@@ -408,6 +430,36 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(pragma)
     cursor.close()
+
+
+def _require_database_file(database_url: str) -> None:
+    """DatabaseNotInitializedError for an SQLite file that does not exist (a read makes none)."""
+    url = make_url(database_url)
+    if not _is_sqlite_file(database_url) or url.database is None:
+        return
+    path = Path(url.database).expanduser()
+    if not path.is_file():
+        raise DatabaseNotInitializedError(
+            f"No Labox database at {path}: nothing was saved there yet, or LABOX_DATABASE_URL "
+            f"/ LABOX_HOME (or the block's database_url) names another file. Reading creates "
+            f"nothing: the first labox_task run saving there creates it, or `labox-prefect db "
+            f"upgrade`."
+        )
+
+
+async def _require_schema(engine: AsyncEngine, database_url: str) -> None:
+    """DatabaseNotInitializedError unless the Labox tables exist (nothing is created)."""
+    async with engine.connect() as connection:
+        found = await connection.run_sync(
+            lambda sync: [sa_inspect(sync).has_table(name) for name in LABOX_TABLES]
+        )
+    if not all(found):
+        label = make_url(database_url).render_as_string(hide_password=True)
+        raise DatabaseNotInitializedError(
+            f"The database {label} has no Labox tables: nothing was saved there yet, or the "
+            f"URL names another database. Reading creates nothing: run `labox-prefect db "
+            f"upgrade` (it creates them), or save a result there first (a labox_task run)."
+        )
 
 
 async def _prepare_schema(engine: AsyncEngine) -> None:

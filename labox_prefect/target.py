@@ -184,6 +184,13 @@ def run_block() -> TargetBlock | None:
     return None
 
 
+def is_embedded_default(target: Target) -> bool:
+    """Whether ``target`` saves to the embedded default: no LABOX_DATABASE_URL is set, and
+    its database is the SQLite file under LABOX_HOME."""
+    settings = current_settings()
+    return not settings.database_url and target.database_url == settings.resolved_database_url()
+
+
 def resolve_target(block: str | TargetBlock | Target | None = None) -> Target:
     """The target by the module's rule: ``block`` (a saved block's name, a block, or a
     Target as it is), the running task's or flow's Labox block, the saved ``default`` block,
@@ -332,6 +339,7 @@ __all__ = [
     "api_configured",
     "aresolve_target",
     "database_url_problem",
+    "is_embedded_default",
     "is_labox_block",
     "load_block",
     "remember",

@@ -33,6 +33,7 @@ from typing import NoReturn
 import pytest
 from _pytest.terminal import TerminalReporter
 from s3fs import S3FileSystem
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -292,6 +293,33 @@ def postgres_url() -> Iterator[str]:
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     yield url
     _execute(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test only, with no table at all; dropped after."""
+    name = f"labox_empty_{uuid.uuid4().hex[:12]}"
+    _execute(postgres_url, f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    _execute(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def table_names(url: str) -> set[str]:
+    """The tables of the database at ``url`` (an async URL), read on a private loop."""
+
+    async def read() -> set[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return set(
+                    await connection.run_sync(lambda sync: sa_inspect(sync).get_table_names())
+                )
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, read()).result()
 
 
 @pytest.fixture

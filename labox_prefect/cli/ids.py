@@ -55,7 +55,7 @@ async def _ids_starting_with(target: Target, prefix: str) -> list[uuid.UUID]:
 
     SQLite stores a UUID as 32 hex digits; PostgreSQL prints it with hyphens, removed here.
     """
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         text: ColumnElement[str] = cast(ManifestRecord.id, String)
         if session.get_bind().dialect.name == "postgresql":
             text = func.replace(text, "-", "")

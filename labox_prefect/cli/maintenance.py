@@ -241,7 +241,7 @@ async def _verify(
     target: Target, ids: list[uuid.UUID] | None, advance: Callable[[int, int | None], None]
 ) -> VerifyReport:
     registry = registry_for(target)
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         return await verify_manifests(session, registry, manifest_ids=ids, on_progress=advance)
 
 
@@ -254,7 +254,7 @@ async def _collect(
     advance: Callable[[int, int | None], None],
 ) -> GarbageReport:
     registry = registry_for(target)
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         return await collect_garbage(
             session,
             registry,
@@ -276,7 +276,7 @@ async def _remove(
     advance: Callable[[int, int | None], None],
 ) -> RetentionReport:
     registry = registry_for(target)
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         return await delete_manifests(
             session,
             registry,

@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from labox_prefect import preview
 from labox_prefect.core import LaboxError
 from labox_prefect.errors import (
+    DatabaseNotInitializedError,
     InvalidSettingError,
     ResultClassNotRegisteredError,
     ResultTargetError,
@@ -163,13 +164,15 @@ def database_label() -> str:
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line: exit code 2 for a class not imported
-    (the shell fix), 1 for the others."""
+    (the shell fix) and for a database without Labox tables, 1 for the others."""
     try:
         yield
     except typer.Exit:
         raise
     except ResultClassNotRegisteredError as error:
         usage_error(class_missing_fix(error))
+    except DatabaseNotInitializedError as error:  # a read found no Labox tables
+        usage_error(str(error))
     except DBAPIError as error:  # the server answered: the message says what it refused
         fail(
             f"The database {database_label()} answered: {_first_line(str(error.orig))}. "

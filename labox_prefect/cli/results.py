@@ -442,7 +442,7 @@ async def _sizes(target: Target, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     """The total size of each record's contents, in bytes (one grouped query)."""
     if not ids:
         return {}
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         statement = (
             select(ContentRecord.manifest_id, func.sum(ContentRecord.content_size))
             .where(ContentRecord.manifest_id.in_(ids))
@@ -452,7 +452,7 @@ async def _sizes(target: Target, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
 
 
 async def _contents(target: Target, manifest_id: uuid.UUID) -> list[ContentRecord]:
-    async with open_session(target) as session:
+    async with open_session(target, create_schema=False) as session:
         return await get_contents(session, manifest_id)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
@@ -26,7 +27,11 @@ from labox_prefect.core import (
 from labox_prefect.core.database import ORDERED_TAG_INDEXES
 from labox_prefect.core.extra.pydantic import StorableModel
 from labox_prefect.core.testing import forgotten
-from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
+from labox_prefect.errors import (
+    ArgumentTypeError,
+    DatabaseNotInitializedError,
+    InvalidArgumentError,
+)
 from labox_prefect.results import (
     ResultClassNotRegisteredError,
     ResultRef,
@@ -36,6 +41,8 @@ from labox_prefect.results import (
     get_result,
     tag_filter,
 )
+from labox_prefect.target import Target
+from tests.conftest import table_names
 from tests.integration._records import module_with_a_point, prefect_tags, save
 from tests.integration._shout import shout
 from tests.integration.conftest import Backend
@@ -334,3 +341,60 @@ def test_a_query_holds_no_transaction_open(
 def test_an_empty_tag_key_is_refused() -> None:
     with pytest.raises(InvalidTagsError, match="the key is empty"):
         find_results(tags={"": "x"})
+
+
+@labox_task(tags={"suite": "first-save"})
+def first_result() -> dict[str, int]:
+    return {"first": 1}
+
+
+@sqlite_only
+def test_reading_a_database_without_labox_tables_creates_none_and_names_the_fix(
+    backend: Backend, empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = Target(empty_postgres_url, backend.storage_url)
+
+    with pytest.raises(DatabaseNotInitializedError) as caught:
+        find_results(block=target)
+    message = str(caught.value)
+    assert "has no Labox tables" in message
+    assert "labox-prefect db upgrade" in message
+    assert "a labox_task run" in message
+    assert isinstance(caught.value, LookupError)
+    with pytest.raises(DatabaseNotInitializedError):
+        get_result(uuid.uuid4(), block=target)
+    assert table_names(empty_postgres_url) == set()
+
+    monkeypatch.setenv("LABOX_DATABASE_URL", empty_postgres_url)  # a save creates them
+
+    @flow
+    def pipeline() -> dict[str, int]:
+        return first_result()
+
+    assert pipeline() == {"first": 1}
+    (ref,) = find_results(tags={"suite": "first-save"}, block=target)
+    assert ref.load() == {"first": 1}
+
+
+@sqlite_only
+def test_the_embedded_default_lists_nothing_before_the_first_save_and_creates_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    target = Target.from_settings()
+    database = tmp_path / "labox" / "labox.db"
+    assert target.database_url.endswith(database.as_posix())
+
+    assert find_results(block=target) == []
+    assert not database.exists()
+
+
+@sqlite_only
+def test_a_configured_sqlite_file_without_labox_tables_is_an_error(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "typo" / "labox.db"
+    monkeypatch.setenv("LABOX_DATABASE_URL", f"sqlite+aiosqlite:///{missing}")
+
+    with pytest.raises(DatabaseNotInitializedError, match="No Labox database at"):
+        find_results(block=Target.from_settings())
+    assert not missing.parent.exists()

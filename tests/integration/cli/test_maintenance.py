@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ from typer.testing import CliRunner, Result
 from labox_prefect.cli import app
 from labox_prefect.core import BaseRecord, ManifestRecord, Registry, load_one, save_one
 from labox_prefect.core.builtin import FileStorage, StorableValue
+from tests.conftest import table_names
 from tests.integration._records import prefect_tags, save
 from tests.integration.conftest import Backend
 
@@ -135,6 +138,56 @@ def test_read_only_commands_on_a_mistyped_path_create_nothing(
         assert "No Labox database at" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert not typo.parent.exists()
+
+
+READ_ONLY_COMMANDS = (
+    ["results", "ls"],
+    ["results", "show", str(uuid.UUID(int=1))],
+    ["results", "get", str(uuid.UUID(int=1)), "--output", "out.json"],
+    ["verify"],
+    ["gc", "--dry-run"],
+    ["results", "rm", "--keep-last", "1"],
+)
+
+
+@sqlite_only
+def test_commands_other_than_db_upgrade_create_no_table_on_postgresql(
+    backend: Backend, empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABOX_DATABASE_URL", empty_postgres_url)
+
+    for command in READ_ONLY_COMMANDS:
+        result = run(*command)
+        assert result.exit_code == 2, (command, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert "has no Labox tables" in line, command
+        assert "Reading creates nothing: run `labox-prefect db upgrade`" in line
+        assert "***" in line or "@" not in line  # the URL's password is never printed
+    assert table_names(empty_postgres_url) == set()
+
+    assert run("db", "upgrade").exit_code == 0
+    listed = run("results", "ls", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout) == []
+
+
+@sqlite_only
+def test_commands_on_a_sqlite_file_without_labox_tables_create_none(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "another-app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    monkeypatch.setenv("LABOX_DATABASE_URL", f"sqlite+aiosqlite:///{other}")
+
+    for command in READ_ONLY_COMMANDS:
+        result = run(*command)
+        assert result.exit_code == 2, (command, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert "has no Labox tables" in line, command
+    with sqlite3.connect(other) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert names == {"notes"}
 
 
 @sqlite_only
