@@ -39,6 +39,7 @@ from labox_prefect.context import (
 from labox_prefect.core import (
     ComponentNotRegisteredError,
     LaboxError,
+    ManifestNotFoundError,
     ManifestRecord,
     ManifestRow,
     NotRegisteredError,
@@ -377,12 +378,23 @@ async def lone_query(session: AsyncSession) -> None:
 
 
 async def _get(target: Target, manifest_id: uuid.UUID) -> ManifestRecord:
-    async with open_session(target, create_schema=False) as session:
-        try:
+    """The manifest; on the embedded default before the first save, ManifestNotFoundError
+    (as ``find_results`` lists nothing there), never a database made by the read."""
+    try:
+        async with open_session(target, create_schema=False) as session:
             return await get_manifest(session, manifest_id)
-        except LaboxError as error:
-            error.add_note(f"Searched {target.database_label}.")
+    except DatabaseNotInitializedError:
+        if not is_embedded_default(target):
             raise
+        missing = ManifestNotFoundError(
+            f"No manifest with id {manifest_id} exists: nothing was saved to the embedded "
+            f"database yet."
+        )
+        missing.add_note(f"Searched {target.database_label}.")
+        raise missing from None
+    except LaboxError as error:
+        error.add_note(f"Searched {target.database_label}.")
+        raise
 
 
 def _component_message(ref: ResultRef, error: ComponentNotRegisteredError) -> str:

@@ -52,7 +52,7 @@ from labox_prefect.core.lifecycle import (
 )
 from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.runtime import get_runtime
-from labox_prefect.target import Target
+from labox_prefect.target import Target, is_embedded_default
 
 KEEP_LAST_GROUP = ("prefect.flow_name", "prefect.task_name")
 """The tags ``--keep-last`` groups results by: one group per flow and task."""
@@ -212,17 +212,17 @@ HELP_ASKED = "labox_prefect.help_asked"
 
 def require_database(ctx: typer.Context) -> None:
     """Refuse, before anything runs, a database URL without an async driver, and a SQLite
-    database file that does not exist.
+    database file that does not exist (but the embedded default's, before the first save).
 
     Only ``db upgrade`` creates a database: every other command reads or deletes, and run
     on a mistyped path it would otherwise create folders and an empty database.
     """
     if ctx.invoked_subcommand is None or ctx.resilient_parsing or ctx.meta.get(HELP_ASKED):
         return
-    url = selected_target().database_url
-    if ctx.invoked_subcommand == "db":
-        return
-    parsed = make_url(url)
+    target = selected_target()
+    if ctx.invoked_subcommand == "db" or is_embedded_default(target):
+        return  # nothing saved yet: `results ls` lists nothing, the others say so (exit 2)
+    parsed = make_url(target.database_url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     path = Path(parsed.database).expanduser()

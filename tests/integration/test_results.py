@@ -385,6 +385,8 @@ def test_the_embedded_default_lists_nothing_before_the_first_save_and_creates_no
     assert target.database_url.endswith(database.as_posix())
 
     assert find_results(block=target) == []
+    with pytest.raises(ManifestNotFoundError, match="nothing was saved to the embedded"):
+        get_result(uuid.uuid4(), block=target)
     assert not database.exists()
 
 

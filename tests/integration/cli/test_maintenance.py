@@ -172,6 +172,23 @@ def test_commands_other_than_db_upgrade_create_no_table_on_postgresql(
 
 
 @sqlite_only
+def test_before_the_first_save_the_embedded_default_lists_nothing_and_creates_nothing(
+    backend: Backend, tmp_path: Path
+) -> None:
+    database = tmp_path / "labox" / "labox.db"
+
+    listed = run("results", "ls", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout) == []
+    for command in READ_ONLY_COMMANDS[1:]:
+        result = run(*command)
+        assert result.exit_code == 2, (command, result.output)
+        (line,) = result.stderr.strip().splitlines()
+        assert "No Labox database at" in line, command
+    assert not database.parent.exists()
+
+
+@sqlite_only
 def test_commands_on_a_sqlite_file_without_labox_tables_create_none(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
