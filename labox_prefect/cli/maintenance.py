@@ -6,56 +6,19 @@ would use (LABOX_REGISTRY_MODULES), so the storages they see are the ones result
 saved to. Deletions follow the core's rules (``labox_prefect.core.lifecycle``): a blob goes
 only when no record uses it, it is older than the grace period, and no other database
 writes to its storage.
+
+The commands' options live here; their work lives in labox_prefect.cli.upkeep, imported
+when a command runs (see labox_prefect.cli.results).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from sqlalchemy import make_url
 
-from labox_prefect import migrations
-from labox_prefect.cli.ids import resolve_id
-from labox_prefect.cli.output import (
-    console,
-    count_option,
-    err_console,
-    masked,
-    parse_since,
-    parse_tags,
-    reported_errors,
-    selected_target,
-    usage_error,
-)
-from labox_prefect.core import collect_garbage, delete_manifests, verify_manifests
-from labox_prefect.core.lifecycle import (
-    DEFAULT_GRACE,
-    GarbageReport,
-    RetentionReport,
-    VerifyReport,
-)
-from labox_prefect.persistence import open_session, registry_for
-from labox_prefect.runtime import get_runtime
-from labox_prefect.target import Target, is_embedded_default
-
-KEEP_LAST_GROUP = ("prefect.flow_name", "prefect.task_name")
-"""The tags ``--keep-last`` groups results by: one group per flow and task."""
+from labox_prefect.cli.output import count_option, selected_target, usage_error
 
 db_app = typer.Typer(
     name="db", help="The Labox database schema.", no_args_is_help=True, rich_markup_mode=None
@@ -65,16 +28,9 @@ db_app = typer.Typer(
 @db_app.command("upgrade")
 def upgrade_database() -> None:
     """Create or migrate the Labox tables of the target's database to the newest revision."""
-    with reported_errors():
-        url = selected_target().database_url
-        _make_sqlite_folder(url)
-        with err_console.status(f"Migrating {escape(masked(url))}…"):
-            migrations.upgrade(url)
-        core, integration = migrations.current(url)
-    console.print(
-        f"Database {escape(masked(url))} is at revision [bold]{core}[/] (core) and "
-        f"[bold]{integration}[/] (Prefect results)."
-    )
+    import labox_prefect.cli.upkeep as upkeep
+
+    upkeep.upgrade_database()
 
 
 def verify(
@@ -90,17 +46,13 @@ def verify(
 
     Exits with status 1 if any content is corrupted, missing or unreadable.
     """
-    with reported_errors():
-        ids = [resolve_id(text) for text in manifest_ids or []] or None
-        target = selected_target()
-        with _progress("Verifying contents") as advance:
-            report = get_runtime().run(_verify(target, ids, advance))
-    _print_verify(report)
-    if not report.ok:
-        raise typer.Exit(1)
+    import labox_prefect.cli.upkeep as upkeep
+
+    upkeep.verify(manifest_ids or [])
 
 
-DEFAULT_GRACE_TEXT = f"{int(DEFAULT_GRACE.total_seconds() // 60)}m"
+DEFAULT_GRACE_TEXT = "60m"
+"""The default of ``--grace``: the core's DEFAULT_GRACE (tests/integration/cli checks it)."""
 
 GRACE_HELP = (
     "Keep blobs and temporary files younger than this (30m, 1h, 2d): a save may be using "
@@ -138,16 +90,9 @@ def gc(
     Safe while flows save: young blobs are kept for the grace period, and nothing is
     deleted from a storage that another database also writes to.
     """
-    keep_for = _duration(grace, "--grace")
-    with reported_errors():
-        target = selected_target()
-        with _progress("Collecting garbage") as advance:
-            report = get_runtime().run(
-                _collect(target, dry_run, keep_for, claim, forget_owner or [], advance)
-            )
-    _print_garbage(report)
-    if report.errors:
-        raise typer.Exit(1)
+    import labox_prefect.cli.upkeep as upkeep
+
+    upkeep.collect(dry_run, grace, claim, forget_owner or [])
 
 
 def remove_results(
@@ -189,21 +134,9 @@ def remove_results(
     The filters combine: a result goes when it matches every one given. Blobs another
     record (or another database) uses stay.
     """
-    tags = parse_tags(tag or [])
-    before = _moment(older_than) if older_than is not None else None
-    keep_for = _duration(grace, "--grace")
-    if before is None and keep_last is None and not tags:
-        usage_error(
-            "results rm needs a rule: give at least one of --older-than, --keep-last or --tag "
-            "(rm never deletes every result)."
-        )
-    with reported_errors():
-        target = selected_target()
-        with _progress("Deleting results") as advance:
-            report = get_runtime().run(
-                _remove(target, before, keep_last, tags, dry_run, keep_for, advance)
-            )
-    _print_retention(report)
+    import labox_prefect.cli.upkeep as upkeep
+
+    upkeep.remove(older_than, keep_last, tag or [], dry_run, grace)
 
 
 HELP_ASKED = "labox_prefect.help_asked"
@@ -219,6 +152,10 @@ def require_database(ctx: typer.Context) -> None:
     """
     if ctx.invoked_subcommand is None or ctx.resilient_parsing or ctx.meta.get(HELP_ASKED):
         return
+    from sqlalchemy import make_url
+
+    from labox_prefect.target import is_embedded_default
+
     target = selected_target()
     if ctx.invoked_subcommand == "db" or is_embedded_default(target):
         return  # nothing saved yet: `results ls` lists nothing, the others say so (exit 2)
@@ -234,209 +171,12 @@ def require_database(ctx: typer.Context) -> None:
         )
 
 
-# --- work on the runtime loop ---------------------------------------------------------------
-
-
-async def _verify(
-    target: Target, ids: list[uuid.UUID] | None, advance: Callable[[int, int | None], None]
-) -> VerifyReport:
-    registry = registry_for(target)
-    async with open_session(target, create_schema=False) as session:
-        return await verify_manifests(session, registry, manifest_ids=ids, on_progress=advance)
-
-
-async def _collect(
-    target: Target,
-    dry_run: bool,
-    grace: timedelta,
-    claim: bool,
-    forget_owners: list[str],
-    advance: Callable[[int, int | None], None],
-) -> GarbageReport:
-    registry = registry_for(target)
-    async with open_session(target, create_schema=False) as session:
-        return await collect_garbage(
-            session,
-            registry,
-            dry_run=dry_run,
-            grace=grace,
-            claim=claim,
-            forget_owners=forget_owners,
-            on_progress=advance,
-        )
-
-
-async def _remove(
-    target: Target,
-    before: datetime | None,
-    keep_last: int | None,
-    tags: dict[str, str],
-    dry_run: bool,
-    grace: timedelta,
-    advance: Callable[[int, int | None], None],
-) -> RetentionReport:
-    registry = registry_for(target)
-    async with open_session(target, create_schema=False) as session:
-        return await delete_manifests(
-            session,
-            registry,
-            older_than=before,
-            keep_last=keep_last,
-            group_by=KEEP_LAST_GROUP if keep_last is not None else None,
-            tags=tags or None,
-            dry_run=dry_run,
-            grace=grace,
-            on_progress=advance,
-        )
-
-
-# --- output ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A progress bar on stderr, and the ``on_progress(done, total)`` callback feeding it.
-
-    The callback runs on the runtime thread; rich's Progress is safe to update from there.
-    """
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(label, total=None)
-
-        def advance(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield advance
-
-
-def _print_verify(report: VerifyReport) -> None:
-    problems = report.problems
-    for check in problems:  # one block per problem: readable at any terminal width
-        console.print(
-            f"[red]{check.status.value}[/] {check.manifest_id} content "
-            f"{escape(repr(check.content_key))} in {escape(check.storage_name)}"
-        )
-        if check.detail:
-            console.print(f"    {escape(check.detail)}")
-    for manifest_id in report.missing_manifests:
-        console.print(f"[red]No record with id {manifest_id}.[/]")
-    checked = len(report.checks)
-    if report.ok:
-        console.print(f"[green]All {checked} contents verified.[/]")
-    else:
-        missing = len(report.missing_manifests)
-        console.print(
-            f"[red]{len(problems)} of {checked} contents failed verification"
-            f"{f', {missing} records not found' if missing else ''}.[/]"
-        )
-
-
-def _print_garbage(report: GarbageReport) -> None:
-    table = Table(title="Garbage collection" + (" (dry run)" if report.dry_run else ""))
-    for column in ("storage", "blobs listed", "unreferenced", "young (kept)", "temp files"):
-        table.add_column(column)
-    table.add_column("would delete" if report.dry_run else "deleted")
-    for storage in report.storages:
-        table.add_row(
-            escape(storage.storage_name),
-            str(storage.listed),
-            str(len(storage.unreferenced)),
-            str(storage.young),
-            str(len(storage.temporary)),
-            str(len(storage.unreferenced) if report.dry_run else storage.deleted),
-        )
-    console.print(table)
-    if report.dry_run:
-        for storage in report.storages:
-            for config in storage.unreferenced:
-                console.print(
-                    f"would delete blob {escape(storage.storage_name)} {_key(config)}",
-                    soft_wrap=True,
-                )
-            for name in storage.temporary:
-                console.print(
-                    f"would delete temporary file {escape(storage.storage_name)} {name}",
-                    soft_wrap=True,
-                )
-    for error in report.errors:
-        err_console.print(f"[red]Not deleted:[/] {escape(error)}")
-    young = f" {report.young} younger than {_span(report.grace)} kept." if report.young else ""
-    if report.dry_run:
-        console.print(
-            f"{report.unreferenced} unreferenced blobs and {report.temporary} temporary files "
-            f"would be deleted.{young}"
-        )
-    else:
-        console.print(
-            f"Deleted {report.deleted} of {report.unreferenced} unreferenced blobs and "
-            f"{report.temporary} temporary files.{young}"
-        )
-
-
-def _print_retention(report: RetentionReport) -> None:
-    verb = "would delete" if report.dry_run else "deleted"
-    if report.dry_run:
-        for manifest in report.manifests:
-            task = "/".join(manifest.tags.get(key, "-") for key in KEEP_LAST_GROUP)
-            created = manifest.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-            console.print(f"{verb} record {manifest.id} {created} {escape(task)}", soft_wrap=True)
-        for storage_name, config in report.blobs.would_delete:
-            console.print(f"{verb} blob {escape(storage_name)} {_key(config)}", soft_wrap=True)
-    for note in dict.fromkeys(report.blobs.notes):
-        err_console.print(f"[yellow]Blobs kept:[/] {escape(note)}")
-    blobs = report.blobs.would_delete if report.dry_run else range(report.blobs.deleted)
-    console.print(
-        f"{verb.capitalize()} {len(report.manifests)} results and {len(blobs)} blobs; "
-        f"{report.blobs.kept} blobs kept (still used, or younger than the grace period)."
-    )
-
-
-def _key(config: object) -> str:
-    key = config.get("key") if isinstance(config, dict) else None
-    return escape(str(key if key is not None else config))
-
-
-def _span(duration: timedelta) -> str:
-    seconds = int(duration.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _duration(text: str, option: str) -> timedelta:
-    """``30m``, ``1h``, ``2d``, ``0s``: a span, not a date."""
-    try:
-        parsed = parse_since(text)
-    except typer.BadParameter:
-        parsed = None
-    if not isinstance(parsed, timedelta):
-        raise typer.BadParameter(
-            f"{text!r} is not a duration (0s, 30m, 1h, 2d).", param_hint=option
-        )
-    return parsed
-
-
-def _moment(text: str) -> datetime:
-    """``--older-than``: a duration before now, or an ISO date or time."""
-    try:
-        parsed = parse_since(text)
-    except typer.BadParameter as error:
-        raise typer.BadParameter(str(error.message), param_hint="--older-than") from None
-    return datetime.now(UTC) - parsed if isinstance(parsed, timedelta) else parsed
-
-
-def _make_sqlite_folder(url: str) -> None:
-    """SQLite creates the database file, but not the folder it goes in."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
-__all__ = ["db_app", "gc", "remove_results", "verify"]
+__all__ = [
+    "DEFAULT_GRACE_TEXT",
+    "HELP_ASKED",
+    "db_app",
+    "gc",
+    "remove_results",
+    "require_database",
+    "verify",
+]

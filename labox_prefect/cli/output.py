@@ -8,7 +8,8 @@ Database URLs are only ever shown with their password masked.
 
 Every command reads the target tasks save to (labox_prefect.target): ``--block NAME``, else
 the saved ``default`` block when one exists (on a configured Prefect API), else the LABOX_*
-environment.
+environment. This module is imported to build the command line, so Prefect and SQLAlchemy
+are imported by the functions that need them, when a command runs.
 """
 
 from __future__ import annotations
@@ -20,24 +21,17 @@ import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from labox_prefect import preview
-from labox_prefect.core import LaboxError
-from labox_prefect.errors import (
-    DatabaseNotInitializedError,
-    InvalidSettingError,
-    ResultClassNotRegisteredError,
-    ResultTargetError,
-)
-from labox_prefect.settings import current_settings
-from labox_prefect.target import Target, api_configured, database_url_problem, resolve_target
+
+if TYPE_CHECKING:
+    from labox_prefect.errors import ResultClassNotRegisteredError
+    from labox_prefect.target import Target
 
 console = Console(highlight=False)
 """Results and reports (stdout)."""
@@ -69,6 +63,9 @@ def usage_error(message: str) -> NoReturn:
 
 def masked(url: str) -> str:
     """A database URL fit to print: the password (if any) replaced by ***."""
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -93,6 +90,12 @@ def selected_target() -> Target:
     database URL without its async driver, is a usage error (one line, exit code 2).
     """
     if "target" not in _resolved:
+        from sqlalchemy.exc import ArgumentError
+
+        from labox_prefect.errors import InvalidSettingError, ResultTargetError
+        from labox_prefect.settings import current_settings
+        from labox_prefect.target import api_configured, database_url_problem, resolve_target
+
         try:
             settings = current_settings()
         except InvalidSettingError as error:
@@ -165,6 +168,11 @@ def database_label() -> str:
 def reported_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line: exit code 2 for a class not imported
     (the shell fix) and for a database without Labox tables, 1 for the others."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from labox_prefect.core import LaboxError
+    from labox_prefect.errors import DatabaseNotInitializedError, ResultClassNotRegisteredError
+
     try:
         yield
     except typer.Exit:

@@ -1,0 +1,72 @@
+"""The command starts light: its help imports neither Prefect nor SQLAlchemy, pandas or pyarrow.
+
+Each case runs in a fresh interpreter (a test process has them all imported already). The
+commands import their work (labox_prefect.cli.listing, labox_prefect.cli.upkeep) when they
+run; ``bench/cli_startup.py`` measures what that saves.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labox_prefect.cli.maintenance import DEFAULT_GRACE_TEXT
+from labox_prefect.cli.output import parse_since
+from labox_prefect.core.lifecycle import DEFAULT_GRACE
+
+ROOT = Path(__file__).resolve().parents[3]
+HEAVY = ("prefect", "sqlalchemy", "alembic", "pandas", "pyarrow", "labox_prefect.core")
+
+_HELP = """
+import json, sys
+from labox_prefect.cli import app
+sys.argv = ["labox-prefect", *sys.argv[1:]]
+try:
+    app()
+except SystemExit as done:
+    code = done.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--help"],
+        [],
+        ["results", "--help"],
+        ["results", "ls", "--help"],
+        ["results", "show", "--help"],
+        ["results", "rm", "--help"],
+        ["db", "--help"],
+        ["verify", "--help"],
+        ["gc", "--help"],
+    ],
+    ids=lambda arguments: " ".join(arguments) or "(none)",
+)
+def test_help_imports_no_heavy_module(arguments: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _HELP, *arguments],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] in (0, 2, None)  # no arguments: the help, with exit code 2
+    loaded = [
+        module
+        for module in report["modules"]
+        if any(module == name or module.startswith(f"{name}.") for name in HEAVY)
+    ]
+    assert loaded == []
+
+
+def test_the_default_grace_of_the_commands_is_the_cores() -> None:
+    assert parse_since(DEFAULT_GRACE_TEXT) == DEFAULT_GRACE
