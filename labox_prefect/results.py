@@ -202,8 +202,11 @@ def find_results(
     long ago. ``limit``: at most that many (0 or None: all of them). ``block``: the name of a
     saved LaboxResultStorage block (or a block, or a Target) to read; by default, the
     target tasks save to (see labox_prefect.target); ResultTargetError if the named block
-    does not exist. An argument of the wrong type raises ArgumentTypeError, a bad value
-    InvalidArgumentError (a TypeError and a ValueError), or InvalidTagsError for a bad tag.
+    does not exist. An argument of the wrong type raises ArgumentTypeError (a TypeError), a
+    bad value InvalidArgumentError (a ValueError), or InvalidTagsError for a bad tag.
+    A read never creates or migrates tables: DatabaseNotInitializedError when the database
+    has no Labox tables, except on the embedded default before its first save (an empty
+    list).
 
     Works from sync code; from async code, ``await afind_results(...)`` instead so the
     caller's event loop is not blocked.
