@@ -660,6 +660,7 @@ async def test_a_shape_of_filter_is_compiled_once_whatever_its_values(
         ({FLOW: "etl", "prefect.tag.gpu": "true"}, {FLOW: "train", "prefect.tag.x": "true"}),
         ({"project": "p"}, {"project": "q"}),
         ({RUN: "run-1", KIND: "task"}, {RUN: "run-2", KIND: "flow"}),
+        ({TASK: "fit", "prefect.tag.gpu": "true"}, {TASK: "load", "prefect.tag.x": "true"}),
     ]
     for first, second in filters:
         await ids_of(sessions, tags=first, limit=5, since=T0)

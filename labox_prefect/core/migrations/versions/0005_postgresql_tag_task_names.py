@@ -6,9 +6,9 @@ manifest's ``prefect.task_name`` when a JSON string, else null) and an index
 entries of task results, and its triggers write the task names; see
 ``labox_prefect.core.postgresql_tags``, which this revision writes out as it stood. The
 index is made again whole and filled from the manifests already there (one pass over them:
-about a minute for 1M manifests; writes to the manifests wait meanwhile), unless it is
-whole already (made by this version's ``create_all``). A downgrade drops the column and its
-index and restores revision 0004's trigger functions. On SQLite nothing changes.
+262 s for 1M manifests on a loaded machine; writes to the manifests wait meanwhile), unless
+it is whole already (made by this version's ``create_all``). A downgrade drops the column
+and its index and restores revision 0004's trigger functions. On SQLite nothing changes.
 
 Revision ID: 0005
 Revises: 0004
