@@ -285,6 +285,7 @@ def shapes(data: Dataset) -> list[Shape]:
             lambda r: {"tags": {"prefect.flow_run_id": r.choice(data.flow_runs)}, "limit": 100},
         ),
         Shape("task name + Prefect tag, limit 100", lambda r: task_and_tag(r, data)),
+        Shape("task name + user tag, limit 100", lambda r: task_and_project(r, data)),
         Shape(
             "flow name + kind=flow, limit 100",
             lambda r: {
@@ -300,6 +301,17 @@ def task_and_tag(rng: random.Random, data: Dataset) -> dict[str, Any]:
     tags = {
         "prefect.task_name": rng.choice(data.tasks_by_flow[flow]),
         f"prefect.tag.{rng.choice(RUN_TAGS)}": "true",
+    }
+    return {"tags": tags, "limit": 100}
+
+
+def task_and_project(rng: random.Random, data: Dataset) -> dict[str, Any]:
+    """A task name with a project: mostly another flow's project, whose results carry the
+    same task name rarely or never (a pair common in all, rare among the task's results)."""
+    flow = rng.choice(data.flows[:20])
+    tags = {
+        "prefect.task_name": rng.choice(data.tasks_by_flow[flow]),
+        "project": f"project-{rng.randrange(15)}",
     }
     return {"tags": tags, "limit": 100}
 

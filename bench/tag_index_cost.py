@@ -3,7 +3,8 @@
 ``--index ordered`` (the default): the four ordered tag indexes. ``--index sqlite-tags``:
 SQLite's tag index (``labox_prefect.core.sqlite_tags``: its table and triggers; SQLite only).
 ``--index postgresql-tags``: PostgreSQL's (``labox_prefect.core.postgresql_tags``: its table,
-functions and triggers; PostgreSQL only).
+functions and triggers; PostgreSQL only). ``--index postgresql-task-index``: its index of the
+entries of task results alone (``postgresql_tags.TASK_INDEX``; the rest kept; PostgreSQL only).
 A bulk save (``new_saver``, one session) of ``--objects`` small values, each tagged as a
 ``labox_task`` result is (flow and task names, run ids, kind, a run tag, the result type)
 plus a user tag, into a fresh database per round: the embedded SQLite file (the runtime's
@@ -15,7 +16,7 @@ made. Rounds alternate A B A B; medians with min-max, and the ratio with / witho
 is asserted.
 
 Usage: ``python bench/tag_index_cost.py [--rounds 7] [--objects 1000] [--sqlite-only]
-[--index ordered|sqlite-tags|postgresql-tags] [--single]``.
+[--index ordered|sqlite-tags|postgresql-tags|postgresql-task-index] [--single]``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def drops(index: str) -> list[str]:
         return [f"DROP INDEX {ordered.name}" for ordered in ORDERED_TAG_INDEXES]
     if index == "postgresql-tags":
         return list(postgresql_tags.DROP)
+    if index == "postgresql-task-index":
+        return [f"DROP INDEX {postgresql_tags.TASK_INDEX}"]
     return [*(f"DROP TRIGGER {trigger}" for trigger in TRIGGERS), f"DROP TABLE {TABLE}"]
 
 
@@ -132,12 +135,14 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--sqlite-only", action="store_true")
     parser.add_argument(
-        "--index", choices=["ordered", "sqlite-tags", "postgresql-tags"], default="ordered"
+        "--index",
+        choices=["ordered", "sqlite-tags", "postgresql-tags", "postgresql-task-index"],
+        default="ordered",
     )
     parser.add_argument("--single", action="store_true", help="one save_one per session")
     args = parser.parse_args()
     databases = {}
-    if args.index != "postgresql-tags":
+    if not args.index.startswith("postgresql-"):
         databases["SQLite"] = sqlite_round
     if not args.sqlite_only and args.index != "sqlite-tags":
         databases["PostgreSQL"] = postgresql_round

@@ -33,7 +33,7 @@ from labox_prefect.core.migrations import (
 from labox_prefect.core.query import find_manifests
 from labox_prefect.core.saver import save_one
 
-HEAD = "0004"
+HEAD = "0005"
 
 
 def index_names(connection: Connection, table: str) -> list[str]:
@@ -371,3 +371,61 @@ async def test_older_postgresql_tables_get_the_tag_index_and_lose_it_on_downgrad
     assert found is None
     async with AsyncSession(engine) as session:  # saves work without it
         await save_one(StorableValue(3), session=session, registry=registry, tags={"u": "3"})
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_postgresql_tag_index_without_task_names_gets_them_and_loses_them_on_downgrade(
+    database_url: str, registry: Registry
+) -> None:
+    engine = create_async_engine(database_url)
+    try:
+        await aupgrade(engine, "0004")
+        async with engine.connect() as connection:
+            before = await connection.run_sync(postgresql_tag_index_sql)
+        tags = {"prefect.task_name": "fit", "u": "1"}
+        async with AsyncSession(engine) as session:
+            await save_one(StorableValue(1), session=session, registry=registry, tags=tags)
+
+        await aupgrade(engine)
+        assert await acurrent(engine) == HEAD
+        async with AsyncSession(engine) as session:  # the task index finds the old entry
+            [found] = await find_manifests(session, tags=tags)
+        assert found.tags == tags
+        async with engine.connect() as connection:
+            named = await connection.scalar(
+                text(f"SELECT task_name FROM {postgresql_tags.TABLE} WHERE key = 'u'")
+            )
+        assert named == "fit"
+
+        async with engine.connect() as connection:
+            await connection.run_sync(_downgrade, "0004")
+            await connection.commit()
+            assert await connection.run_sync(postgresql_tag_index_sql) == before
+        assert await entry_count(engine) == 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_create_all_remakes_a_postgresql_tag_index_without_task_names(
+    database_url: str, engine: AsyncEngine, registry: Registry
+) -> None:
+    await BaseRecord.create_all(engine)
+    async with engine.connect() as connection:
+        expected = await connection.run_sync(postgresql_tag_index_sql)
+    async with engine.begin() as connection:
+        for statement in postgresql_tags.DROP:
+            await connection.execute(text(statement))
+        await connection.run_sync(BaseRecord.metadata.drop_all)
+    await aupgrade(engine, "0004")  # as a version without task names made it
+    tags = {"prefect.task_name": "fit", "u": "1"}
+    async with AsyncSession(engine) as session:
+        await save_one(StorableValue(1), session=session, registry=registry, tags=tags)
+
+    await BaseRecord.create_all(engine)
+    async with engine.connect() as connection:
+        assert await connection.run_sync(postgresql_tag_index_sql) == expected
+        named = await connection.scalar(
+            text(f"SELECT task_name FROM {postgresql_tags.TABLE} WHERE key = 'u'")
+        )
+    assert named == "fit"

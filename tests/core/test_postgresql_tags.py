@@ -83,6 +83,35 @@ async def test_one_statement_of_many_rows_gets_every_rows_entries(engine: AsyncE
     }
 
 
+async def task_names(engine: AsyncEngine) -> dict[tuple[str, uuid.UUID], str | None]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(f"SELECT key, manifest_id, task_name FROM {TABLE}"))
+        return {(key, owner): task_name for key, owner, task_name in rows}
+
+
+async def test_entries_carry_their_manifests_task_name_when_a_string(engine: AsyncEngine) -> None:
+    task, no_string, none = await insert(
+        engine,
+        json.dumps({"prefect.task_name": "fit", "project": "p", "prefect.tag.gpu": "true"}),
+        json.dumps({"prefect.task_name": ["fit"], "project": "p"}),
+        json.dumps({"project": "p"}),
+    )
+    assert await task_names(engine) == {
+        ("project", task): "fit",
+        ("prefect.tag.gpu", task): "fit",
+        ("project", no_string): None,
+        ("project", none): None,
+    }
+
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE labox_manifests SET tags = CAST(:tags AS jsonb) WHERE id = :id"),
+            {"tags": json.dumps({"prefect.task_name": "plot", "project": "p"}), "id": task},
+        )
+    assert (await task_names(engine))[("project", task)] == "plot"
+    assert ("prefect.tag.gpu", task) not in await task_names(engine)
+
+
 @pytest.mark.parametrize("document", ['["a", "b"]', '"text"', "3", "null"])
 async def test_a_document_that_is_no_json_object_is_saved_without_entries(
     engine: AsyncEngine, document: str

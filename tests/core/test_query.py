@@ -389,12 +389,40 @@ async def explained_plan(engine: AsyncEngine, **filters: Any) -> str:
         return "\n".join(str(row[-1]) for row in rows)
 
 
+async def generic_plan(engine: AsyncEngine, **filters: Any) -> str:
+    """The generic plan of find_manifests' statement (PostgreSQL): the plan of a prepared
+    statement for no values in particular, which a connection keeps after five runs."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        captured.append((statement, params))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with AsyncSession(engine) as session:
+            await find_manifests(session, **filters)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    statement, params = captured[-1]
+    # The plan is made for no values: EXECUTE's arguments (no parameters there) are nulls.
+    arguments = ", ".join("NULL" for _ in params)
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        await connection.exec_driver_sql(f"PREPARE labox_find AS {statement}")
+        try:
+            rows = await connection.exec_driver_sql(f"EXPLAIN EXECUTE labox_find({arguments})")
+            return "\n".join(str(row[-1]) for row in rows)
+        finally:  # the pooled connection as it was
+            await connection.exec_driver_sql("DEALLOCATE labox_find")
+            await connection.exec_driver_sql("RESET plan_cache_mode")
+
+
 @pytest.mark.parametrize(
     ("tags", "index"),
     [
         ({FLOW: "etl"}, "ix_labox_manifests_flow_name"),
         ({FLOW: "etl", KIND: "flow"}, "ix_labox_manifests_flow_results"),
-        ({TASK: "fit", "prefect.tag.gpu": "true"}, "ix_labox_manifests_task_name"),
+        ({TASK: "fit", KIND: "task"}, "ix_labox_manifests_task_name"),
         ({RUN: "run-1", TASK: "fit"}, "ix_labox_manifests_flow_run_id"),
     ],
     ids=repr,
@@ -532,6 +560,88 @@ async def test_on_postgresql_a_users_tag_reads_the_tag_index_newest_first(
     assert "jsonb_contains(" in plan, plan  # every pair tested on the record
 
 
+def task_rows() -> list[dict[str, Any]]:
+    """Task results of two tasks, a run tag on one run in three, users' tags, ties in time,
+    and look-alikes: a task name that is no string, a flow result, a task without the tag."""
+    rows = []
+    for i in range(120):
+        tags = {FLOW: "etl", RUN: f"run-{i // 6}", KIND: "task", TASK: ["fit", "load"][i % 2]}
+        if i // 6 % 3 == 0:
+            tags["prefect.tag.gpu"] = "true"
+        tags["stage"] = ["raw", "clean"][i % 3 % 2]
+        rows.append(manifest_row(tags=tags, at=T0 + timedelta(minutes=i // 4)))
+    gpu = {"prefect.tag.gpu": "true", "stage": "raw"}
+    rows.append(manifest_row(tags={**gpu, TASK: ["fit"], KIND: "task"}, at=T0))  # type: ignore[dict-item]
+    rows.append(manifest_row(tags={**gpu, FLOW: "etl", KIND: "flow"}, at=T0))
+    rows.append(manifest_row(tags={**gpu, "prefect.TASK_NAME": "fit"}, at=T0))
+    return rows
+
+
+TASK_FILTERS = [
+    {TASK: "fit", "prefect.tag.gpu": "true"},
+    {TASK: "load", "stage": "raw"},
+    {TASK: "fit", "prefect.tag.gpu": "true", "stage": "clean"},
+    {TASK: "fit", "prefect.tag.gpu": "true", KIND: "task", FLOW: "etl"},
+    {TASK: "fit", "prefect.tag.nobody": "true"},
+    {TASK: "nobody", "prefect.tag.gpu": "true"},
+]
+
+
+@pytest.mark.parametrize("tags", TASK_FILTERS, ids=repr)
+async def test_a_task_name_with_a_tag_finds_what_the_plain_path_finds_in_its_order(
+    sessions: Sessions, tags: dict[str, str]
+) -> None:
+    await insert_manifests(sessions, task_rows())
+    window = {"since": T0 + timedelta(minutes=3), "until": T0 + timedelta(minutes=21)}
+
+    for filters in ({}, {"limit": 3}, {**window, "limit": 5}, {"until": window["until"]}):
+        found = await ids_of(sessions, tags=tags, **filters)
+        assert found == await plain_ids(sessions, tags, **filters), filters
+    async with sessions() as session:
+        rows = await find_manifest_rows(session, tags=tags, limit=10)
+    assert [row.id for row in rows] == await plain_ids(sessions, tags, limit=10)
+    assert all(row.tags[TASK] == tags[TASK] for row in rows)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {TASK: "t7", "prefect.tag.gpu": "true"},
+        {TASK: "t7", "batch": "b7"},
+        {TASK: "t7", "prefect.tag.gpu": "true", "batch": "b7"},
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("generic", [False, True], ids=["planned for the values", "generic"])
+async def test_on_postgresql_a_task_name_with_a_tag_reads_the_tasks_entries_of_the_tag(
+    engine: AsyncEngine, tags: dict[str, str], generic: bool
+) -> None:
+    rows = [
+        manifest_row(
+            tags={
+                TASK: f"t{i % 10}",
+                KIND: "task",
+                "prefect.tag.gpu": "true",
+                "batch": f"b{i % 500}",
+            },
+            at=T0 + timedelta(seconds=i),
+        )
+        for i in range(3000)
+    ]
+    await insert_manifests(async_sessionmaker(engine), rows)
+    async with engine.connect() as connection:
+        maintenance = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await maintenance.execute(text("VACUUM ANALYZE labox_manifests, labox_manifest_tags"))
+
+    explain = generic_plan if generic else explained_plan  # generic: the plan for any values
+    plan = await explain(engine, tags=tags, limit=10)
+    assert "Index Only Scan Backward using ix_labox_manifest_tags_task_name" in plan, plan
+    assert "Sort" not in plan, plan  # the index's order is the answer's
+    assert "ix_labox_manifests_task_name" not in plan, plan  # no walk testing each result
+    assert "jsonb_contains(" in plan, plan  # every pair tested on the record
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_on_sqlite_the_pair_with_the_fewest_entries_is_read(engine: AsyncEngine) -> None:
     rows = [
@@ -590,6 +700,7 @@ async def test_a_shape_of_filter_is_compiled_once_whatever_its_values(
         ({FLOW: "etl", "prefect.tag.gpu": "true"}, {FLOW: "train", "prefect.tag.x": "true"}),
         ({"project": "p"}, {"project": "q"}),
         ({RUN: "run-1", KIND: "task"}, {RUN: "run-2", KIND: "flow"}),
+        ({TASK: "fit", "prefect.tag.gpu": "true"}, {TASK: "load", "prefect.tag.x": "true"}),
     ]
     for first, second in filters:
         await ids_of(sessions, tags=first, limit=5, since=T0)

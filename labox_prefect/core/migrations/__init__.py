@@ -11,9 +11,10 @@ ordered tag indexes (revision 0002) are the exception: tables made by an older v
 ``create_all`` lack them, so adopted tables are stamped 0001 and upgraded, which creates
 those of them that are missing. (Alembic cannot reflect expression indexes on SQLite, so it
 compares them on PostgreSQL only.) The tag indexes, SQLite's (revision 0003, see
-``labox_prefect.core.sqlite_tags``) and PostgreSQL's (revision 0004,
-``labox_prefect.core.postgresql_tags``), are no model, so no comparison sees them: the
-upgrade makes each whole where any part of it is missing, and leaves it alone otherwise.
+``labox_prefect.core.sqlite_tags``) and PostgreSQL's (revision 0004, and 0005 which adds
+the task names, ``labox_prefect.core.postgresql_tags``), are no model, so no comparison sees
+them: the upgrade makes each whole where any part of it is missing, and leaves it alone
+otherwise.
 
 ``upgrade`` and ``current`` are synchronous. For an async URL (``sqlite+aiosqlite``,
 ``postgresql+asyncpg``) they run the work on a private event loop in a private thread, so

@@ -250,7 +250,7 @@ def test_db_upgrade_reports_revisions_with_the_password_masked(backend: Backend)
         result = run("db", "upgrade")
         assert result.exit_code == 0, result.output
         text = " ".join(result.stdout.split())
-        assert "revision 0004 (core)" in text
+        assert "revision 0005 (core)" in text
         assert "p0001 (Prefect results)" in text
     if backend.name == "postgres_s3":
         assert "***" in text
