@@ -15,8 +15,11 @@ import base64
 import binascii
 import collections
 import io
+import mmap
 import struct
+import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +45,9 @@ has passed 1 MiB, which for values of 1, 2, 4 or 8 bytes is exactly when the has
 behind the dictionary grows: about 32 MiB of Arrow memory for each such column (measured,
 pyarrow 26), against 10 MiB with this limit. Only columns whose dictionary would end between
 the two limits are stored plainly instead; values read back the same either way."""
+SPOOL_MIN_BYTES = 1024 * 1024
+"""Tables of at least this many bytes in Arrow's memory are written to Parquet through a
+temporary file (see `write_parquet`)."""
 
 
 TABLE_SCHEMA_KEY = b"labox.arrow_schema"
@@ -210,18 +216,40 @@ class ArrowRecordBatchStreamSerializer(StreamSerializer[pa.RecordBatch]):
 
 
 def write_parquet(table: pa.Table) -> memoryview:
-    """Parquet bytes of ``table``, written into one Arrow buffer and handed over as a view
-    of it (format ``"B"``): no copy to Python bytes, and the large buffer comes from Arrow's
-    allocator, which keeps it apart from Python's heap (a large block freed there raises
-    glibc's mmap threshold, and later frames of the process then stay resident)."""
-    sink = pa.BufferOutputStream()
+    """Parquet bytes of ``table``, handed over as a read-only view (format ``"B"``) with no
+    copy to Python bytes.
+
+    A table of at least `SPOOL_MIN_BYTES` is written to an anonymous temporary file and
+    handed over as a view of that file mapped into memory: the bytes never sit in Arrow's
+    memory, which would hold them in a buffer grown by doubling (the smaller buffers it
+    leaves behind stay resident in Arrow's allocator), and the pages of the map are the
+    file's (in a temporary folder on disk, the kernel may drop them and read them again).
+    The file has no name, so nothing is left behind: it is gone once the view and every
+    view of it are released. Smaller tables are written into one Arrow buffer (a file costs
+    more than they do).
+    """
+    if table.nbytes < SPOOL_MIN_BYTES:
+        sink = pa.BufferOutputStream()
+        _write_table(table, sink)
+        return memoryview(sink.getvalue()).cast("B")
+    with tempfile.TemporaryFile(prefix="labox-parquet-") as spool:
+        _write_table(table, spool)
+        spool.flush()
+        mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
+    # The writer's own memory (dictionaries, pages: about 10 MiB for a column of many
+    # distinct values) was freed to this thread's heap of Arrow's allocator, which keeps it
+    # resident; hand it back before the map's pages are read (about 0.2 ms).
+    pa.default_memory_pool().release_unused()
+    return memoryview(mapped)
+
+
+def _write_table(table: pa.Table, sink: IO[bytes] | pa.NativeFile) -> None:
     pq.write_table(
         table,
         sink,
         compression=PARQUET_COMPRESSION,
         dictionary_pagesize_limit=PARQUET_DICTIONARY_PAGE_LIMIT,
     )
-    return memoryview(sink.getvalue()).cast("B")
 
 
 def read_parquet(data: bytes | memoryview, serializer_name: str) -> pa.Table:
