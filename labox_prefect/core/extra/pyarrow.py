@@ -16,10 +16,10 @@ import binascii
 import collections
 import io
 import mmap
+import os
 import struct
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from typing import IO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -219,23 +219,32 @@ def write_parquet(table: pa.Table) -> memoryview:
     """Parquet bytes of ``table``, handed over as a read-only view (format ``"B"``) with no
     copy to Python bytes.
 
-    A table of at least `SPOOL_MIN_BYTES` is written to an anonymous temporary file and
-    handed over as a view of that file mapped into memory: the bytes never sit in Arrow's
-    memory, which would hold them in a buffer grown by doubling (the smaller buffers it
-    leaves behind stay resident in Arrow's allocator), and the pages of the map are the
-    file's (in a temporary folder on disk, the kernel may drop them and read them again).
-    The file has no name, so nothing is left behind: it is gone once the view and every
-    view of it are released. Smaller tables are written into one Arrow buffer (a file costs
-    more than they do).
+    A table of at least `SPOOL_MIN_BYTES` is written to a temporary file and handed over as
+    a view of that file mapped into memory: the bytes never sit in Arrow's memory, which
+    would hold them in a buffer grown by doubling (the smaller buffers it leaves behind stay
+    resident in Arrow's allocator), and the pages of the map are the file's (in a temporary
+    folder on disk, the kernel may drop them and read them again). Arrow writes the file
+    itself, without the GIL (a Python file object would take it for each of the writer's
+    hundreds of writes, and wait for it while other threads run). The file loses its name
+    as soon as it is open, so nothing is left behind: it is gone once the view and every
+    view of it are released. Smaller tables, and every table where an open file cannot lose
+    its name (Windows), are written into one Arrow buffer.
     """
-    if table.nbytes < SPOOL_MIN_BYTES:
+    if table.nbytes < SPOOL_MIN_BYTES or os.name != "posix":
         sink = pa.BufferOutputStream()
         _write_table(table, sink)
         return memoryview(sink.getvalue()).cast("B")
-    with tempfile.TemporaryFile(prefix="labox-parquet-") as spool:
-        _write_table(table, spool)
-        spool.flush()
-        mapped = mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ)
+    descriptor, path = tempfile.mkstemp(prefix="labox-parquet-", suffix=".parquet")
+    try:
+        try:
+            spool = pa.OSFile(path, "wb")
+        finally:
+            os.unlink(path)
+        with spool:
+            _write_table(table, spool)
+        mapped = mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ)
+    finally:
+        os.close(descriptor)
     # The writer's own memory (dictionaries, pages: about 10 MiB for a column of many
     # distinct values) was freed to this thread's heap of Arrow's allocator, which keeps it
     # resident; hand it back before the map's pages are read (about 0.2 ms).
@@ -243,7 +252,7 @@ def write_parquet(table: pa.Table) -> memoryview:
     return memoryview(mapped)
 
 
-def _write_table(table: pa.Table, sink: IO[bytes] | pa.NativeFile) -> None:
+def _write_table(table: pa.Table, sink: pa.NativeFile) -> None:
     pq.write_table(
         table,
         sink,
