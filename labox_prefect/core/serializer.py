@@ -23,9 +23,9 @@ class SerializedData:
     """Bytes of one value plus what a reader needs to decode them.
 
     ``data`` is bytes, or a read-only ``memoryview`` of bytes (format ``"B"``, contiguous)
-    over a buffer the serializer wrote into and no longer touches (an Arrow buffer): the
-    saver hashes and writes it without a copy, where the storage takes views
-    (`Storage.writes_views`), and hands other storages a bytes copy.
+    over a buffer the serializer wrote into and no longer touches (an Arrow buffer, a
+    memory-mapped file): the saver hashes and writes it without a copy, where the storage
+    takes views (`Storage.writes_views`), and hands other storages a bytes copy.
     """
 
     data: bytes | memoryview

@@ -45,6 +45,7 @@ from labox_prefect.core.extra._frames import (
 from labox_prefect.core.extra.pyarrow import (
     PARQUET_COMPRESSION,
     PARQUET_CONTENT_TYPE,
+    PARQUET_DICTIONARY_PAGE_LIMIT,
     ChunkSink,
     describe_schema_change,
     read_parquet,
@@ -244,9 +245,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                         continue
                     if layout is None:
                         layout = _Layout.of(table)
-                        writer = pq.ParquetWriter(
-                            sink, layout.schema, compression=PARQUET_COMPRESSION
-                        )
+                        writer = _parquet_writer(sink, layout.schema)
                         for empty, empty_what in early:
                             await write(empty, empty_what)
                         early.clear()
@@ -257,7 +256,7 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                         yield piece
             if writer is None:
                 layout = _Layout.of(early[0][0]) if early else _Layout(pa.schema([]))
-                writer = pq.ParquetWriter(sink, layout.schema, compression=PARQUET_COMPRESSION)
+                writer = _parquet_writer(sink, layout.schema)
                 for empty, empty_what in early:
                     await write(empty, empty_what)
             writer.add_key_value_metadata({FRAMES_KEY: descriptors.to_json()})
@@ -331,6 +330,16 @@ class ParquetDataFrameStreamSerializer(StreamSerializer[pd.DataFrame]):
                 f"{self.name} cannot read this content as Parquet ({error}); the content is "
                 f"corrupted, truncated or was not written by {self.name}."
             ) from None
+
+
+def _parquet_writer(sink: ChunkSink, schema: pa.Schema) -> pq.ParquetWriter:
+    """A writer of the stream's file, with the options of every Parquet file written here."""
+    return pq.ParquetWriter(
+        sink,
+        schema,
+        compression=PARQUET_COMPRESSION,
+        dictionary_pagesize_limit=PARQUET_DICTIONARY_PAGE_LIMIT,
+    )
 
 
 def frame_to_table(frame: Any, serializer_name: str, what: str) -> tuple[pa.Table, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import gc
 import json
+import mmap
 import tempfile
 import threading
 import weakref
@@ -567,6 +568,46 @@ FAITHFUL_FRAMES = {
 @pytest.mark.parametrize("value", FAITHFUL_FRAMES.values(), ids=FAITHFUL_FRAMES.keys())
 def test_frame_loads_back_equal_in_value_and_type(value: pd.DataFrame) -> None:
     check_value_serializer(parquet_data_frame_serializer, value, equal=strict.same_frame)
+
+
+def _large_frame() -> pd.DataFrame:
+    """A frame whose Parquet is written through a spool file (more than SPOOL_MIN_BYTES)."""
+    rows = 40_000
+    numbers = np.arange(rows)
+    return pd.DataFrame(
+        {
+            "when": pd.date_range("2020-03-29", periods=rows, freq="min", tz="Europe/Paris"),
+            "kind": pd.Categorical.from_codes(numbers % 3, ["low", "mid", "high"], ordered=True),
+            "value": numbers * 0.25,
+            "count": pd.array([None if n % 7 == 0 else n for n in numbers], dtype="Int64"),
+            "name": pd.Series([f"item {n}" for n in numbers], dtype="str"),
+        },
+        index=pd.Index(numbers * 2, name="key"),
+    )
+
+
+def test_large_frame_loads_back_equal_through_the_spool_file() -> None:
+    serialized = check_value_serializer(
+        parquet_data_frame_serializer, _large_frame(), equal=strict.same_frame
+    )
+    assert isinstance(serialized.data, memoryview)
+    assert isinstance(serialized.data.obj, mmap.mmap), "not written through the spool file"
+
+
+async def test_large_frame_saved_to_files_loads_back_equal(
+    sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    registry = Registry(
+        modules=["labox_prefect.core.builtin", "labox_prefect.core.extra.pandas"],
+        default_storage=FileStorage(tmp_path / "blobs"),
+    )
+    value = _large_frame()
+    for _ in range(2):  # the second save finds the same blob and compares it
+        async with sessions() as session:
+            record = await save_one(StorableValue(value), session=session, registry=registry)
+        async with sessions() as session:
+            loaded = await load_one(record, StorableValue, session=session, registry=registry)
+        assert strict.same_frame(value, loaded.value)
 
 
 REFUSED_FRAMES = {

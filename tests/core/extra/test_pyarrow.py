@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import mmap
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +20,7 @@ from hypothesis import strategies as st
 from labox_prefect.core.builtin.storages import MemoryStorage
 from labox_prefect.core.errors import SerializationError
 from labox_prefect.core.extra.pyarrow import (
+    SPOOL_MIN_BYTES,
     TABLE_SCHEMA_KEY,
     ArrowRecordBatchStreamSerializer,
     ChunkSink,
@@ -237,6 +244,41 @@ def test_table_with_a_corrupted_schema_key_is_a_clear_error() -> None:
     table = pa.table({"a": [1]}).replace_schema_metadata({TABLE_SCHEMA_KEY: b"not base64!"})
     with pytest.raises(SerializationError, match="cannot read the schema recorded with this table"):
         parquet_table_serializer.deserialize_data(SerializedData(write_parquet(table), "x"))
+
+
+# --- writing Parquet --------------------------------------------------------------------------
+
+
+def test_large_table_is_handed_over_as_a_view_of_an_unnamed_memory_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    table = pa.table({"n": np.arange(SPOOL_MIN_BYTES // 8)})
+    data = write_parquet(table)
+    assert isinstance(data.obj, mmap.mmap), "the Parquet bytes sat in memory, not in a file"
+    assert data.readonly
+    assert list(tmp_path.iterdir()) == [], "the spool file has a name someone must remove"
+    assert pq.read_table(pa.BufferReader(data)).equals(table)
+
+
+def test_small_table_is_written_into_one_arrow_buffer() -> None:
+    data = write_parquet(pa.table({"n": [1, 2]}))
+    assert isinstance(data.obj, pa.Buffer)
+
+
+def test_a_column_of_distinct_values_grows_no_large_dictionary_in_the_writer() -> None:
+    """With Arrow's default limit (1 MiB), the writer gave up on the dictionary of such a
+    column only after the hash table behind it had grown to about 32 MiB."""
+    code = (
+        "import numpy as np, pyarrow as pa;"
+        "from labox_prefect.core.extra.pyarrow import write_parquet;"
+        "write_parquet(pa.table({'n': np.arange(300_000)}));"
+        "print(pa.default_memory_pool().max_memory())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert int(out) < 16 * 1024 * 1024, f"Arrow's memory peaked at {int(out) / 2**20:.1f} MiB"
 
 
 def _dictionary(values: list[str], index: pa.DataType) -> pa.Array:
