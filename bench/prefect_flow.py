@@ -14,8 +14,10 @@ variant alike (that makes the shared part cheaper, so the ratios stricter). (b) 
 variant in a fresh process; its peak memory is the process's VmHWM minus that of a process
 that builds the same frame in the same task without persisting it, and its persist time is
 the task call's wall time minus that process's. Times are taken inside the flow, around the
-task calls: a flow's own exit waits up to a second for Prefect's heartbeat thread, which
-would round every flow to whole seconds. Nothing here asserts a time.
+task calls (for labox_task, until the events and artifacts it queued are published:
+``flush_publications``): a flow's own exit waits up to a second for Prefect's heartbeat
+thread, which would round every flow to whole seconds. Each round prints the load average.
+Nothing here asserts a time.
 
 Run: .venv/bin/python bench/prefect_flow.py [--rounds N] [--frame-runs N] [--skip-frame]
 """
@@ -74,6 +76,7 @@ def small_flows() -> dict[str, Callable[[], float]]:
     from prefect import flow, task
 
     from labox_prefect import labox_task
+    from labox_prefect.publication import flush_publications
 
     def value(i: int) -> dict[str, int]:
         return {"i": i, "square": i * i}
@@ -89,12 +92,13 @@ def small_flows() -> dict[str, Callable[[], float]]:
     default_artifact = task(persist_result=True, name="small")(value_with_artifact)
     labox = labox_task(value)
 
-    def many(run: Any) -> Callable[[], float]:
+    def many(run: Any, finish: Callable[[], object] = lambda: None) -> Callable[[], float]:
         @flow(name="small-results")
         def pipeline() -> float:
             start = time.perf_counter()
             for i in range(N_TASKS):
                 run(i)
+            finish()
             return time.perf_counter() - start
 
         return pipeline
@@ -103,7 +107,9 @@ def small_flows() -> dict[str, Callable[[], float]]:
         "none": many(unpersisted),
         "default": many(default),
         "default+artifact": many(default_artifact),
-        "labox": many(labox),
+        # Its events and artifacts are published off the tasks' thread: the time includes
+        # them (until they are on Prefect's events queue, where Prefect's own events wait).
+        "labox": many(labox, flush_publications),
     }
 
 
@@ -132,7 +138,8 @@ def run_small(rounds: int) -> None:
         for index in order:
             times[index].append(run(index))
         shown = [f"{v[0]} {t[-1] * 1e3:.0f} ms" for v, t in zip(variants, times, strict=True)]
-        print(f"round {round_number + 1}: " + ", ".join(shown))
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"round {round_number + 1}: " + ", ".join(shown) + f" (load average {load})")
     med = [statistics.median(t) for t in times]
     none, default, labox_off, labox_on, default_artifact = med
     print(f"\n(a) flow of {N_TASKS} tasks with small results, median of {rounds} rounds:")

@@ -69,7 +69,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from labox_prefect.artifacts import artifacts_enabled
 from labox_prefect.context import FLOW_NAME, RESULT_TYPE, TASK_NAME, record_tags
 from labox_prefect.core import (
-    AnySession,
     ClassNotDefinedError,
     ContentRecord,
     LaboxError,
@@ -245,18 +244,6 @@ async def open_session(
     sessions = await get_runtime().sessions(target.database_url, create_schema=create_schema)
     async with sessions() as session:
         yield session
-
-
-@asynccontextmanager
-async def _write_session(target: Target) -> AsyncIterator[AnySession]:
-    """A session for a save: a sync one on a lane (labox_prefect.runtime), else async."""
-    session = (await get_runtime().write_sessions(target.database_url))()
-    if isinstance(session, AsyncSession):
-        async with session:
-            yield session
-    else:
-        with session:
-            yield session
 
 
 def as_storable(obj: Any, registry: Registry) -> Storable:
@@ -460,7 +447,7 @@ async def _save(plan: _Save) -> tuple[SavedResult, str | None]:
             written = render(ResultPointer(manifest_id, plan.target.database_label).dump())
             await add_result_key(session, storage_key, manifest_id, written)
 
-    async with _write_session(plan.target) as session:
+    async with get_runtime().write_session(plan.target.database_url) as session:
         manifest, contents = await save_one_with_contents(
             plan.storable,
             session=session,

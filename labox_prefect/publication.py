@@ -2,17 +2,21 @@
 
 ``announce`` runs in the thread that saved the result and only queues what it was given (the
 value, its records, and the caller's context). One daemon thread per process works the
-queue: it summarizes each value (bounded cost, labox_prefect.summary), emits the
+queue in batches: woken by a result, it lingers ``LINGER_SECONDS`` so that the results of
+the next tasks join the batch (a flow of small tasks wakes it, and Prefect's events
+worker, once per batch rather than once per task: each wake-up takes the GIL from the tasks'
+thread), then summarizes each value (bounded cost, labox_prefect.summary), emits the
 ``labox.result.saved`` event (a put on Prefect's own events queue, labox_prefect.events)
 and, when artifacts are on, creates the artifacts of what it took in one batch (whatever is
 queued, up to ``BATCH``, through one API client), each under the context it was queued from
 (so it reaches the API the task's settings name). The value is read there, moments after
 the task returned it: a value changed in place meanwhile shows the change in its preview.
 
-``flush`` waits until the queue is empty. At interpreter exit it runs before Prefect's own
-services drain (it is registered with them, after them, and they run last to first), so the
-last events and artifacts of a short script still reach Prefect's events queue and the API;
-a plain ``atexit`` hook would run after that queue has stopped. Nothing here raises into
+``flush`` cuts the linger short and waits until the queue is empty. At interpreter exit it
+runs before Prefect's own services drain (it is registered with them, after them, and they
+run last to first), so the last events and artifacts of a short script still reach
+Prefect's events queue and the API; a plain ``atexit`` hook would run after that queue has
+stopped. Nothing here raises into
 the task: failures are logged.
 """
 
@@ -38,6 +42,9 @@ from labox_prefect.summary import ResultSummary, summarize
 logger = logging.getLogger(__name__)
 
 BATCH = 50
+"""Results published together at most (one API client for their artifacts)."""
+LINGER_SECONDS = 0.1
+"""How long the publisher waits for more results after the first of a batch."""
 EXIT_FLUSH_SECONDS = 30.0
 
 
@@ -59,7 +66,9 @@ _Item = tuple[contextvars.Context, _Saved]
 class ArtifactPublisher:
     """A queue of saved results to announce and the daemon thread that announces them."""
 
-    def __init__(self) -> None:
+    def __init__(self, linger: float = LINGER_SECONDS) -> None:
+        self._linger = linger
+        self._hurry = threading.Event()
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -72,14 +81,21 @@ class ArtifactPublisher:
         self._queue.put((contextvars.copy_context(), saved))
 
     def flush(self, timeout: float = EXIT_FLUSH_SECONDS) -> bool:
-        """Wait until every queued artifact is published (or failed); False on timeout."""
+        """Wait until every queued result is published (or failed); False on timeout.
+
+        The publisher stops lingering while a flush waits.
+        """
         deadline = time.monotonic() + timeout
-        with self._queue.all_tasks_done:
-            while self._queue.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._queue.all_tasks_done.wait(remaining)
+        self._hurry.set()
+        try:
+            with self._queue.all_tasks_done:
+                while self._queue.unfinished_tasks:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._queue.all_tasks_done.wait(remaining)
+        finally:
+            self._hurry.clear()
         return True
 
     def _ensure_thread(self) -> None:
@@ -103,6 +119,7 @@ class ArtifactPublisher:
     def _work(self) -> None:
         while True:
             batch = [self._queue.get()]
+            self._hurry.wait(self._linger)  # the next tasks' results join this batch
             while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from labox_prefect.core import AnySession, execute_in_session
+from labox_prefect.core import AnySession, execute_in_session, session_bind
 from labox_prefect.core.database import ManifestRecord, UTCDateTime, utcnow
 
 metadata = MetaData()
@@ -110,7 +110,7 @@ async def add_result_key(
     An upsert: Prefect overwrites keys (e.g. on refresh_cache), and a retried transaction
     writes the same row again.
     """
-    dialect = session.get_bind().dialect.name
+    dialect = session_bind(session).dialect.name
     statement = _UPSERTS.get(dialect)
     if statement is None:
         statement = _upsert_statement(dialect)  # raises the error naming what is supported

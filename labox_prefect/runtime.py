@@ -12,9 +12,10 @@ and back costs two wake-ups, each waiting for the scheduler and for the GIL that
 own threads hold in turn, which cost more than saving a small result. So ``run_for`` runs a
 coroutine on an SQLite file in the calling sync thread, on that thread's *lane*: a loop of
 its own and engines of its own on the file (SQLite serializes writers from any number of
-connections, as it does for several processes); a save there writes through a sync Session
-(``write_sessions``; labox_prefect.core.sessions says why). A lane also gives its thread a read-only
-sqlite3 connection (``sqlite_reader``) for the one lookup every task run makes: Prefect's
+connections, as it does for several processes); a save there writes through a sync
+connection the lane keeps open (``write_session``; labox_prefect.core.sessions says why). A
+lane also gives its thread a read-only sqlite3 connection (``sqlite_reader``) for the one
+lookup every task run makes: Prefect's
 cache check of its key, which costs microseconds, as Prefect's own check of a file does. A
 lane lives as long as its thread: its connections have no worker thread
 (labox_prefect.sqlite_inline) and close when collected. Server databases always go through
@@ -30,13 +31,14 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import URL, NullPool, create_engine, event, make_url
+from sqlalchemy import URL, Connection, NullPool, create_engine, event, make_url
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -44,9 +46,15 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session, sessionmaker
 
-from labox_prefect.core import BaseRecord, ContentRecord, ManifestRecord, Registry, Storage
+from labox_prefect.core import (
+    AnySession,
+    BaseRecord,
+    ContentRecord,
+    ManifestRecord,
+    Registry,
+    Storage,
+)
 from labox_prefect.core.migrations import aupgrade
 from labox_prefect.errors import DatabaseNotInitializedError
 from labox_prefect.result_keys import upgrade_result_keys
@@ -190,25 +198,37 @@ class Runtime:
             ready = lane.engines[key] = (engine, async_sessionmaker(engine, expire_on_commit=False))
         return ready
 
-    async def write_sessions(
-        self, database_url: str
-    ) -> async_sessionmaker[AsyncSession] | sessionmaker[Session]:
-        """Sessions for saves on ``database_url``: on a lane, sync sessions on its SQLite
-        file (statements run inline, without SQLAlchemy's async layer: see
-        labox_prefect.core.sessions); elsewhere ``sessions``. Awaited like ``sessions``.
+    @asynccontextmanager
+    async def write_session(self, database_url: str) -> AsyncIterator[AnySession]:
+        """What a save on ``database_url`` writes through, for the time of one save.
+
+        On a lane, the lane's own sync connection on its SQLite file, kept open from save
+        to save (statements run inline, without SQLAlchemy's async layer or a session:
+        see labox_prefect.core.sessions); a transaction the save left open is rolled back.
+        Elsewhere an ``AsyncSession`` of ``sessions``. Entered like ``sessions`` is awaited.
         """
         lane = self._running_lane()
         if lane is None:
-            return await self.sessions(database_url)
+            async with (await self.sessions(database_url))() as session:
+                yield session
+            return
+        connection = await self._lane_connection(lane, database_url)
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+
+    async def _lane_connection(self, lane: _Lane, database_url: str) -> Connection:
         key = _engine_key(database_url, current_settings())
-        made = lane.sync_sessions.get(key)
-        if made is None:
+        connection = lane.connections.get(key)
+        if connection is None or connection.closed or connection.invalidated:
             await self._lane_ready(lane, key)  # the schema is ready from here on
             url = make_url(database_url).set(drivername="sqlite")
             engine = create_engine(url, connect_args={"check_same_thread": False})
             event.listen(engine, "connect", _tune_sqlite)
-            made = lane.sync_sessions[key] = sessionmaker(engine, expire_on_commit=False)
-        return made
+            connection = lane.connections[key] = engine.connect()
+        return connection
 
     def _lane(self, database_url: str) -> _Lane | None:
         """This thread's lane, for an SQLite file from a thread with no running loop."""
@@ -325,7 +345,7 @@ class _Lane:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.engines: dict[EngineKey, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
-        self.sync_sessions: dict[EngineKey, sessionmaker[Session]] = {}
+        self.connections: dict[EngineKey, Connection] = {}
         self.readers: dict[str, sqlite3.Connection] = {}
         weakref.finalize(self, self.loop.close)  # when its thread ends, or at exit
 

@@ -53,7 +53,7 @@ from labox_prefect.core.serializer import (
     Serializer,
     StreamSerializer,
 )
-from labox_prefect.core.sessions import AnySession, execute_in_session
+from labox_prefect.core.sessions import AnySession, execute_in_session, session_bind
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.storage import Storage, StorageConfig, StoredBlob
 from labox_prefect.core.tags import Tags
@@ -116,5 +116,6 @@ __all__ = [
     "new_saver",
     "save_one",
     "save_one_with_contents",
+    "session_bind",
     "verify_manifests",
 ]

@@ -16,10 +16,8 @@ from __future__ import annotations
 import weakref
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
-
 from labox_prefect.core.registry import Registry
+from labox_prefect.core.sessions import AnySession, session_bind
 
 SIDECAR_SUFFIX = "-blobs"
 """Appended to a SQLite database file's name to name its blob folder."""
@@ -27,11 +25,11 @@ SIDECAR_SUFFIX = "-blobs"
 _bound: weakref.WeakKeyDictionary[Registry, dict[str, Registry]] = weakref.WeakKeyDictionary()
 
 
-def registry_for_session(registry: Registry, session: AsyncSession | Session) -> Registry:
+def registry_for_session(registry: Registry, session: AnySession) -> Registry:
     """``registry`` if it has a default storage, else its binding to the session's database."""
     if registry.has_default_storage:
         return registry
-    url = session.get_bind().engine.url
+    url = session_bind(session).engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return registry
     folder = Path(url.database).expanduser().absolute()

@@ -21,10 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from labox_prefect.core.errors import StorageOwnershipError
+from labox_prefect.core.sessions import AnySession, session_bind
 from labox_prefect.core.storage import Storage
 
 _claimed: weakref.WeakKeyDictionary[Storage, set[str]] = weakref.WeakKeyDictionary()
@@ -48,9 +47,9 @@ def database_label(url: URL) -> str:
     return bare.render_as_string(hide_password=False)
 
 
-def session_database(session: AsyncSession | Session) -> str:
-    """The label of the database a session works on."""
-    return database_label(session.get_bind().engine.url)
+def session_database(session: AnySession) -> str:
+    """The label of the database a session (or connection) works on."""
+    return database_label(session_bind(session).engine.url)
 
 
 async def claim(storage: Storage, database: str) -> None:

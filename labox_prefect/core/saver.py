@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Insert, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from labox_prefect.core.connection import retrying
@@ -453,7 +453,9 @@ def _cheap_to_serialize(value: Any) -> bool:
 
 
 async def _insert_many(
-    session: AnySession, record: type[Any], rows: Sequence[Mapping[str, Any]]
+    session: AnySession,
+    record: type[ManifestRecord] | type[ContentRecord],
+    rows: Sequence[Mapping[str, Any]],
 ) -> None:
     """One INSERT statement for the whole batch, executed with every row's parameters.
 
@@ -462,4 +464,11 @@ async def _insert_many(
     tens of thousands of bind parameters.
     """
     if rows:
-        await execute_in_session(session, insert(record.__table__), list(rows))
+        await execute_in_session(session, _INSERTS[record], list(rows))
+
+
+# Built once: a statement made anew per save is compiled from SQLAlchemy's cache, but its
+# cache key is computed again each time.
+_INSERTS: dict[type[Any], Insert] = {
+    record: insert(cast(Table, record.__table__)) for record in (ManifestRecord, ContentRecord)
+}

@@ -1,23 +1,37 @@
-"""The sessions a save writes through: SQLAlchemy's ``AsyncSession``, or its sync ``Session``.
+"""What a save writes through: SQLAlchemy's ``AsyncSession``, its sync ``Session``, or a sync
+``Connection``.
 
-Saving is a coroutine either way. With a sync ``Session`` each statement runs inline, blocking
-the event loop while it runs. That is meant for an SQLite file used from one thread, where a
-statement costs microseconds and SQLAlchemy's async layer (a greenlet switch and an awaited
-driver call for every DBAPI call) costs more than the statement itself: a small save through
-an ``AsyncSession`` on SQLite spends about half its time there. Loading and queries take an
-``AsyncSession`` only.
+Saving is a coroutine either way. With a sync ``Session`` or ``Connection`` each statement
+runs inline, blocking the event loop while it runs. That is meant for an SQLite file used
+from one thread, where a statement costs microseconds and SQLAlchemy's async layer (a
+greenlet switch and an awaited driver call for every DBAPI call) costs more than the
+statement itself: a small save through an ``AsyncSession`` on SQLite spends about half its
+time there. A ``Connection`` kept open by its caller costs less again than a ``Session``
+per save (no session to make, no pool check-out, check-in and reset): its transaction
+begins with the first statement and ends with the commit or rollback. Loading and queries
+take an ``AsyncSession`` only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-AnySession = AsyncSession | Session
-"""A session a save accepts."""
+AnySession = AsyncSession | Session | Connection
+"""What a save accepts to write through."""
+
+
+def session_bind(session: AnySession) -> Engine | Connection:
+    """The engine or connection ``session`` works on (``.engine.url`` and ``.dialect`` name
+    its database)."""
+    if isinstance(session, Connection):
+        return session
+    bind = session.get_bind()
+    assert isinstance(bind, Engine | Connection)
+    return bind
 
 
 async def execute_in_session(
@@ -31,6 +45,8 @@ async def execute_in_session(
     if isinstance(session, AsyncSession):
         connection = await session.connection()
         await connection.execute(statement, parameters)
+    elif isinstance(session, Connection):
+        session.execute(statement, parameters)
     else:
         session.connection().execute(statement, parameters)
 
@@ -62,4 +78,5 @@ __all__ = [
     "execute_in_session",
     "rollback_session",
     "scalar_in_session",
+    "session_bind",
 ]

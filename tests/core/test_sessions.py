@@ -88,3 +88,33 @@ async def test_a_sync_session_commits_the_hooks_rows_with_the_record_or_nothing(
         assert len(names) == 2
         assert "noted" in names
         assert session.scalar(select(func.count()).select_from(ContentRecord)) == 1
+
+
+async def test_a_connection_kept_open_saves_one_value_after_another_and_survives_a_failure(
+    sync_engine: Engine, sqlite_engine: AsyncEngine, registry: Registry
+) -> None:
+    """What a lane does: one sync Connection, a transaction per save, never closed between."""
+
+    async def refuse(manifest_id: uuid.UUID) -> None:
+        raise RuntimeError("refused")
+
+    with sync_engine.connect() as connection:
+        first, _ = await save_one_with_contents(
+            StorableValue({"n": 1}), session=connection, registry=registry, tags={"k": "v"}
+        )
+        with pytest.raises(RuntimeError, match="refused"):
+            await save_one_with_contents(
+                StorableValue({"n": 2}), session=connection, registry=registry, before_commit=refuse
+            )
+        assert not connection.in_transaction()
+        third, contents = await save_one_with_contents(
+            StorableValue({"n": 3}), session=connection, registry=registry
+        )
+    async with async_sessionmaker(sqlite_engine)() as session:
+        ids = set((await session.scalars(select(ManifestRecord.id))).all())
+        loaded = await load_one(third.id, StorableValue, session=session, registry=registry)
+        stored = await get_contents(session, third.id)
+    assert ids == {first.id, third.id}
+    assert loaded.value == {"n": 3}
+    assert [c.id for c in contents] == [c.id for c in stored]
+    assert first.tags == {"k": "v"}

@@ -154,3 +154,17 @@ def test_the_publisher_keeps_no_value_once_it_is_announced(backend: Backend) -> 
     del frame
     gc.collect()
     assert gone() is None
+
+
+def test_results_queued_together_are_published_in_one_batch_and_a_flush_does_not_linger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The publisher wakes once for a burst of tasks' results, not once per result."""
+    batches: list[int] = []
+    monkeypatch.setattr(publication, "_publish", lambda batch: batches.append(len(batch)))
+    publisher = publication.ArtifactPublisher(linger=10 * _PATIENCE)
+    manifest = ManifestRecord(id=uuid.uuid4(), tags={}, class_id=uuid.uuid4(), unpacker_name="x")
+    for number in range(5):
+        publisher.put(publication._Saved(number, manifest, [], "StorableValue", "sqlite", False))
+    assert publisher.flush(timeout=_PATIENCE)  # flushing cuts the linger short
+    assert batches == [5]

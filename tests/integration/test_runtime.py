@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
-from labox_prefect.result_keys import ResultKey, lookup_result_key, put_result_key
+from labox_prefect.result_keys import (
+    ResultKey,
+    add_result_key,
+    lookup_result_key,
+    put_result_key,
+)
 from labox_prefect.runtime import get_runtime, shutdown
 from labox_prefect.settings import current_settings
 from labox_prefect.sqlite_inline import InlineConnection
@@ -114,6 +120,33 @@ def test_a_sync_caller_runs_an_embedded_database_coroutine_in_its_own_thread(
     assert asyncio.run(from_a_loop()) == runtime_thread
     postgres = "postgresql+asyncpg://labox:labox@127.0.0.1:5432/labox_test"
     assert runtime._lane(postgres) is None  # a server database: the runtime's one pool
+
+
+def test_a_lane_saves_through_one_connection_it_keeps_and_leaves_no_transaction_open(
+    tmp_path: Path,
+) -> None:
+    url = _sqlite_url(tmp_path, "kept.db")
+    runtime = get_runtime()
+
+    async def writer(fail: bool) -> object:
+        async with runtime.write_session(url) as connection:
+            assert isinstance(connection, Connection)
+            await add_result_key(connection, "key", None, "failed" if fail else "saved")
+            if fail:
+                raise RuntimeError("failed inside the save")
+            connection.commit()
+            return connection
+
+    first = runtime.run_for(url, writer(fail=False))
+    with pytest.raises(RuntimeError, match="failed inside"):
+        runtime.run_for(url, writer(fail=True))
+    assert runtime.run_for(url, writer(fail=False)) is first  # kept from save to save
+    assert isinstance(first, Connection)
+    assert not first.in_transaction()
+    assert not first.closed
+    reader = runtime.sqlite_reader(url)
+    assert reader is not None
+    assert lookup_result_key(reader, "key") == ResultKey("key", None, "saved")  # rolled back
 
 
 def test_each_thread_has_a_lane_of_its_own_and_writes_are_seen_across_them(
