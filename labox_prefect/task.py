@@ -77,7 +77,7 @@ class LaboxTask(Task[P, R]):
         """``Task.with_options`` with labox_task's meanings: ``tags`` are Labox tags (they
         replace the task's), ``prefect_tags`` Prefect run tags; the lazy default block and
         this class are kept."""
-        modules = list(registry_modules)
+        modules = _names(registry_modules)
         register_modules(modules, options.get("name", self.name))
         given = options.pop("result_serializer", None)
         if tags is not None or given is not None:
@@ -133,8 +133,8 @@ def labox_task(
             filters on them.
         registry_modules: Names of modules whose storables and serializers this task's
             results need (the code-side twin of ``LABOX_REGISTRY_MODULES``), e.g.
-            ``["shop.serializers"]``. Each must be importable by name when the task is
-            defined; it is imported when the task first runs.
+            ``["shop.serializers"]`` (one str is one module). Each must be importable by
+            name when the task is defined; it is imported when the task first runs.
         **task_options: Any other option of ``prefect.task`` (``name``, ``retries``,
             ``cache_policy``, ``result_storage``, ``task_run_name``...), with the same
             meaning. ``result_storage`` takes a saved ``LaboxResultStorage`` block (or its
@@ -192,7 +192,7 @@ def labox_task(
         print(latest[0].load())  # {'rows': 1000.0, 'auc': 0.91}
         ```
     """
-    modules = list(registry_modules)
+    modules = _names(registry_modules)
     serializer = _serializer(tags, task_options.pop("result_serializer", None))
     options = {
         **task_options,
@@ -246,11 +246,15 @@ def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None
     if "fn" in options:
         raise ArgumentTypeError("labox_task: pass the function by decorating it.")
     checked: dict[str, Any] = {"persist_result": True}
-    if isinstance(prefect_tags, str):
-        prefect_tags = [prefect_tags]
     if prefect_tags is not None:
-        checked["tags"] = list(prefect_tags)
+        checked["tags"] = _names(prefect_tags)
     return checked
+
+
+def _names(names: Iterable[str]) -> list[str]:
+    """``prefect_tags`` or ``registry_modules`` as a list: one str is one name (as Prefect
+    reads ``tags="x"``), never its characters."""
+    return [names] if isinstance(names, str) else list(names)
 
 
 def _persisting(fn: Callable[P, R]) -> Callable[P, R]:

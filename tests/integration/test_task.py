@@ -368,6 +368,20 @@ def test_with_options_refuses_a_registry_module_python_cannot_find() -> None:
     assert "no_such.pkg" not in registry_modules()
 
 
+def test_one_str_of_registry_modules_is_one_module_not_its_characters() -> None:
+    with pytest.raises(RegistryModuleNotFoundError, match=r"the module 'no_such_mod'"):
+
+        @labox_task(registry_modules="no_such_mod")
+        def c() -> int:
+            return 1
+
+    with pytest.raises(RegistryModuleNotFoundError, match=r"the module 'no_such.pkg'"):
+        double.with_options(name="renamed", registry_modules="no_such.pkg")
+
+    named = labox_task(registry_modules="json")(lambda: 1)
+    assert named.labox_registry_modules == ("json",)
+
+
 @pytest.mark.parametrize(
     ("options", "error", "builtin"),
     [
