@@ -177,7 +177,12 @@ def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar on stderr, and the ``on_progress(done, total)`` callback feeding it.
 
     The callback runs on the runtime thread; rich's Progress is safe to update from there.
+    Without a terminal on stderr (a pipe, a log, CI) there is no bar: rich would still end
+    it with an empty line, before an error that must be one line.
     """
+    if not err_console.is_terminal:
+        yield _no_progress
+        return
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -192,6 +197,10 @@ def _progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
             progress.update(task, completed=done, total=total)
 
         yield advance
+
+
+def _no_progress(done: int, total: int | None) -> None:
+    """The ``on_progress`` callback when no bar is shown."""
 
 
 def _print_verify(report: VerifyReport) -> None:

@@ -159,7 +159,7 @@ def test_commands_other_than_db_upgrade_create_no_table_on_postgresql(
     for command in READ_ONLY_COMMANDS:
         result = run(*command)
         assert result.exit_code == 2, (command, result.output)
-        (line,) = result.stderr.strip().splitlines()
+        (line,) = result.stderr.splitlines()  # one line, no blank line before it
         assert "has no Labox tables" in line, command
         assert "Reading creates nothing: run `labox-prefect db upgrade`" in line
         assert "***" in line or "@" not in line  # the URL's password is never printed
@@ -183,7 +183,7 @@ def test_before_the_first_save_the_embedded_default_lists_nothing_and_creates_no
     for command in READ_ONLY_COMMANDS[1:]:
         result = run(*command)
         assert result.exit_code == 2, (command, result.output)
-        (line,) = result.stderr.strip().splitlines()
+        (line,) = result.stderr.splitlines()  # one line, no blank line before it
         assert "No Labox database at" in line, command
     assert not database.parent.exists()
 
@@ -200,7 +200,7 @@ def test_commands_on_a_sqlite_file_without_labox_tables_create_none(
     for command in READ_ONLY_COMMANDS:
         result = run(*command)
         assert result.exit_code == 2, (command, result.output)
-        (line,) = result.stderr.strip().splitlines()
+        (line,) = result.stderr.splitlines()  # one line, no blank line before it
         assert "has no Labox tables" in line, command
     with sqlite3.connect(other) as connection:
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
@@ -235,7 +235,7 @@ def test_results_rm_needs_a_rule(backend: Backend) -> None:
     save({"n": 1}, prefect_tags())
     result = run("results", "rm")
     assert result.exit_code == 2
-    (line,) = result.stderr.strip().splitlines()
+    (line,) = result.stderr.splitlines()  # one line, no blank line before it
     assert line.startswith("Error: results rm needs a rule")
     assert "give at least one of --older-than, --keep-last or --tag" in line
     assert "Invalid value" not in line
