@@ -167,11 +167,16 @@ def database_label() -> str:
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line: exit code 2 for a class not imported
-    (the shell fix) and for a database without Labox tables, 1 for the others."""
+    (the shell fix), a registry module whose import raises and a database without Labox
+    tables, 1 for the others."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from labox_prefect.core import LaboxError
-    from labox_prefect.errors import DatabaseNotInitializedError, ResultClassNotRegisteredError
+    from labox_prefect.errors import (
+        DatabaseNotInitializedError,
+        RegistryModuleImportError,
+        ResultClassNotRegisteredError,
+    )
 
     try:
         yield
@@ -179,8 +184,8 @@ def reported_errors() -> Iterator[None]:
         raise
     except ResultClassNotRegisteredError as error:
         usage_error(class_missing_fix(error))
-    except DatabaseNotInitializedError as error:  # a read found no Labox tables
-        usage_error(str(error))
+    except (DatabaseNotInitializedError, RegistryModuleImportError) as error:
+        usage_error(str(error))  # no Labox tables; LABOX_REGISTRY_MODULES names a broken module
     except DBAPIError as error:  # the server answered: the message says what it refused
         fail(
             f"The database {database_label()} answered: {_first_line(str(error.orig))}. "

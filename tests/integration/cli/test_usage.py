@@ -73,6 +73,20 @@ def test_a_missing_registry_module_names_the_fix(
 
 
 @sqlite_only
+def test_a_registry_module_whose_import_raises_names_the_fix(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = save({"n": 1}, prefect_tags())
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", "tests.integration._broken_registry")
+
+    assert_one_line_usage_error(
+        run("results", "show", str(saved.id)),
+        "'tests.integration._broken_registry', whose import raised RuntimeError",
+        "LABOX_REGISTRY_MODULES",
+    )
+
+
+@sqlite_only
 @pytest.mark.parametrize(
     ("variable", "value", "allowed"),
     [
