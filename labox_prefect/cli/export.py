@@ -9,7 +9,8 @@
   plain JSON where JSON keeps the value exactly, and tagged nodes (``{"!set": [...]}``)
   elsewhere.
 
-Anything else is refused with a message naming what can be exported. An existing file is
+Anything else (a bare Series, a dict holding a DataFrame, ...) is refused with a message
+naming what can be exported. An existing file is
 never replaced unless asked (``--force``).
 """
 
@@ -57,12 +58,12 @@ def export(value: Any, path: Path) -> str:
         return "JSON"
     try:
         tree = bytes(values_serializer.serialize_data(value).data)
-    except LaboxError as error:
+    except LaboxError:  # a part without a JSON form: the core's reason is about saving
         raise ExportError(
-            f"A {type(value).__qualname__} has no file format here ({error}); export supports "
+            f"A {type(value).__qualname__} cannot be exported as a file: results get -o writes "
             f"DataFrames and Arrow tables (Parquet), ndarrays (.npy), bytes, text, pydantic "
-            f"models and plain values (JSON). Load it in Python instead: "
-            f"[ref.load() for ref in labox_prefect.find_results(...)]."
+            f"models, and other values as JSON when every part of them has a JSON form (a "
+            f"DataFrame, Series or array inside a dict, list or dataclass has none)."
         ) from None
     path.write_text(json.dumps(json.loads(tree), indent=2) + "\n", encoding="utf-8")
     # Inside a JSON string a quote is escaped, so '{"!' can only open a tagged node.

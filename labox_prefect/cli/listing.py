@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import func, select
 
-from labox_prefect.cli.export import export
+from labox_prefect.cli.export import ExportError, export
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
 from labox_prefect.cli.output import (
     class_missing_fix,
@@ -152,6 +152,12 @@ def write_result(manifest_id: str, output: Path) -> None:
         except OSError as error:
             usage_error(
                 f"Cannot write {output}: {error.strerror or error}; choose a FILE you may write."
+            )
+        except ExportError as error:
+            usage_error(
+                f"{error} Print it with `labox-prefect results show {manifest_id}`, or load it "
+                f"in Python: labox_prefect.find_results(...) gives ResultRefs, and "
+                f"ResultRef.load() the value."
             )
     console.print(f"Wrote {escape(str(output))} ({kind}, {human_size(output.stat().st_size)})")
 

@@ -153,7 +153,11 @@ def test_text_round_trips(value: str) -> None:
 def test_text_refuses_non_str_and_unpaired_surrogates() -> None:
     with pytest.raises(SerializationError, match="writes str, not bytes"):
         text_serializer.serialize_data(b"abc")  # type: ignore[arg-type]
-    with pytest.raises(SerializationError, match="unpaired surrogate"):
+    with pytest.raises(
+        SerializationError,
+        match=r"Cannot save value \(a str\): it holds an unpaired surrogate at position 1 .*not "
+        r"valid UTF-8; fix the text, or save it as bytes",
+    ):
         text_serializer.serialize_data("a\ud800b")
 
 

@@ -158,6 +158,24 @@ async def test_a_value_that_cannot_be_kept_is_refused_before_any_record(
         assert await session.scalar(select(func.count()).select_from(ManifestRecord)) == 0
 
 
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [({"s": "a\ud800b"}, "value['s']"), ("a\ud800b", "value")],
+    ids=["in-a-dict", "alone"],
+)
+async def test_a_str_with_an_unpaired_surrogate_is_refused_with_its_path_and_a_fix(
+    sessions: Sessions, registry: Registry, value: Any, where: str
+) -> None:
+    async with sessions() as session:
+        with pytest.raises(SerializationError) as caught:
+            await save_one(StorableValue(value), session=session, registry=registry)
+    message = str(caught.value)
+    assert f"Cannot save {where} (a str): it holds an unpaired surrogate" in message
+    assert "not valid UTF-8" in message
+    assert "save it as bytes" in message
+    assert "nest" not in message
+
+
 async def test_records_of_the_v1_format_still_load(
     sessions: Sessions, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -84,7 +84,11 @@ def test_equal_sets_give_equal_bytes_whatever_their_insertion_order() -> None:
     [
         ({"a": [1, 2, 3, object()]}, ["value['a'][3]", "a object", "register a serializer"]),
         (collections.OrderedDict(a=1), ["value (a collections.OrderedDict)"]),
-        ({"k": "\ud800"}, ["unpaired surrogate"]),
+        ({"k": "\ud800"}, ["value['k'] (a str)", "unpaired surrogate", "save it as bytes"]),
+        ([(1, {"\ud800": 2})], ["value[0][1][<key '\\ud800'>] (a str)", "unpaired surrogate"]),
+        ({3: ["x", "\udfff"]}, ["value[3][1] (a str)", "unpaired surrogate"]),
+        ({"k": {1, ("x", "\ud800")}}, ["value['k'][<member ('x', '\\ud800')>][1] (a str)"]),
+        (Box(content=("a\ud800",)), ["value.content[0] (a str)", "unpaired surrogate"]),
         (
             datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(0), "CET")),
             ["time zone", "zoneinfo.ZoneInfo"],

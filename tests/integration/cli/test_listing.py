@@ -148,12 +148,44 @@ def test_get_exports_a_result_in_its_natural_format(
 
 
 def test_get_refuses_what_has_no_file_format(tmp_path: Path) -> None:
-    """What the value tree cannot hold (an open stream, say) is refused, naming a way to
-    load it that the README documents."""
+    """What the value tree cannot hold (an open stream, say) is refused, naming what can be
+    exported, not why the core would not save it."""
     with pytest.raises(ExportError) as caught:
         export(object(), tmp_path / "thing.json")
 
     message = " ".join(str(caught.value).split())
-    assert "has no file format here" in message
-    assert "labox_prefect.find_results(...)" in message
+    assert "A object cannot be exported as a file" in message
+    assert "Cannot save" not in message
     assert not (tmp_path / "thing.json").exists()
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": pd.DataFrame({"x": [1, 2]})},
+        [pd.DataFrame({"x": [1]}), 2],
+        pd.Series([1, 2], name="x"),
+    ],
+    ids=["frame-in-dict", "frame-in-list", "series"],
+)
+def test_get_of_a_value_with_no_file_format_is_one_usage_line_naming_what_to_do(
+    backend: Backend, tmp_path: Path, value: Any
+) -> None:
+    saved = save(value, prefect_tags())
+    path = tmp_path / "x"
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(path))
+
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"A {type(value).__qualname__} cannot be exported as a file" in message
+    assert "DataFrames and Arrow tables (Parquet)" in message
+    assert f"labox-prefect results show {saved.id.hex[:8]}" in message
+    assert "labox_prefect.find_results(...)" in message
+    assert "ResultRef.load()" in message
+    assert "Cannot save" not in message
+    assert "serializer" not in message
+    assert not path.exists()

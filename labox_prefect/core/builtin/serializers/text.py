@@ -57,7 +57,7 @@ class TextStreamSerializer(StreamSerializer[str]):
     async def _encode(self, stream: AsyncIterable[str]) -> AsyncIterator[bytes]:
         async with closing_source(stream):
             async for piece in stream:
-                if data := encode_text(piece, self.name):
+                if data := encode_text(piece, self.name, "stream piece"):
                     yield data
 
     async def _decode(self, source: AsyncIterable[bytes]) -> AsyncIterator[str]:
@@ -73,8 +73,11 @@ class TextStreamSerializer(StreamSerializer[str]):
             raise _undecodable(self.name, error) from None
 
 
-def encode_text(value: str, serializer_name: str) -> bytes:
-    """UTF-8 bytes of ``value``; a non-str or an unpaired surrogate is a SerializationError."""
+def encode_text(value: str, serializer_name: str, where: str = "value") -> bytes:
+    """UTF-8 bytes of ``value``; a non-str or an unpaired surrogate is a SerializationError.
+
+    ``where`` names the value in the message (``value``, ``stream piece``).
+    """
     if type(value) is not str:
         raise SerializationError(
             f"{serializer_name} writes str, not {type(value).__name__} (a str subclass would "
@@ -85,9 +88,17 @@ def encode_text(value: str, serializer_name: str) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError as error:
         raise SerializationError(
-            f"{serializer_name} cannot write this text as UTF-8: {error.reason} at position "
-            f"{error.start} (an unpaired surrogate); fix or escape that character."
+            unpaired_surrogate_message(where, f" at position {error.start}")
         ) from None
+
+
+def unpaired_surrogate_message(where: str, position: str = "") -> str:
+    """The refusal of the str at ``where`` (``value['s']``), which has no UTF-8 encoding."""
+    return (
+        f"Cannot save {where} (a str): it holds an unpaired surrogate{position} (such as "
+        f"'\\ud800'), which is not valid UTF-8; fix the text, or save it as bytes "
+        f"(text.encode('utf-8', 'surrogatepass') keeps it exactly)."
+    )
 
 
 def _undecodable(serializer_name: str, error: UnicodeDecodeError) -> SerializationError:

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from labox_prefect.core.builtin.serializers.datetime import in_zone, zone_is_kept
+from labox_prefect.core.builtin.serializers.text import unpaired_surrogate_message
 from labox_prefect.core.classes import class_identity, find_class
 from labox_prefect.core.errors import LaboxError, SerializationError
 
@@ -223,8 +224,15 @@ class ValueEncoder:
             path.append(_Item("member", x))
             nodes.append(self._enc(x))
             path.pop()
-        nodes.sort(key=orjson.dumps)  # sets have no order: sort so equal sets give equal bytes
-        return {tag: nodes}
+        try:  # sets have no order: sort so equal sets give equal bytes
+            return {tag: sorted(nodes, key=orjson.dumps)}
+        except orjson.JSONEncodeError:  # only a str without UTF-8 fails here
+            found = (
+                unencodable_text(n, f"{self.where()}[<member {x!r}>]")
+                for x, n in zip(items, nodes, strict=True)
+            )
+            where = next((p for p in found if p is not None), self.where())
+            raise SerializationError(unpaired_surrogate_message(where)) from None
 
     def _bytes(self, v: bytes) -> Any:
         if self.route is not None and len(v) > BYTES_INLINE_MAX:
@@ -714,6 +722,59 @@ def _is_plain_atom(value: Any, t: type[Any]) -> bool:
     if t is float:
         return bool(value - value == 0.0)
     return False
+
+
+def unencodable_text(tree: Any, where: str) -> str | None:
+    """The path of the first str in ``tree`` (or its keys) without UTF-8, in the value's terms.
+
+    Tagged nodes are followed as the value's containers (``!dict`` pairs, ``!tuple`` items,
+    set members, dataclass and model fields); any other tag is the leaf at its own path.
+    """
+    stack: list[tuple[Any, str]] = [(tree, where)]
+    while stack:
+        node, path = stack.pop()
+        if type(node) is str:
+            if not _is_utf8(node):
+                return path
+        elif type(node) is list:
+            stack.extend((x, f"{path}[{i}]") for i, x in enumerate(node))
+        elif type(node) is dict:
+            tag, payload = next(iter(node.items()), ("", None))
+            if len(node) != 1 or tag[:1] != "!":
+                for k, x in node.items():
+                    if not _is_utf8(k):
+                        return f"{path}[<key {k!r}>]"
+                    stack.append((x, f"{path}[{k!r}]"))
+            else:
+                stack.extend(_tagged_children(tag, payload, path))
+    return None
+
+
+def _tagged_children(tag: str, payload: Any, path: str) -> list[tuple[Any, str]]:
+    if tag == "!dict":
+        pairs = [(k, f"{path}[<key {k!r}>]") for k, _ in payload]
+        return pairs + [(x, f"{path}[{k!r}]") for k, x in payload]
+    if tag in ("!set", "!frozenset"):
+        return [(x, f"{path}[<member {x!r}>]") for x in payload]
+    if tag == "!tuple":
+        return [(x, f"{path}[{i}]") for i, x in enumerate(payload)]
+    if tag == "!namedtuple":
+        return [(x, f"{path}[{i}]") for i, x in enumerate(payload[1])]
+    if tag == "!dataclass":
+        return [(x, f"{path}.{name}") for name, x in payload[1].items()]
+    if tag == "!model":
+        state = payload[1]
+        parts = (state.get(part, {}) for part in ("fields", "extra", "private"))
+        return [(x, f"{path}.{name}") for fields in parts for name, x in fields.items()]
+    return [(payload, path)]
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_value(value: Any, where: str = "value") -> Any:

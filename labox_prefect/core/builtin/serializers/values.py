@@ -20,26 +20,30 @@ from labox_prefect.core.builtin.serializers.json import (
     JSON_CONTENT_TYPE,
     JsonLinesStreamSerializer,
 )
+from labox_prefect.core.builtin.serializers.text import unpaired_surrogate_message
 from labox_prefect.core.builtin.serializers.tree import (
     EncodedTree,
     decode_value,
     encode_value,
     handled_by_kind,
+    unencodable_text,
 )
 from labox_prefect.core.errors import SerializationError
 from labox_prefect.core.serializer import SerializedData, Serializer
 
 
-def dump_tree(tree: Any) -> bytes:
-    """Compact UTF-8 JSON of an encoded tree."""
+def dump_tree(tree: Any, where: str = "value") -> bytes:
+    """Compact UTF-8 JSON of an encoded tree; ``where`` names its root in error messages."""
     try:
         return orjson.dumps(tree)
     except orjson.JSONEncodeError as error:
-        raise SerializationError(
-            f"Cannot save this value: {error}. A str with an unpaired surrogate cannot be "
-            f"written as UTF-8 (fix or escape that character), and JSON documents nest at most "
-            f"254 levels (flatten the value)."
-        ) from None
+        path = unencodable_text(tree, where)
+        if path is None:
+            raise SerializationError(
+                f"Cannot save this value: {error}. JSON documents nest at most 254 levels "
+                f"(flatten the value)."
+            ) from None
+        raise SerializationError(unpaired_surrogate_message(path)) from None
 
 
 class ValuesSerializer(Serializer[Any]):
@@ -112,7 +116,7 @@ class ValuesLinesStreamSerializer(JsonLinesStreamSerializer):
     types = (str, *ValuesSerializer.types)
 
     def encode_line(self, value: Any, /) -> bytes:
-        return dump_tree(encode_value(value, "stream item"))
+        return dump_tree(encode_value(value, "stream item"), "stream item")
 
     def decode_line(self, line: bytes, where: str, /) -> Any:
         tree = load_tree(line, self.name)
