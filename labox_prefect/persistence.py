@@ -254,7 +254,7 @@ def as_storable(obj: Any, registry: Registry) -> Storable:
         try:
             registry.infer_serializer(type(obj))
         except NotRegisteredError as error:
-            raise ResultNotStorableError(_not_storable_message(type(obj), str(error))) from error
+            raise ResultNotStorableError(_not_storable_message(type(obj))) from error
         storable = StorableValue(obj)
     cls = type(storable)
     try:
@@ -296,16 +296,18 @@ def _refusals_named() -> Iterator[None]:
         ) from error
 
 
-def _not_storable_message(cls: type[Any], detail: str) -> str:
+def _not_storable_message(cls: type[Any]) -> str:
+    """The refusal of a result whose type no serializer takes: the problem once, then the
+    three fixes (the core's own message says them in the core's terms, so it is not joined)."""
     name = (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
     return (
-        f"Labox cannot store a result of type {name}: {detail} Results are never pickled. "
-        f"To store it, return a Storable (StorableModel, StorableDataclass), or register a "
-        f"serializer for {name}: export one (a labox_prefect.core.Serializer with "
-        f"types=({cls.__qualname__},)) from a module named in LABOX_REGISTRY_MODULES or in "
-        f"labox_task(registry_modules=[...]), the way Registry(serializers=[...]) takes it."
+        f"Labox cannot store a result of type {name}: no serializer is registered for it, "
+        f"and results are never pickled. Return the data it holds instead (a dict, a "
+        f"dataclass, a DataFrame...), return a Storable (StorableModel, StorableDataclass), "
+        f"or export a labox_prefect.core.Serializer for {name} from a module named in "
+        f"LABOX_REGISTRY_MODULES or in labox_task(registry_modules=[...])."
     )
 
 

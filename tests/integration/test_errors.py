@@ -42,6 +42,9 @@ def test_unregistered_type_fails_the_task_with_the_fix(backend: Backend) -> None
     assert f"{Opaque.__module__}.Opaque" in message
     assert "LABOX_REGISTRY_MODULES" in message
     assert "never pickled" in message
+    assert "Return the data it holds" in message
+    assert message.count("Serializer") == 1  # the fix said once, in the integration's terms
+    assert "Registry(serializers=" not in message
 
 
 def test_unreachable_storage_fails_the_task(
