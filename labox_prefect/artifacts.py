@@ -1,13 +1,25 @@
-"""A Prefect Markdown artifact for every saved result: the result catalog of the Prefect UI.
+"""The result catalog of a flow run: one Prefect table artifact listing what the run saved.
 
-- **Key** ``labox-<flow>-<task>`` (``labox-<flow>`` for a flow's return value), slugified
-  to Prefect's rule (lowercase letters, numbers and dashes, prefect.artifacts) and at most
-  64 characters: Prefect's Artifacts page lists one entry per key, each with its versions.
-- **Description**: ``task → Type shape · size · a few user tags``, the line the UI shows on
-  cards and lists.
-- **Body**: a preview of the value (labox_prefect.preview), then a compact details table
-  (content, format, size, hash prefix, where the bytes are: the storage and the end of the
-  key) that fits the artifact page at 1400 px.
+- **One artifact per flow run** (type ``table``), tied to the flow run (``flow_run_id``, no
+  task run), created with the run's first results and updated with the later ones
+  (labox_prefect.publication decides when). A result saved outside any flow has a catalog of
+  its own task run instead (``task_run_id`` set, no flow run).
+- **Key** ``labox-<flow>`` (``labox-<task>`` outside a flow): the name slugified to Prefect's
+  rule (lowercase letters, numbers and dashes, prefect.artifacts), at most 64 characters,
+  not prefixed twice (``labox-demo``, not ``labox-labox-demo``). Prefect's Artifacts page
+  lists one entry per key whose versions are the flow runs; the run's Artifacts tab shows
+  its table.
+- **Data**: a JSON list of rows (a JSON string, as Prefect's own ``create_table_artifact``
+  stores it), one row per result in save order, each with the columns ``task``, ``type``,
+  ``shape``, ``size`` (binary units), ``tags`` (the user's tags, ``k=v``, cut to 60
+  characters), ``preview`` (one line of at most 80 characters, labox_prefect.preview) and
+  ``record`` (the record id ``labox-prefect results show`` and ``find_results`` take).
+  Every cell is plain text, so a row is at most about 400 bytes of JSON.
+- **Bounds**: the newest ``ROWS_SHOWN`` (1,000) rows are kept and shown; the description
+  then says so.
+- **Description** (Markdown): how many results, their total size, the database(s) they are
+  in (password hidden, Target.database_label) and the command that shows one. No storage
+  location, key or credential reaches an artifact.
 
 On by default; LABOX_ARTIFACTS=false turns it off. Artifacts are published off the task's
 critical path (labox_prefect.publication); a failure is logged, never raised.
@@ -15,19 +27,26 @@ critical path (labox_prefect.publication); a failure is logged, never raised.
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
 
-from prefect.client.schemas.actions import ArtifactCreate
+from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 
-from labox_prefect.preview import escape, human_size, table
+from labox_prefect.preview import human_size
 from labox_prefect.settings import current_settings
 from labox_prefect.summary import ResultSummary
 
 KEY_LENGTH = 64
+ROWS_SHOWN = 1000
+"""Rows a catalog keeps and shows: the newest ones."""
 _PART_LENGTH = 28
-_TAGS_SHOWN = 3
-_STORAGE_SHOWN = 36
-_KEY_SHOWN = 12
+_TASK_SHOWN = 40
+_TYPE_SHOWN = 30
+_TAGS_SHOWN = 60
+_DATABASES_SHOWN = 2
 
 
 def artifacts_enabled() -> bool:
@@ -40,98 +59,101 @@ def slug(text: str, length: int = _PART_LENGTH) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:length].strip("-")
 
 
-def artifact_key(summary: ResultSummary) -> str:
-    """``labox-<flow>-<task>``, or ``labox-<flow>`` for a flow's own result; a flow whose
-    name starts with "labox" is not prefixed twice (``labox-demo-measure``)."""
-    parts = [slug(name) for name in (summary.flow_name, summary.task_name) if name]
-    parts = [part for part in parts if part]
-    if not parts or not re.match(r"labox(-|$)", parts[0]):  # no labox-labox-demo-...
-        parts.insert(0, "labox")
-    return "-".join(parts)[:KEY_LENGTH].strip("-")
+def catalog_key(summary: ResultSummary) -> str:
+    """``labox-<flow>``, or ``labox-<task>`` for a result saved outside a flow; a name that
+    starts with "labox" is not prefixed twice (``labox-demo``)."""
+    name = summary.flow_name if summary.flow_run_id is not None else summary.task_name
+    part = slug(name) if name else ""
+    if not re.match(r"labox(-|$)", part):  # no labox-labox-demo
+        part = f"labox-{part}" if part else "labox"
+    return part[:KEY_LENGTH].strip("-")
 
 
-def artifact_description(summary: ResultSummary) -> str:
-    """One Markdown line: what was saved, how big, with a few user tags."""
-    what = summary.task_name or summary.flow_name or "result"
-    shape = f" {summary.shape}" if summary.shape else ""
-    line = f"**{escape(what)}** → `{summary.value_type}`{shape} · {human_size(summary.size)}"
-    tags = sorted(summary.user_tags.items())
-    if tags:
-        shown = ", ".join(f"{escape(key)}={escape(value)}" for key, value in tags[:_TAGS_SHOWN])
-        more = f" (+{len(tags) - _TAGS_SHOWN})" if len(tags) > _TAGS_SHOWN else ""
-        line += f" · {shown}{more}"
-    return line
+def catalog_row(summary: ResultSummary) -> dict[str, str]:
+    """The result's row: task, type, shape, size, user tags, preview line and record id."""
+    tags = ", ".join(f"{key}={value}" for key, value in sorted(summary.user_tags.items()))
+    task = summary.task_name or f"{summary.flow_name or ''} (flow's result)".strip()
+    return {
+        "task": _cut(task, _TASK_SHOWN),
+        "type": _cut(summary.value_type, _TYPE_SHOWN),
+        "shape": _cut(summary.shape or "", _TYPE_SHOWN),
+        "size": human_size(summary.size),
+        "tags": _cut(tags, _TAGS_SHOWN),
+        "preview": summary.preview,
+        "record": str(summary.manifest_id),
+    }
 
 
-def artifact_markdown(summary: ResultSummary) -> str:
-    """The artifact's body: the preview, the tags, then the details in a compact table."""
-    shape = f", {summary.shape}" if summary.shape else ""
-    details = table(
-        [
-            {
-                "content": line.key,
-                "format": _short_media_type(line.media_type),
-                "size": human_size(line.size),
-                "hash": line.digest,
-                "stored in": _shorten(line.storage),
-            }
-            for line in summary.contents
-        ]
-    )
-    tags = " · ".join(
-        f"{escape(key)}={escape(value)}" for key, value in sorted(summary.user_tags.items())
-    )
-    return "\n\n".join(
-        [
-            f"### `{summary.value_type}`{shape} · {human_size(summary.size)}",
-            summary.preview,
-            f"**Tags:** {tags}" if tags else "**Tags:** none",
-            "#### Details",
-            f"Record `{summary.manifest_id}`{_stored_class(summary.class_name)} "
-            f"in {escape(summary.database)}",
-            details,
-        ]
-    )
+@dataclass
+class Catalog:
+    """The results of one flow run (or of one task run outside a flow), as its artifact shows.
+
+    Holds at most ``ROWS_SHOWN`` rows (the newest); ``count`` and ``size`` cover them all.
+    """
+
+    key: str
+    flow_run_id: uuid.UUID | None
+    task_run_id: uuid.UUID | None
+    rows: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=ROWS_SHOWN))
+    count: int = 0
+    size: int = 0
+    databases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, summary: ResultSummary) -> Catalog:
+        """An empty catalog for the run ``summary`` came from (its flow run, else task run)."""
+        flow_run_id = summary.flow_run_id
+        task_run_id = summary.task_run_id if flow_run_id is None else None
+        return cls(catalog_key(summary), flow_run_id, task_run_id)
+
+    def add(self, summary: ResultSummary) -> None:
+        """Add the row of ``summary``, dropping the oldest beyond ``ROWS_SHOWN``."""
+        self.rows.append(catalog_row(summary))
+        self.count += 1
+        self.size += summary.size
+        if summary.database not in self.databases:
+            self.databases = [*self.databases, summary.database][-_DATABASES_SHOWN:]
+
+    def description(self) -> str:
+        """``**3 results**, 1.2 KiB in total, in `sqlite+aiosqlite:///…`; …`` (Markdown)."""
+        plural = "" if self.count == 1 else "s"
+        text = f"**{self.count:,} result{plural}**, {human_size(self.size)} in total"
+        if self.count > len(self.rows):
+            text += f", latest {len(self.rows):,} shown"
+        if self.databases:
+            text += ", in " + " and ".join(f"`{name}`" for name in self.databases)
+        return text + ". `labox-prefect results show <record>` shows one."
+
+    def data(self) -> str:
+        """The rows as the JSON text Prefect's table artifacts hold."""
+        return json.dumps(list(self.rows), ensure_ascii=False)
+
+    def create_request(self) -> ArtifactCreate:
+        """The API request creating the artifact, tied to the flow run (or task run)."""
+        return ArtifactCreate(
+            key=self.key,
+            type="table",
+            description=self.description(),
+            data=self.data(),
+            flow_run_id=self.flow_run_id,
+            task_run_id=self.task_run_id,
+        )
+
+    def update_request(self) -> ArtifactUpdate:
+        """The API request replacing the artifact's rows and description."""
+        return ArtifactUpdate(data=self.data(), description=self.description())
 
 
-def artifact_request(summary: ResultSummary) -> ArtifactCreate:
-    """The API request creating the artifact, tied to the result's task and flow runs."""
-    return ArtifactCreate(
-        key=artifact_key(summary),
-        type="markdown",
-        description=artifact_description(summary),
-        data=artifact_markdown(summary),
-        task_run_id=summary.task_run_id,
-        flow_run_id=summary.flow_run_id,
-    )
-
-
-def _short_media_type(media_type: str) -> str:
-    """``application/vnd.apache.parquet`` → ``parquet``, ``application/json`` → ``json``."""
-    subtype = media_type.partition(";")[0].rpartition("/")[2]
-    return subtype.rpartition(".")[2].removeprefix("x-") or media_type
-
-
-def _shorten(storage: str) -> str:
-    """``labox.file@v1 …8e2ccab1df1e``: the storage's name, and the end of a long key."""
-    if len(storage) <= _STORAGE_SHOWN:
-        return storage
-    name, _, key = storage.partition(" ")
-    return f"{name} …{key[-_KEY_SHOWN:]}" if key else storage[: _STORAGE_SHOWN - 1] + "…"
-
-
-def _stored_class(class_name: str) -> str:
-    """`` (module.Class)`` for a Storable of the user's; nothing for a plain value's wrapper."""
-    if class_name.rpartition(".")[2] == "StorableValue":
-        return ""
-    return f" ({escape(class_name)})"
+def _cut(text: str, length: int) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 __all__ = [
-    "artifact_description",
-    "artifact_key",
-    "artifact_markdown",
-    "artifact_request",
+    "KEY_LENGTH",
+    "ROWS_SHOWN",
+    "Catalog",
     "artifacts_enabled",
+    "catalog_key",
+    "catalog_row",
     "slug",
 ]

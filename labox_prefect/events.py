@@ -77,7 +77,7 @@ def emit_result_saved(summary: ResultSummary) -> None:
             payload={
                 "database": summary.database,
                 "shape": summary.shape,
-                "contents": [line.key for line in summary.contents],
+                "contents": list(summary.content_keys),
             },
         )
     except Exception as error:

@@ -1,39 +1,36 @@
-"""What a saved value is, in a few words and a small Markdown preview, for people in the UI.
+"""What a saved value is, in a few words and one short line, for people in the UI.
 
-Computed from the value itself, on the publisher thread, at a bounded cost: a frame's
-head (5 rows, 8 columns), a model's or mapping's first 12 fields, a ``reprlib`` repr of
-anything else (at most 240 characters), an inline image for image bytes (PNG, JPEG, GIF,
-WebP up to ``IMAGE_BYTES``, as a ``data:`` URI: Prefect's Markdown renderer shows it as an
-``<img>``). Streams are never iterated. Libraries are only used
-when the value's own module is already imported (``sys.modules``), so nothing is imported for
-a preview. Markdown cells escape what GitHub-flavoured Markdown would interpret
-(``|``, ``*``, ``_``, backticks, ``<``), so ``__body__`` shows as ``__body__``, not bold.
+Computed from the value itself, on the publisher thread, at a bounded cost: a frame's first
+20 column names, a model's or mapping's first 12 fields, a ``reprlib`` repr of anything else
+(at most 240 characters before the line is cut to 80), the format and pixel size of image
+bytes (PNG, JPEG, GIF, WebP, read from the header). Streams are never iterated. Libraries are
+only used when the value's own module is already imported (``sys.modules``), so nothing is
+imported for a preview. The line is plain text: Prefect's table artifacts show cells as text.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import inspect
 import itertools
 import reprlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-ROWS = 5
-COLUMNS = 8
+COLUMNS = 20
+"""Column names read for a frame's line."""
 FIELDS = 12
-CELL = 40
+"""Fields read for a model's, dataclass's or mapping's line."""
 SHORT = 240
-IMAGE_BYTES = 512 * 1024
-"""Image bytes up to this size are shown inline in an artifact; larger ones are described."""
+LINE = 80
+"""The longest preview line, in characters."""
 
 _IMAGE_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "PNG", "image/png"),
-    (b"\xff\xd8\xff", "JPEG", "image/jpeg"),
-    (b"GIF87a", "GIF", "image/gif"),
-    (b"GIF89a", "GIF", "image/gif"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
 )
 
 _repr = reprlib.Repr()
@@ -97,7 +94,7 @@ def image_format(data: bytes | bytearray) -> str | None:
     head = bytes(data[:12])
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
-    for signature, name, _ in _IMAGE_SIGNATURES:
+    for signature, name in _IMAGE_SIGNATURES:
         if head.startswith(signature):
             return name
     return None
@@ -113,97 +110,54 @@ def image_size(data: bytes | bytearray) -> tuple[int, int] | None:
     return None
 
 
-def image_markdown(data: bytes | bytearray) -> str | None:
-    """Image bytes as a Markdown image (a ``data:`` URI), or a line when too large; else None."""
-    name = image_format(data)
-    if name is None:
-        return None
-    media_type = "image/webp" if name == "WebP" else _media_type(name)
-    size = image_size(data)
-    label = f"{name} image" + (f", {size[0]}x{size[1]}" if size else "")
-    if len(data) > IMAGE_BYTES:
-        return (
-            f"_{label}, {human_size(len(data))}: too large to show here "
-            f"(`labox-prefect results get ID -o FILE` exports it)._"
-        )
-    encoded = base64.b64encode(bytes(data)).decode("ascii")
-    return f"![{label}](data:{media_type};base64,{encoded})"
+def preview_line(value: Any, length: int = LINE) -> str:
+    """One line of at most ``length`` characters (default 80) about what ``value`` holds.
 
-
-def _media_type(name: str) -> str:
-    return next(media for _, known, media in _IMAGE_SIGNATURES if known == name)
-
-
-def preview_markdown(value: Any) -> str:
-    """A small Markdown preview: a table for frames, models and mappings, an image for image
-    bytes, else a code block."""
+    A frame's column names (``columns: city, price``), a model's, dataclass's or str-keyed
+    mapping's first fields (``learning_rate=0.01, layers=3``), ``PNG image`` for image bytes,
+    ``stream`` for a generator (never iterated), else a ``reprlib`` repr; whitespace is
+    collapsed and a longer line ends with ``…``.
+    """
     if isinstance(value, bytes | bytearray):
-        image = image_markdown(value)
+        image = image_format(value)
         if image is not None:
-            return image
+            return _cut(f"{image} image", length)
     if _is_stream(value):
-        return f"A stream (`{escape(type_name(value))}`): its items are in the stored record."
-    rows = _frame_rows(value)
-    if rows is not None:
-        return table(rows)
+        return "stream (its items are in the record)"
+    columns = _columns(value)
+    if columns is not None:
+        return _cut("columns: " + ", ".join(str(name) for name in columns), length)
     fields = _fields(value)
     if fields is not None:
-        return table([{"field": name, "value": short_repr(item)} for name, item in fields])
-    return f"```\n{short_repr(value)}\n```"
+        text = ""
+        for name, item in fields:
+            text += f"{', ' if text else ''}{name}={short_repr(item)}"
+            if len(text) > length:
+                break
+        return _cut(text, length)
+    return _cut(short_repr(value), length)
 
 
-def table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A GitHub-flavoured Markdown table of ``rows`` (the first row's keys are the header)."""
-    if not rows:
-        return "_(empty)_"
-    header = list(rows[0])
-    lines = [
-        "| " + " | ".join(escape(str(name)) for name in header) + " |",
-        "|" + "|".join(" --- " for _ in header) + "|",
-    ]
-    for row in rows:
-        lines.append("| " + " | ".join(cell(row.get(name, "")) for name in header) + " |")
-    return "\n".join(lines)
-
-
-def cell(value: Any) -> str:
-    """One table cell: text cut to 40 characters, escaped."""
-    text = value if isinstance(value, str) else short_repr(value)
+def _cut(text: str, length: int) -> str:
     text = " ".join(text.split())
-    if len(text) > CELL:
-        text = text[: CELL - 1] + "…"
-    return escape(text)
-
-
-def escape(text: str) -> str:
-    """Text that Markdown shows as is."""
-    for char in ("\\", "|", "*", "_", "`", "<", "[", "]"):
-        text = text.replace(char, "\\" + char)
-    return text
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _is_stream(value: Any) -> bool:
     return inspect.isgenerator(value) or inspect.isasyncgen(value)
 
 
-def _frame_rows(value: Any) -> list[dict[str, Any]] | None:
+def _columns(value: Any) -> list[Any] | None:
+    """The first column names of a pandas or polars DataFrame or a pyarrow Table."""
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(value, pandas.DataFrame):
-        head = value.iloc[:ROWS, :COLUMNS]
-        return [
-            {str(name): item for name, item in zip(head.columns, row, strict=True)}
-            for row in head.itertuples(index=False)
-        ] or [{str(name): "" for name in head.columns}]
+        return list(value.columns[:COLUMNS])
     polars = sys.modules.get("polars")
     if polars is not None and isinstance(value, polars.DataFrame):
-        head = value.select(value.columns[:COLUMNS]).head(ROWS)
-        rows: list[dict[str, Any]] = head.to_dicts()
-        return rows or [dict.fromkeys(head.columns, "")]
+        return list(value.columns[:COLUMNS])
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and isinstance(value, pyarrow.Table):
-        head = value.select(value.column_names[:COLUMNS]).slice(0, ROWS)
-        rows = head.to_pylist()
-        return rows or [dict.fromkeys(head.column_names, "")]
+        return list(value.column_names[:COLUMNS])
     return None
 
 
@@ -222,15 +176,11 @@ def _fields(value: Any) -> Iterable[tuple[str, Any]] | None:
 
 
 __all__ = [
-    "cell",
-    "escape",
     "human_size",
     "image_format",
-    "image_markdown",
     "image_size",
-    "preview_markdown",
+    "preview_line",
     "shape_of",
     "short_repr",
-    "table",
     "type_name",
 ]

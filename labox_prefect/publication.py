@@ -5,19 +5,25 @@ value, its records, and the caller's context). One daemon thread per process wor
 queue in batches: woken by a result, it lingers ``LINGER_SECONDS`` so that the results of
 the next tasks join the batch (a flow of small tasks wakes it, and Prefect's events
 worker, once per batch rather than once per task: each wake-up takes the GIL from the tasks'
-thread), then summarizes each value (bounded cost, labox_prefect.summary), emits the
-``labox.result.saved`` event (a put on Prefect's own events queue, labox_prefect.events)
-and, when artifacts are on, creates the artifacts of what it took in one batch (whatever is
-queued, up to ``BATCH``, through one API client), each under the context it was queued from
-(so it reaches the API the task's settings name). The value is read there, moments after
-the task returned it: a value changed in place meanwhile shows the change in its preview.
+thread), then summarizes each value (bounded cost, labox_prefect.summary) and emits the
+``labox.result.saved`` event (a put on Prefect's own events queue, labox_prefect.events).
 
-``flush`` cuts the linger short and waits until the queue is empty. At interpreter exit it
-runs before Prefect's own services drain (it is registered with them, after them, and they
-run last to first), so the last events and artifacts of a short script still reach
-Prefect's events queue and the API; a plain ``atexit`` hook would run after that queue has
-stopped. Nothing here raises into
-the task: failures are logged.
+When artifacts are on, each summary also becomes a row of its flow run's catalog
+(labox_prefect.artifacts): the catalog's artifact is created with the run's first batch and
+then updated with all its rows at most every ``CATALOG_SECONDS`` per run (one API call a
+second for a busy flow, instead of one per result), under the context the latest row was
+queued from (so it reaches the API the task's settings name), through an API client of the
+publisher's own. The thread keeps the catalogs of the ``CATALOGS_KEPT`` runs that published
+last (at most ``ROWS_SHOWN`` rows each) and forgets older ones; a forgotten run that saves
+again starts a new version of its key. The value is read moments after the task returned
+it: a value changed in place meanwhile shows the change in its preview.
+
+``flush`` cuts the linger short and waits until the queue is empty and every catalog is
+published. At interpreter exit it runs before Prefect's own services drain (it is
+registered with them, after them, and they run last to first), so the last events and
+artifacts of a short script still reach Prefect's events queue and the API; a plain
+``atexit`` hook would run after that queue has stopped. Nothing here raises into the task:
+failures are logged.
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ import contextlib
 import contextvars
 import logging
 import os
-import queue
 import threading
 import time
+import uuid
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
 from prefect.client.orchestration import get_client
 
-from labox_prefect.artifacts import artifact_request
+from labox_prefect.artifacts import Catalog
 from labox_prefect.core import ContentRecord, ManifestRecord
 from labox_prefect.events import emit_result_saved
 from labox_prefect.summary import ResultSummary, summarize
@@ -42,9 +49,13 @@ from labox_prefect.summary import ResultSummary, summarize
 logger = logging.getLogger(__name__)
 
 BATCH = 50
-"""Results published together at most (one API client for their artifacts)."""
+"""Results told together at most."""
 LINGER_SECONDS = 0.1
 """How long the publisher waits for more results after the first of a batch."""
+CATALOG_SECONDS = 1.0
+"""A run's catalog artifact is updated at most this often (a flush publishes at once)."""
+CATALOGS_KEPT = 16
+"""Runs whose catalog the publisher keeps (the ones that published last)."""
 EXIT_FLUSH_SECONDS = 30.0
 
 
@@ -63,45 +74,125 @@ class _Saved:
 _Item = tuple[contextvars.Context, _Saved]
 
 
+@dataclass
+class _Run:
+    """A run's catalog and its artifact: made or not, rows not yet published, and when."""
+
+    catalog: Catalog
+    artifact_id: uuid.UUID | None = None
+    published_at: float = float("-inf")
+    context: contextvars.Context | None = None
+    """The latest row's context while rows wait (then dropped: it may hold the run's data)."""
+
+    @property
+    def due_at(self) -> float | None:
+        """When its waiting rows are published (monotonic seconds), or None: none wait."""
+        if self.context is None:
+            return None
+        if self.artifact_id is None:  # the run's first rows: at once
+            return self.published_at
+        return self.published_at + CATALOG_SECONDS
+
+
+class _Catalogs:
+    """The catalogs of the runs that published last; used by the publisher thread only."""
+
+    def __init__(self, kept: int = CATALOGS_KEPT) -> None:
+        self._kept = kept
+        self._runs: OrderedDict[uuid.UUID, _Run] = OrderedDict()
+        self._evicted: list[_Run] = []
+
+    def add(self, context: contextvars.Context, summary: ResultSummary) -> None:
+        group = summary.flow_run_id or summary.task_run_id or summary.manifest_id
+        run = self._runs.get(group)
+        if run is None:
+            run = self._runs[group] = _Run(Catalog.of(summary))
+            if len(self._runs) > self._kept:
+                _, oldest = self._runs.popitem(last=False)
+                if oldest.context is not None:  # published before it is forgotten
+                    self._evicted.append(oldest)
+        self._runs.move_to_end(group)
+        run.catalog.add(summary)
+        run.context = context
+
+    def next_due(self) -> float | None:
+        """The earliest time a catalog's waiting rows are due, or None: none wait."""
+        times = [run.due_at for run in self._runs.values()]
+        return min((due for due in times if due is not None), default=None)
+
+    def publish(self, everything: bool) -> None:
+        """Create or update the artifacts whose rows are due (every waiting one if
+        ``everything``); one API client per API URL."""
+        now = time.monotonic()
+        due = self._evicted + [
+            run
+            for run in self._runs.values()
+            if run.due_at is not None and (everything or run.due_at <= now)
+        ]
+        self._evicted = []
+        for context, runs in _by_api(due):
+            context.run(_publish_catalogs, runs)
+        for run in due:
+            run.context, run.published_at = None, time.monotonic()
+
+
 class ArtifactPublisher:
     """A queue of saved results to announce and the daemon thread that announces them."""
 
     def __init__(self, linger: float = LINGER_SECONDS) -> None:
         self._linger = linger
-        self._hurry = threading.Event()
-        self._queue: queue.Queue[_Item] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
         self._exit_hook = False
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        """Empty state for this process (a forked child starts afresh)."""
+        self._pid = os.getpid()
+        self._state = threading.Lock()
+        self._wake = threading.Condition(self._state)  # the publisher waits for work
+        self._drained = threading.Condition(self._state)  # flushes wait for the publisher
+        self._items: deque[_Item] = deque()
+        self._in_flight = 0
+        self._next_due: float | None = None
+        self._flushers = 0
+        self._idle = False  # the publisher waits for items (a put wakes it)
+        self._catalogs = _Catalogs()
 
     def put(self, saved: _Saved) -> None:
         """Queue ``saved``, announced from the caller's context."""
         self._ensure_thread()
-        self._queue.put((contextvars.copy_context(), saved))
+        item = (contextvars.copy_context(), saved)
+        with self._state:
+            self._items.append(item)
+            if self._idle:  # not while it lingers: one wake-up per batch
+                self._wake.notify()
 
     def flush(self, timeout: float = EXIT_FLUSH_SECONDS) -> bool:
-        """Wait until every queued result is published (or failed); False on timeout.
+        """Wait until every queued result is told and every catalog published (or failed);
+        False on timeout.
 
-        The publisher stops lingering while a flush waits.
+        The publisher stops lingering while a flush waits; flushes may overlap.
         """
         deadline = time.monotonic() + timeout
-        self._hurry.set()
-        try:
-            with self._queue.all_tasks_done:
-                while self._queue.unfinished_tasks:
+        with self._state:
+            self._flushers += 1
+            self._wake.notify()
+            try:
+                while self._items or self._in_flight or self._next_due is not None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
-                    self._queue.all_tasks_done.wait(remaining)
-        finally:
-            self._hurry.clear()
+                    self._drained.wait(remaining)
+            finally:
+                self._flushers -= 1
         return True
 
     def _ensure_thread(self) -> None:
         with self._lock:
-            if self._pid != os.getpid():  # a forked child starts afresh
-                self._queue, self._thread, self._pid = queue.Queue(), None, os.getpid()
+            if self._pid != os.getpid():
+                self._thread = None
+                self._start_afresh()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._work, name="labox-prefect-publisher", daemon=True
@@ -118,31 +209,48 @@ class ArtifactPublisher:
 
     def _work(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            self._hurry.wait(self._linger)  # the next tasks' results join this batch
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch, everything = self._take()
             try:
-                _publish(batch)
+                _tell_all(batch, self._catalogs)
+                self._catalogs.publish(everything)
+            except Exception as error:  # a bug here must not stop the thread or a flush
+                logger.warning("labox: could not publish results: %s", error)
             finally:
-                done = len(batch)
                 del batch  # no value outlives its announcement while the queue is idle
-                for _ in range(done):
-                    self._queue.task_done()
+                with self._state:
+                    self._in_flight = 0
+                    self._next_due = self._catalogs.next_due()
+                    self._drained.notify_all()
+
+    def _take(self) -> tuple[list[_Item], bool]:
+        """The next batch (maybe empty: a catalog is due), and whether a flush waits."""
+        with self._state:
+            while True:
+                if self._items:
+                    deadline = time.monotonic() + self._linger
+                    while not self._flushers and (left := deadline - time.monotonic()) > 0:
+                        self._wake.wait(left)  # the next tasks' results join this batch
+                    batch = [self._items.popleft() for _ in range(min(BATCH, len(self._items)))]
+                    self._in_flight = len(batch)
+                    return batch, self._flushers > 0
+                if self._next_due is not None and (
+                    self._flushers or self._next_due <= time.monotonic()
+                ):
+                    return [], self._flushers > 0
+                self._idle = True
+                try:
+                    wait = None if self._next_due is None else self._next_due - time.monotonic()
+                    self._wake.wait(wait)
+                finally:
+                    self._idle = False
 
 
-def _publish(batch: list[_Item]) -> None:
-    """Tell every saved result of ``batch``, then create the artifacts asked for."""
-    published: list[tuple[contextvars.Context, ResultSummary]] = []
+def _tell_all(batch: list[_Item], catalogs: _Catalogs) -> None:
+    """Tell every saved result of ``batch``; add those asking for artifacts to ``catalogs``."""
     for context, saved in batch:
         summary = context.run(_tell, saved)
         if summary is not None and saved.artifacts:
-            published.append((context, summary))
-    for context, summaries in _by_context(published):
-        context.run(_create, summaries)
+            catalogs.add(context, summary)
 
 
 def _tell(saved: _Saved) -> ResultSummary | None:
@@ -163,18 +271,14 @@ def _tell(saved: _Saved) -> ResultSummary | None:
     return summary
 
 
-def _by_context(
-    batch: list[tuple[contextvars.Context, ResultSummary]],
-) -> list[tuple[contextvars.Context, list[ResultSummary]]]:
-    """Consecutive items queued from one API URL share one client (and the first's context)."""
-    groups: list[tuple[str | None, contextvars.Context, list[ResultSummary]]] = []
-    for context, summary in batch:
-        url = context.run(_api_url)
-        if groups and groups[-1][0] == url:
-            groups[-1][2].append(summary)
-        else:
-            groups.append((url, context, [summary]))
-    return [(context, summaries) for _, context, summaries in groups]
+def _by_api(runs: list[_Run]) -> list[tuple[contextvars.Context, list[_Run]]]:
+    """Runs whose rows were queued from one API URL share one client (and the first's context)."""
+    groups: dict[str | None, tuple[contextvars.Context, list[_Run]]] = {}
+    for run in runs:
+        assert run.context is not None  # due runs have waiting rows
+        url = run.context.run(_api_url)
+        groups.setdefault(url, (run.context, []))[1].append(run)
+    return list(groups.values())
 
 
 def _api_url() -> str | None:
@@ -183,24 +287,34 @@ def _api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def _create(summaries: list[ResultSummary]) -> None:
+def _publish_catalogs(runs: list[_Run]) -> None:
     try:
         # A client of our own: get_client() would hand back the run's client from the copied
         # context, which Prefect closes when the run ends (before a backlog is published).
         # Any httpx_settings other than the context client's (None) make get_client build one.
         with get_client(httpx_settings={}, sync_client=True) as client:
-            for summary in summaries:
+            for run in runs:
                 try:
-                    client.create_artifact(artifact=artifact_request(summary))
+                    if run.artifact_id is None:
+                        created = client.create_artifact(artifact=run.catalog.create_request())
+                        run.artifact_id = created.id
+                    else:
+                        client.update_artifact(run.artifact_id, run.catalog.update_request())
                 except Exception as error:
-                    _warn(summary, error)
+                    _warn(run, error)
     except Exception as error:
-        for summary in summaries:
-            _warn(summary, error)
+        for run in runs:
+            _warn(run, error)
 
 
-def _warn(summary: ResultSummary, error: BaseException) -> None:
-    logger.warning("labox: could not publish the artifact of %s: %s", summary.manifest_id, error)
+def _warn(run: _Run, error: BaseException) -> None:
+    catalog = run.catalog
+    where = (
+        f"flow run {catalog.flow_run_id}"
+        if catalog.flow_run_id is not None
+        else f"task run {catalog.task_run_id}"
+    )
+    logger.warning("labox: could not publish the artifact %s of %s: %s", catalog.key, where, error)
 
 
 publisher = ArtifactPublisher()

@@ -1,32 +1,19 @@
-"""One saved result told in a few fields: what the UI artifact and the Prefect event say.
+"""One saved result told in a few fields: what the UI artifact's row and the Prefect event say.
 
 Built on the publisher thread (labox_prefect.publication), moments after the result was saved,
 from the value itself (labox_prefect.preview bounds the cost); everything after that
-(artifact, event) reads only this summary.
+(artifact row, event) reads only this summary.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from labox_prefect.context import FLOW_NAME, FLOW_RUN_ID, PREFIX, TASK_NAME, TASK_RUN_ID
 from labox_prefect.core import ContentRecord, ManifestRecord
-from labox_prefect.preview import preview_markdown, shape_of, type_name
-
-_HASH_SHOWN = 12
-
-
-@dataclass(frozen=True)
-class ContentLine:
-    """One content of the record, as the artifact's details table shows it."""
-
-    key: str
-    media_type: str
-    size: int
-    digest: str
-    storage: str
+from labox_prefect.preview import preview_line, shape_of, type_name
 
 
 @dataclass(frozen=True)
@@ -40,9 +27,10 @@ class ResultSummary:
     shape: str | None
     size: int
     preview: str
-    """Markdown of the value's head ("" when only the event was asked for)."""
+    """One line about the value (labox_prefect.preview; "" when only the event was asked for)."""
     database: str
-    contents: list[ContentLine] = field(default_factory=list)
+    """The database's URL without its password (Target.database_label)."""
+    content_keys: tuple[str, ...] = ()
 
     @property
     def flow_name(self) -> str | None:
@@ -75,7 +63,7 @@ def summarize(
     preview: bool = True,
 ) -> ResultSummary:
     """The summary of ``value`` just saved as ``manifest`` with ``contents``; its preview
-    (the costly part: a table of a frame's head, an image) only when ``preview``."""
+    line only when ``preview`` (only the artifact shows it)."""
     return ResultSummary(
         manifest_id=manifest.id,
         tags=dict(manifest.tags),
@@ -83,19 +71,9 @@ def summarize(
         value_type=type_name(value),
         shape=shape_of(value),
         size=sum(content.content_size for content in contents),
-        preview=preview_markdown(value) if preview else "",
+        preview=preview_line(value) if preview else "",
         database=database,
-        contents=[_line(content) for content in contents],
-    )
-
-
-def _line(content: ContentRecord) -> ContentLine:
-    config = content.storage_config or {}
-    key = config.get("key")
-    where = f"{content.storage_name} {key}" if isinstance(key, str) else content.storage_name
-    digest = f"{content.content_hash_algorithm}:{content.content_hash[:_HASH_SHOWN]}…"
-    return ContentLine(
-        content.content_key, content.content_type, content.content_size, digest, where
+        content_keys=tuple(content.content_key for content in contents),
     )
 
 
@@ -106,4 +84,4 @@ def _uuid(text: str | None) -> uuid.UUID | None:
         return None
 
 
-__all__ = ["ContentLine", "ResultSummary", "summarize"]
+__all__ = ["ResultSummary", "summarize"]

@@ -65,7 +65,7 @@ def backend(
 ) -> Backend:
     """Labox settings for one test: embedded SQLite + files, or PostgreSQL + S3.
 
-    Artifacts are off unless a test turns them on (they cost an API call per result).
+    Artifacts are off unless a test turns them on (they cost API calls per flow run).
     """
     for name in _LABOX_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -1,8 +1,7 @@
-"""The words and Markdown that tell a person what a saved value is."""
+"""The words and the one line that tell a person what a saved value is."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import zlib
 
@@ -11,15 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from labox_prefect.artifacts import slug
-from labox_prefect.preview import (
-    IMAGE_BYTES,
-    escape,
-    human_size,
-    image_format,
-    preview_markdown,
-    shape_of,
-    type_name,
-)
+from labox_prefect.preview import human_size, image_format, preview_line, shape_of, type_name
 
 
 def test_the_type_is_the_values_own() -> None:
@@ -44,28 +35,26 @@ def test_sizes_read_in_binary_units() -> None:
     assert human_size(5 * 1024**3) == "5.0 GiB"
 
 
-def test_markdown_is_shown_as_written() -> None:
-    assert escape("__body__ | *x*") == "\\_\\_body\\_\\_ \\| \\*x\\*"
+def test_a_frame_previews_its_column_names() -> None:
+    frame = pd.DataFrame({f"column_{i}": range(3) for i in range(20)})
+
+    line = preview_line(frame)
+
+    assert line.startswith("columns: column_0, column_1, ")
+    assert len(line) == 80
+    assert line.endswith("…")
+    assert preview_line(pa.table({"a": [1, 2], "b": [3, 4]})) == "columns: a, b"
 
 
-def test_a_frame_previews_its_head_only() -> None:
-    frame = pd.DataFrame({f"c{i}": range(100) for i in range(20)})
-
-    preview = preview_markdown(frame)
-
-    lines = preview.splitlines()
-    assert lines[0] == "| " + " | ".join(f"c{i}" for i in range(8)) + " |"
-    assert len(lines) == 2 + 5
-
-
-def test_an_arrow_table_and_a_dataclass_preview_as_tables() -> None:
+def test_models_dataclasses_and_mappings_preview_their_fields() -> None:
     @dataclasses.dataclass
     class Point:
         x: int
-        y: int
+        y: str
 
-    assert "| a |\n| --- |\n| 1 |" in preview_markdown(pa.table({"a": [1, 2]}))
-    assert preview_markdown(Point(1, 2)) == "| field | value |\n| --- | --- |\n| x | 1 |\n| y | 2 |"
+    assert preview_line(Point(1, "two")) == "x=1, y='two'"
+    assert preview_line({"a": [1, 2], "b": None}) == "a=[1, 2], b=None"
+    assert preview_line({1: "a"}) == "{1: 'a'}"  # not str keys: a repr
 
 
 def test_a_stream_is_never_iterated() -> None:
@@ -78,14 +67,17 @@ def test_a_stream_is_never_iterated() -> None:
 
     stream = numbers()
 
-    assert "stream" in preview_markdown(stream)
+    assert "stream" in preview_line(stream)
     assert shape_of(stream) == "stream"
     assert pulled == []
 
 
-def test_a_long_value_is_cut() -> None:
-    assert len(preview_markdown("a" * 1_000_000)) < 300
-    assert len(preview_markdown(list(range(1_000_000)))) < 300
+def test_a_long_value_is_cut_to_one_line() -> None:
+    assert len(preview_line("a" * 1_000_000)) == 80
+    assert len(preview_line(list(range(1_000_000)))) <= 80
+    assert preview_line("two\nlines") == "'two\\nlines'"
+    assert "\n" not in preview_line({"text": "two\n  lines", "n": 1})
+    assert preview_line("abcdef", length=4) == "'ab…"
 
 
 def test_keys_are_slugs() -> None:
@@ -108,25 +100,12 @@ def png(width: int, height: int) -> bytes:
     )
 
 
-def test_image_bytes_preview_as_an_inline_image() -> None:
+def test_image_bytes_preview_as_their_format() -> None:
     image = png(64, 32)
 
-    markdown = preview_markdown(image)
-
     assert shape_of(image) == "PNG 64x32"
-    assert markdown.startswith("![PNG image, 64x32](data:image/png;base64,")
-    assert base64.b64decode(markdown.partition("base64,")[2].rstrip(")")) == image
+    assert preview_line(image) == "PNG image"
     assert image_format(b"GIF89a" + bytes(10)) == "GIF"
     assert image_format(b"\xff\xd8\xff\xe0" + bytes(10)) == "JPEG"
     assert image_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
     assert image_format(b"plain bytes") is None
-
-
-def test_a_large_image_is_described_not_inlined() -> None:
-    image = png(2000, 2000) + bytes(IMAGE_BYTES)
-
-    markdown = preview_markdown(image)
-
-    assert "data:" not in markdown
-    assert "PNG image, 2000x2000" in markdown
-    assert "results get" in markdown

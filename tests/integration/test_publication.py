@@ -1,4 +1,5 @@
-"""The saved-result event and artifact are made off the task's thread, and never lost at exit."""
+"""The saved-result event and the catalog artifact are made off the task's thread, flushes may
+overlap, and nothing is lost at exit."""
 
 from __future__ import annotations
 
@@ -71,12 +72,12 @@ def test_the_task_only_queues_its_result_and_the_publisher_tells_it(
 def test_without_artifacts_the_event_is_told_and_no_preview_is_made(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A preview (a frame's head table, an image) is for the artifact only."""
+    """The preview line is for the artifact only."""
     monkeypatch.setenv("LABOX_ARTIFACTS", "false")
     told: list[Any] = []
     previews: list[Any] = []
     monkeypatch.setattr(publication, "emit_result_saved", told.append)
-    monkeypatch.setattr(summary_module, "preview_markdown", previews.append)
+    monkeypatch.setattr(summary_module, "preview_line", previews.append)
 
     @flow
     def pipeline() -> None:
@@ -138,11 +139,9 @@ def test_a_script_that_exits_right_after_its_flow_loses_neither_event_nor_artifa
     assert event.resource["labox.tag.run"] == run
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["labox-exits-at-once-last-words"])
-            )
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["labox-exits-at-once"]))
         )
-    assert any(run in (artifact.data or "") for artifact in artifacts)
+    assert any(f"run={run}" in (artifact.data or "") for artifact in artifacts)
 
 
 def test_the_publisher_keeps_no_value_once_it_is_announced(backend: Backend) -> None:
@@ -161,10 +160,36 @@ def test_results_queued_together_are_published_in_one_batch_and_a_flush_does_not
 ) -> None:
     """The publisher wakes once for a burst of tasks' results, not once per result."""
     batches: list[int] = []
-    monkeypatch.setattr(publication, "_publish", lambda batch: batches.append(len(batch)))
+    monkeypatch.setattr(publication, "_tell_all", lambda batch, _: batches.append(len(batch)))
     publisher = publication.ArtifactPublisher(linger=10 * _PATIENCE)
     manifest = ManifestRecord(id=uuid.uuid4(), tags={}, class_id=uuid.uuid4(), unpacker_name="x")
     for number in range(5):
         publisher.put(publication._Saved(number, manifest, [], "StorableValue", "sqlite", False))
     assert publisher.flush(timeout=_PATIENCE)  # flushing cuts the linger short
     assert batches == [5]
+
+
+def test_a_flush_keeps_the_publisher_hurrying_while_another_flush_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flush that ends (here: at once, timed out) must not make another one wait a linger."""
+    working, go_on = threading.Event(), threading.Event()
+
+    def summarize(value: Any, *_: Any, **__: Any) -> None:
+        if value == "first":
+            working.set()
+            go_on.wait(_PATIENCE)
+
+    monkeypatch.setattr(publication, "summarize", summarize)
+    publisher = publication.ArtifactPublisher(linger=10 * _PATIENCE)
+    manifest = ManifestRecord(id=uuid.uuid4(), tags={}, class_id=uuid.uuid4(), unpacker_name="x")
+    publisher.put(publication._Saved("first", manifest, [], "StorableValue", "sqlite", False))
+    waited: list[bool] = []
+    waiter = threading.Thread(target=lambda: waited.append(publisher.flush(timeout=_PATIENCE)))
+    waiter.start()
+    assert working.wait(_PATIENCE)  # the waiting flush cut the linger short
+    publisher.put(publication._Saved("second", manifest, [], "StorableValue", "sqlite", False))
+    assert not publisher.flush(timeout=0)  # another flush, over at once
+    go_on.set()
+    waiter.join()
+    assert waited == [True]  # "second" was published without a linger
