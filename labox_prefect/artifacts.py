@@ -11,9 +11,10 @@
   its table.
 - **Data**: a JSON list of rows (a JSON string, as Prefect's own ``create_table_artifact``
   stores it), one row per result in save order, each with the columns ``task``, ``type``,
-  ``shape``, ``size`` (binary units), ``tags`` (the user's tags, ``k=v``, cut to 60
-  characters), ``preview`` (one line of at most 80 characters, labox_prefect.preview) and
-  ``record`` (the record id ``labox-prefect results show`` and ``find_results`` take).
+  ``shape``, ``size`` (binary units), ``preview`` (one line of at most 80 characters,
+  labox_prefect.preview), ``tags`` (the user's tags, ``k=v``, cut to 60 characters) and
+  ``record`` (the record id ``labox-prefect results show`` and ``find_results`` take): the
+  UI shows the columns in this order, the first five within 1400 px.
   Every cell is plain text, so a row is at most about 400 bytes of JSON.
 - **Bounds**: the newest ``ROWS_SHOWN`` (1,000) rows are kept and shown; the description
   then says so.
@@ -70,7 +71,7 @@ def catalog_key(summary: ResultSummary) -> str:
 
 
 def catalog_row(summary: ResultSummary) -> dict[str, str]:
-    """The result's row: task, type, shape, size, user tags, preview line and record id."""
+    """The result's row: task, type, shape, size, preview line, user tags and record id."""
     tags = ", ".join(f"{key}={value}" for key, value in sorted(summary.user_tags.items()))
     task = summary.task_name or f"{summary.flow_name or ''} (flow's result)".strip()
     return {
@@ -78,8 +79,8 @@ def catalog_row(summary: ResultSummary) -> dict[str, str]:
         "type": _cut(summary.value_type, _TYPE_SHOWN),
         "shape": _cut(summary.shape or "", _TYPE_SHOWN),
         "size": human_size(summary.size),
-        "tags": _cut(tags, _TAGS_SHOWN),
         "preview": summary.preview,
+        "tags": _cut(tags, _TAGS_SHOWN),
         "record": str(summary.manifest_id),
     }
 

@@ -1,7 +1,7 @@
 """Each flow run publishes one table artifact, its result catalog, and updates it as it saves.
 
 Read back through Prefect's API, as the UI reads them: one artifact per flow run keyed by the
-flow, one row per result in save order (task, type, shape, size, user tags, a preview line,
+flow, one row per result in save order (task, type, shape, size, a preview line, user tags,
 the record id), the same artifact updated by a later batch, a task outside a flow on its own.
 """
 
@@ -35,7 +35,7 @@ from tests.integration._helpers import manifests
 from tests.integration.conftest import Backend
 from tests.integration.test_preview import png
 
-COLUMNS = ["task", "type", "shape", "size", "tags", "preview", "record"]
+COLUMNS = ["task", "type", "shape", "size", "preview", "tags", "record"]
 
 
 class Params(pydantic.BaseModel):
