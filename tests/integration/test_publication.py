@@ -4,6 +4,7 @@ overlap, and nothing is lost at exit."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import os
 import subprocess
@@ -27,9 +28,11 @@ from prefect.settings import get_current_settings
 
 from labox_prefect import labox_task, publication
 from labox_prefect import summary as summary_module
+from labox_prefect.context import FLOW_NAME, FLOW_RUN_ID, TASK_NAME
 from labox_prefect.core import ManifestRecord
 from labox_prefect.events import EVENT
 from labox_prefect.publication import flush_publications
+from labox_prefect.summary import ResultSummary
 from tests.integration.conftest import Backend
 
 _PATIENCE = 120  # seconds: a guard against hanging, not a timing assertion
@@ -193,3 +196,37 @@ def test_a_flush_keeps_the_publisher_hurrying_while_another_flush_waits(
     go_on.set()
     waiter.join()
     assert waited == [True]  # "second" was published without a linger
+
+
+def test_catalogs_are_kept_for_the_latest_runs_and_a_forgotten_one_is_published_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published: list[uuid.UUID | None] = []
+
+    def publish(runs: list[Any]) -> None:
+        for run in runs:
+            published.append(run.catalog.flow_run_id)
+            run.artifact_id = run.artifact_id or uuid.uuid4()
+
+    monkeypatch.setattr(publication, "_publish_catalogs", publish)
+    catalogs = publication._Catalogs(kept=2)
+    context = contextvars.copy_context()
+    runs = [uuid.uuid4() for _ in range(3)]
+    for run in runs:  # the third forgets the first, whose row still waits
+        catalogs.add(context, _summary_of(run))
+
+    catalogs.publish(everything=False)
+    assert published == runs  # new catalogs are created at once, the forgotten one first
+    published.clear()
+    catalogs.add(context, _summary_of(runs[2]))
+    catalogs.publish(everything=False)
+    assert published == []  # an update waits CATALOG_SECONDS
+    assert catalogs.next_due() is not None
+    catalogs.publish(everything=True)  # as a flush asks
+    assert published == [runs[2]]
+    assert catalogs.next_due() is None
+
+
+def _summary_of(flow_run_id: uuid.UUID) -> ResultSummary:
+    tags = {FLOW_NAME: "f", FLOW_RUN_ID: str(flow_run_id), TASK_NAME: "t"}
+    return ResultSummary(uuid.uuid4(), tags, "x.StorableValue", "int", None, 1, "1", "db")
