@@ -168,22 +168,23 @@ def _find_module(module: str, owner: str) -> None:
         )
 
 
-_import_failures: dict[str, Exception] = {}
-"""Registry module -> what its import raised, kept so a broken module runs once per process."""
+_imports: dict[str, Exception | None] = {}
+"""Registry module -> None once imported, else what its import raised: each registry module
+is imported once per process (one entry per module a task or LABOX_REGISTRY_MODULES names)."""
 
 
 def _import_failure(module: str) -> Exception | None:
-    """None once ``module`` is imported; else the exception its import raised (remembered)."""
+    """None once ``module`` is imported; else the exception its import raised (both remembered)."""
     with _code_modules_lock:
-        failure = _import_failures.get(module)
-    if failure is not None:
-        return failure
+        if module in _imports:
+            return _imports[module]
+    failure: Exception | None = None
     try:
         importlib.import_module(module)
     except Exception as error:  # the module's own code may raise anything
-        with _code_modules_lock:
-            return _import_failures.setdefault(module, error)
-    return None
+        failure = error
+    with _code_modules_lock:
+        return _imports.setdefault(module, failure)
 
 
 def _check_import(module: str, named_by: str, remove_from: str) -> None:
