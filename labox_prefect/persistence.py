@@ -168,37 +168,47 @@ def _find_module(module: str, owner: str) -> None:
         )
 
 
-_import_failures: dict[str, Exception] = {}
-"""Registry module -> what its import raised, kept so a broken module runs once per process."""
+_imports: dict[str, Exception | None] = {}
+"""Registry module -> None once imported, else what its import raised: each registry module
+is imported once per process (one entry per module a task or LABOX_REGISTRY_MODULES names)."""
 
 
 def _import_failure(module: str) -> Exception | None:
-    """None once ``module`` is imported; else the exception its import raised (remembered)."""
+    """None once ``module`` is imported; else the exception its import raised (both remembered)."""
     with _code_modules_lock:
-        failure = _import_failures.get(module)
-    if failure is not None:
-        return failure
+        if module in _imports:
+            return _imports[module]
+    failure: Exception | None = None
     try:
         importlib.import_module(module)
     except Exception as error:  # the module's own code may raise anything
-        with _code_modules_lock:
-            return _import_failures.setdefault(module, error)
-    return None
+        failure = error
+    with _code_modules_lock:
+        return _imports.setdefault(module, failure)
+
+
+def _check_import(module: str, named_by: str, remove_from: str) -> None:
+    """Import ``module``; RegistryModuleImportError if its import raised, naming who names it
+    (``named_by``), the module, the exception and the fix (remove it from ``remove_from``)."""
+    failure = _import_failure(module)
+    if failure is not None:
+        raise RegistryModuleImportError(
+            f"{named_by} names the module {module!r}, whose import raised "
+            f"{type(failure).__name__}: {failure}. Fix the module (`python -c 'import "
+            f"{module}'` shows the traceback) or remove it from {remove_from}.",
+            name=module,
+        ) from failure
 
 
 def check_registry_modules(modules: Iterable[str], owner: str) -> None:
     """Import ``modules`` (registered by task ``owner``); RegistryModuleImportError for the
     first whose import raised, naming the module, the exception and the fix."""
     for module in modules:
-        failure = _import_failure(module)
-        if failure is not None:
-            raise RegistryModuleImportError(
-                f"registry_modules of task {owner!r} names the module {module!r}, whose import "
-                f"raised {type(failure).__name__}: {failure}. Fix the module (`python -c "
-                f"'import {module}'` shows the traceback) or remove it from the task's "
-                f"registry_modules; tasks that do not name it are not affected.",
-                name=module,
-            ) from failure
+        _check_import(
+            module,
+            f"registry_modules of task {owner!r}",
+            "the task's registry_modules; tasks that do not name it are not affected",
+        )
 
 
 def registry_modules() -> tuple[str, ...]:
@@ -212,16 +222,13 @@ def registry_modules() -> tuple[str, ...]:
         code = list(_code_modules)
     from_settings = current_settings().registry_modules
     for module in from_settings:
-        failure = _import_failure(module)
-        if failure is not None:
-            raise RegistryModuleImportError(
-                f"LABOX_REGISTRY_MODULES names the module {module!r}, whose import raised "
-                f"{type(failure).__name__}: {failure}. Every Labox save and load of this "
-                f"process registers it: fix the module (`python -c 'import {module}'` shows "
-                f"the traceback) or remove it from LABOX_REGISTRY_MODULES (name it in "
-                f"labox_task(registry_modules=[...]) of the tasks that need it instead).",
-                name=module,
-            ) from failure
+        _check_import(
+            module,
+            "LABOX_REGISTRY_MODULES",
+            "LABOX_REGISTRY_MODULES (every Labox save and load of this process registers "
+            "it; name it in labox_task(registry_modules=[...]) of the tasks that need it "
+            "instead)",
+        )
     working = [module for module in code if _import_failure(module) is None]
     return tuple(dict.fromkeys([*from_settings, *working]))
 

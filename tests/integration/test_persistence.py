@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import uuid
 
 import pandas as pd
 import pytest
 
 from labox_prefect.core import ManifestRecord, Registry
-from labox_prefect.persistence import HANDOFF_RUNS, Handoff, SavedResult
+from labox_prefect.errors import RegistryModuleImportError
+from labox_prefect.persistence import (
+    HANDOFF_RUNS,
+    Handoff,
+    SavedResult,
+    check_registry_modules,
+)
 from labox_prefect.target import Target
 
 TARGET = Target("sqlite+aiosqlite:///handoff.db", "memory://")
@@ -81,3 +88,23 @@ def test_a_large_output_is_not_kept_alive_by_the_table(saved: SavedResult) -> No
     gc.collect()
 
     assert len(table) == 0
+
+
+def test_a_registry_module_is_imported_once_whether_its_import_worked_or_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    imported: list[str] = []
+    import_module = importlib.import_module
+
+    def counting(name: str, package: str | None = None) -> object:
+        imported.append(name)
+        return import_module(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", counting)
+    working, broken = "colorsys", "tests.integration._broken_registry"
+    for _ in range(3):
+        check_registry_modules([working], "a task")
+        with pytest.raises(RegistryModuleImportError):
+            check_registry_modules([broken], "a task")
+    assert imported.count(working) == 1
+    assert imported.count(broken) <= 1  # another test of this process may have imported it

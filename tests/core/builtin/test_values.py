@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 import decimal
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -89,6 +89,7 @@ def test_equal_sets_give_equal_bytes_whatever_their_insertion_order() -> None:
         ({3: ["x", "\udfff"]}, ["value[3][1] (a str)", "unpaired surrogate"]),
         ({"k": {1, ("x", "\ud800")}}, ["value['k'][<member ('x', '\\ud800')>][1] (a str)"]),
         (Box(content=("a\ud800",)), ["value.content[0] (a str)", "unpaired surrogate"]),
+        ({"p": PurePosixPath("/data/\udcff")}, ["value['p'] (a str)", "unpaired surrogate"]),
         (
             datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(0), "CET")),
             ["time zone", "zoneinfo.ZoneInfo"],
@@ -103,6 +104,20 @@ def test_what_cannot_be_kept_is_refused_with_its_path_type_and_a_fix(
         dump(value)
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "where"),
+    [
+        ({"k": ("a", "\ud800")}, "value['k'][1]"),
+        ([{"\udfff": 1}, {2}], "value[0][<key '\\udfff'>]"),
+        (Box(content={"s": "\ud800"}), "value.content['s']"),
+    ],
+)
+def test_a_str_without_utf8_is_refused_while_the_value_is_encoded(value: Any, where: str) -> None:
+    with pytest.raises(SerializationError) as caught:
+        encode_value(value)
+    assert f"Cannot save {where} (a str): it holds an unpaired surrogate" in str(caught.value)
 
 
 def test_too_deep_or_circular_values_are_refused() -> None:

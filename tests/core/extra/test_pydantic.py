@@ -11,7 +11,7 @@ from pydantic import ConfigDict, PrivateAttr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from labox_prefect.core import ContentRecord, Registry, load_one, save_one
+from labox_prefect.core import ContentRecord, Registry, SerializationError, load_one, save_one
 from labox_prefect.core.builtin import MemoryStorage
 from labox_prefect.core.extra.pydantic import LegacyModelUnpacker, StorableModel
 from labox_prefect.core.testing import difference
@@ -58,6 +58,16 @@ async def test_any_fields_keep_tuples_sets_and_private_attributes(
     assert loaded._cache == {"hits": 2}
     assert loaded.model_fields_set == {"stats", "anything"}
     assert difference(report, loaded) is None
+
+
+async def test_a_str_without_utf8_in_a_field_is_refused_naming_the_field(
+    sessions: Sessions, registry: Registry
+) -> None:
+    report = Report(stats={}, anything=(1, ["\ud800"]))
+    async with sessions() as session:
+        with pytest.raises(SerializationError) as caught:
+            await save_one(report, session=session, registry=registry)
+    assert "Cannot save anything[1][0] (a str): it holds an unpaired surrogate" in str(caught.value)
 
 
 async def test_frames_in_a_dict_field_are_contents_of_their_own(

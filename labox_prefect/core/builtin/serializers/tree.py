@@ -110,10 +110,20 @@ class ValueEncoder:
         """The JSON tree of ``value``; ``where`` names it in error messages and content keys.
 
         A value that is plain JSON already (the common small result) is its own tree: it is
-        checked, not copied.
+        checked, not copied, and its text is left to the JSON encode (see ``walk``).
         """
         if is_plain_json(value):
             return value
+        return self.walk(value, where)
+
+    def walk(self, value: Any, where: str = "value") -> Any:
+        """``encode`` without the shortcut for plain JSON: every node is visited.
+
+        Each str (a value, a dict key, a set member) is checked as it is met, so one holding an
+        unpaired surrogate is refused with a SerializationError naming its path. The writers
+        of trees walk one the JSON encode refused (a plain value is its own tree, so the path
+        is the value's own) to name what it holds that cannot be written.
+        """
         self.at(where)
         self._value = value
         return self._enc(value)
@@ -139,6 +149,17 @@ class ValueEncoder:
                 parts.append(f"[{step!r}]")
         return "".join(parts)
 
+    def _text(self, text: str) -> str:
+        """``text``, once its UTF-8 encode (strict: it raises on an unpaired surrogate) works.
+
+        Raises SerializationError naming the path of a str that has no UTF-8 encoding.
+        """
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SerializationError(unpaired_surrogate_message(self.where())) from None
+        return text
+
     def refuse(self, value: Any, why: str, fix: str) -> SerializationError:
         cls = type(value)
         name = cls.__qualname__ if cls.__module__ == "builtins" else _qualified(cls)
@@ -148,7 +169,9 @@ class ValueEncoder:
 
     def _enc(self, v: Any) -> Any:
         t = type(v)
-        if t is str or t is bool or v is None:
+        if t is str:
+            return v if v.isascii() else self._text(v)
+        if t is bool or v is None:
             return v
         if t is int:
             return v if _INT_MIN <= v <= _INT_MAX else {"!int": str(v)}
@@ -172,7 +195,7 @@ class ValueEncoder:
         for i, x in enumerate(items):
             tx = type(x)
             if (
-                tx is str
+                (tx is str and x.isascii())
                 or tx is bool
                 or x is None
                 or (tx is float and x - x == 0.0)
@@ -191,9 +214,13 @@ class ValueEncoder:
         for k, x in d.items():
             if type(k) is not str or k[:1] == TAG:
                 return {"!dict": self._pairs(d)}
+            if not k.isascii():
+                path.append(_Item("key", k))
+                self._text(k)
+                path.pop()
             tx = type(x)
             if (
-                tx is str
+                (tx is str and x.isascii())
                 or tx is bool
                 or x is None
                 or (tx is float and x - x == 0.0)
@@ -224,15 +251,8 @@ class ValueEncoder:
             path.append(_Item("member", x))
             nodes.append(self._enc(x))
             path.pop()
-        try:  # sets have no order: sort so equal sets give equal bytes
-            return {tag: sorted(nodes, key=orjson.dumps)}
-        except orjson.JSONEncodeError:  # only a str without UTF-8 fails here
-            found = (
-                unencodable_text(n, f"{self.where()}[<member {x!r}>]")
-                for x, n in zip(items, nodes, strict=True)
-            )
-            where = next((p for p in found if p is not None), self.where())
-            raise SerializationError(unpaired_surrogate_message(where)) from None
+        # sets have no order: sort so equal sets give equal bytes (every str is checked)
+        return {tag: sorted(nodes, key=orjson.dumps)}
 
     def _bytes(self, v: bytes) -> Any:
         if self.route is not None and len(v) > BYTES_INLINE_MAX:
@@ -246,7 +266,7 @@ class ValueEncoder:
         if isinstance(v, enum.Enum):
             identity = class_identity(cls, self.where)
             if cls.__members__.get(v.name) is v:
-                return {"!enum": [identity, v.name]}
+                return {"!enum": [identity, self._text(v.name)]}
             return {"!enum": [identity, None, self._enc(v.value)]}  # a composite Flag
         pandas = sys.modules.get("pandas")
         if pandas is not None and isinstance(v, (pandas.Timestamp, pandas.Timedelta)):
@@ -540,7 +560,10 @@ _ENCODERS: dict[type[Any], Callable[[ValueEncoder, Any], Any]] = {
     datetime.timedelta: lambda enc, v: {"!timedelta": [v.days, v.seconds, v.microseconds]},
     uuid.UUID: lambda enc, v: {"!uuid": str(v)},
     complex: lambda enc, v: {"!complex": [enc._enc(v.real), enc._enc(v.imag)]},
-    **{c: (lambda enc, v: {"!path": [type(v).__name__, str(v)]}) for c in _PATHS.values()},
+    **{
+        c: (lambda enc, v: {"!path": [type(v).__name__, enc._text(str(v))]})
+        for c in _PATHS.values()
+    },
 }
 
 
@@ -722,59 +745,6 @@ def _is_plain_atom(value: Any, t: type[Any]) -> bool:
     if t is float:
         return bool(value - value == 0.0)
     return False
-
-
-def unencodable_text(tree: Any, where: str) -> str | None:
-    """The path of the first str in ``tree`` (or its keys) without UTF-8, in the value's terms.
-
-    Tagged nodes are followed as the value's containers (``!dict`` pairs, ``!tuple`` items,
-    set members, dataclass and model fields); any other tag is the leaf at its own path.
-    """
-    stack: list[tuple[Any, str]] = [(tree, where)]
-    while stack:
-        node, path = stack.pop()
-        if type(node) is str:
-            if not _is_utf8(node):
-                return path
-        elif type(node) is list:
-            stack.extend((x, f"{path}[{i}]") for i, x in enumerate(node))
-        elif type(node) is dict:
-            tag, payload = next(iter(node.items()), ("", None))
-            if len(node) != 1 or tag[:1] != "!":
-                for k, x in node.items():
-                    if not _is_utf8(k):
-                        return f"{path}[<key {k!r}>]"
-                    stack.append((x, f"{path}[{k!r}]"))
-            else:
-                stack.extend(_tagged_children(tag, payload, path))
-    return None
-
-
-def _tagged_children(tag: str, payload: Any, path: str) -> list[tuple[Any, str]]:
-    if tag == "!dict":
-        pairs = [(k, f"{path}[<key {k!r}>]") for k, _ in payload]
-        return pairs + [(x, f"{path}[{k!r}]") for k, x in payload]
-    if tag in ("!set", "!frozenset"):
-        return [(x, f"{path}[<member {x!r}>]") for x in payload]
-    if tag == "!tuple":
-        return [(x, f"{path}[{i}]") for i, x in enumerate(payload)]
-    if tag == "!namedtuple":
-        return [(x, f"{path}[{i}]") for i, x in enumerate(payload[1])]
-    if tag == "!dataclass":
-        return [(x, f"{path}.{name}") for name, x in payload[1].items()]
-    if tag == "!model":
-        state = payload[1]
-        parts = (state.get(part, {}) for part in ("fields", "extra", "private"))
-        return [(x, f"{path}.{name}") for fields in parts for name, x in fields.items()]
-    return [(payload, path)]
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def encode_value(value: Any, where: str = "value") -> Any:

@@ -20,30 +20,32 @@ from labox_prefect.core.builtin.serializers.json import (
     JSON_CONTENT_TYPE,
     JsonLinesStreamSerializer,
 )
-from labox_prefect.core.builtin.serializers.text import unpaired_surrogate_message
 from labox_prefect.core.builtin.serializers.tree import (
     EncodedTree,
+    ValueEncoder,
     decode_value,
     encode_value,
     handled_by_kind,
-    unencodable_text,
 )
 from labox_prefect.core.errors import SerializationError
 from labox_prefect.core.serializer import SerializedData, Serializer
 
 
 def dump_tree(tree: Any, where: str = "value") -> bytes:
-    """Compact UTF-8 JSON of an encoded tree; ``where`` names its root in error messages."""
+    """Compact UTF-8 JSON of an encoded tree; ``where`` names its root in error messages.
+
+    Raises SerializationError when the JSON encode refuses the tree: a str holding an unpaired
+    surrogate is named by its path (the encoder walks the tree, ValueEncoder.walk: the text
+    of a plain value is checked only here), else the tree nests too deep.
+    """
     try:
         return orjson.dumps(tree)
     except orjson.JSONEncodeError as error:
-        path = unencodable_text(tree, where)
-        if path is None:
-            raise SerializationError(
-                f"Cannot save this value: {error}. JSON documents nest at most 254 levels "
-                f"(flatten the value)."
-            ) from None
-        raise SerializationError(unpaired_surrogate_message(path)) from None
+        ValueEncoder().walk(tree, where)
+        raise SerializationError(
+            f"Cannot save this value: {error}. JSON documents nest at most 254 levels "
+            f"(flatten the value)."
+        ) from None
 
 
 class ValuesSerializer(Serializer[Any]):
