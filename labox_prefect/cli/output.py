@@ -21,6 +21,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -73,21 +74,26 @@ def masked(url: str) -> str:
 
 
 _selection: dict[str, str | None] = {"block": None}
+_creates_database: dict[str, bool] = {"creates": False}
 _resolved: dict[str, Target] = {}
 
 
-def select_block(name: str | None) -> None:
-    """The block ``--block`` names (None: the default rule), for this invocation."""
+def select_block(name: str | None, *, creates_database: bool = False) -> None:
+    """The block ``--block`` names (None: the default rule), for this invocation, and whether
+    the command may create the database (``db upgrade``). Nothing is checked or imported
+    here: the command line is parsed whole first, so a mistyped option is the first error."""
     _selection["block"] = name
+    _creates_database["creates"] = creates_database
     _resolved.clear()
 
 
 def selected_target() -> Target:
-    """The target of this invocation, resolved once.
+    """The target of this invocation, resolved once, when the command first needs it.
 
     A missing block (or ``--block`` without a Prefect server to read it from: the ephemeral
-    one is never started), a LABOX_* variable with a value its setting does not take, or a
-    database URL without its async driver, is a usage error (one line, exit code 2).
+    one is never started), a LABOX_* variable with a value its setting does not take, a
+    database URL without its async driver, or (but for ``db upgrade``) a SQLite database
+    file that does not exist, is a usage error (one line, exit code 2).
     """
     if "target" not in _resolved:
         from sqlalchemy.exc import ArgumentError
@@ -117,8 +123,35 @@ def selected_target() -> Target:
         problem = problem or missing_module_problem(settings.registry_modules)
         if problem is not None:
             usage_error(problem)
+        if not _creates_database["creates"]:
+            _require_database_file(target)
         _resolved["target"] = target
     return _resolved["target"]
+
+
+def _require_database_file(target: Target) -> None:
+    """Refuse a SQLite database file that does not exist (but the embedded default's, before
+    the first save: ``results ls`` lists nothing, the others say so).
+
+    Only ``db upgrade`` creates a database: every other command reads or deletes, and run
+    on a mistyped path it would otherwise create folders and an empty database.
+    """
+    from sqlalchemy import make_url
+
+    from labox_prefect.target import is_embedded_default
+
+    if is_embedded_default(target):
+        return
+    parsed = make_url(target.database_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.is_file():
+        usage_error(
+            f"No Labox database at {path}: nothing was saved there yet, or "
+            f"LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands create nothing; "
+            f"`labox-prefect db upgrade` creates an empty database."
+        )
 
 
 def missing_module_problem(modules: Iterable[str]) -> str | None:
