@@ -44,6 +44,8 @@ from labox_prefect.results import ResultRef, find_results, get_result
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
 
+MORE_MATCH = "More results match: raise --limit (0: all) or filter (--tag, --flow, --since)."
+"""The line after a list that ``--limit`` cut (a note on stderr with ``--json``)."""
 PREVIEW_CHARS = 600
 """Characters of a loaded value's repr that ``show`` prints."""
 PREVIEW_ROWS = 5
@@ -81,18 +83,22 @@ def list_results(
                 flow_run_id=flow_run,
                 prefect_tags=prefect_tags,
                 since=moment,
-                limit=limit,
+                limit=limit + 1 if limit else 0,  # one more than shown: whether more match
                 block=target,
             )
         }
         refs = sorted(found.values(), key=lambda ref: ref.created_at, reverse=True)
+        more = bool(limit) and len(refs) > limit
         refs = refs[:limit] if limit else refs
         sizes = get_runtime().run(_sizes(target, [ref.manifest_id for ref in refs]))
         if as_json:
             rows = [{**result_json(ref), "size": sizes.get(ref.manifest_id)} for ref in refs]
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            if more:
+                print_error(f"[bold]Note:[/] {escape(MORE_MATCH)}")
             return
-        for line in result_lines(refs, sizes, console.width, wide=wide):
+        lines = result_lines(refs, sizes, console.width, wide=wide)
+        for line in [*lines, MORE_MATCH] if more else lines:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

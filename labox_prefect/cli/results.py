@@ -78,7 +78,10 @@ def list_results(
         bool, typer.Option("--json", help="Print one JSON array with every tag (for scripts).")
     ] = False,
 ) -> None:
-    """List stored results, newest first: id, age, flow/task, type and size, one per line."""
+    """List stored results, newest first: id, age, flow/task, type and size, one per line.
+
+    When --limit leaves results out, a last line says so (with --json, a note on stderr).
+    """
     import labox_prefect.cli.listing as listing
 
     listing.list_results(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from prefect import flow
+from sqlalchemy import Engine, event
 from typer.testing import CliRunner, Result
 
 from labox_prefect import labox_task
@@ -21,6 +22,8 @@ from tests.integration._records import prefect_tags, save
 from tests.integration.conftest import Backend
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+MORE = "More results match: raise --limit (0: all) or filter (--tag, --flow, --since)."
 
 
 def run(*args: str) -> Result:
@@ -88,6 +91,51 @@ def test_limit_zero_lists_everything(backend: Backend) -> None:
     result = run("results", "ls", "--tag", f"suite={mark['suite']}", "--limit", "0", "--json")
 
     assert len(json.loads(result.stdout)) == 3
+
+
+@sqlite_only
+def test_a_list_cut_by_its_limit_says_more_match_without_counting(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One footer line when --limit cut the list (a note on stderr with --json, whose stdout
+    stays one array); none when every match is shown. The query fetches N+1, never COUNTs."""
+    monkeypatch.setattr(output.console, "_width", 80)
+    mark = {"suite": uuid.uuid4().hex}
+    for n in range(3):
+        save({"n": n}, {**prefect_tags(), **mark})
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        cut = run("results", "ls", "--tag", f"suite={mark['suite']}", "--limit", "2")
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    assert cut.exit_code == 0, cut.output
+    title, _header, *lines, footer = cut.stdout.splitlines()
+    assert title == "2 results (newest first)"
+    assert len(lines) == 2
+    assert footer == MORE
+    assert len(footer) <= 80
+    assert cut.stderr == ""
+    assert statements
+    assert not any("count(" in statement.lower() for statement in statements), statements
+
+    for whole in (["--limit", "3"], ["--limit", "0"], []):
+        listed = run("results", "ls", "--tag", f"suite={mark['suite']}", *whole)
+        assert MORE not in listed.output, whole
+        assert listed.stdout.splitlines()[0] == "3 results (newest first)"
+
+    as_json = run("results", "ls", "--tag", f"suite={mark['suite']}", "-n", "2", "--json")
+    assert len(json.loads(as_json.stdout)) == 2
+    (note,) = as_json.stderr.strip().splitlines()
+    assert note == f"Note: {MORE}"
+    whole_json = run("results", "ls", "--tag", f"suite={mark['suite']}", "-n", "3", "--json")
+    assert len(json.loads(whole_json.stdout)) == 3
+    assert whole_json.stderr == ""
 
 
 @sqlite_only
