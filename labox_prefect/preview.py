@@ -18,7 +18,7 @@ import inspect
 import itertools
 import reprlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 ROWS = 5
@@ -146,7 +146,7 @@ def preview_markdown(value: Any) -> str:
     rows = _frame_rows(value)
     if rows is not None:
         return table(rows)
-    fields = _fields(value)
+    fields = fields_of(value)
     if fields is not None:
         return table([{"field": name, "value": short_repr(item)} for name, item in fields])
     return f"```\n{short_repr(value)}\n```"
@@ -207,7 +207,9 @@ def _frame_rows(value: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _fields(value: Any) -> Iterable[tuple[str, Any]] | None:
+def fields_of(value: Any) -> list[tuple[str, Any]] | None:
+    """The first 12 fields of a pydantic model or dataclass, or items of a mapping with
+    ``str`` keys, as (name, value) pairs; None for other values."""
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         names = list(type(value).model_fields)[:FIELDS]
@@ -224,6 +226,7 @@ def _fields(value: Any) -> Iterable[tuple[str, Any]] | None:
 __all__ = [
     "cell",
     "escape",
+    "fields_of",
     "human_size",
     "image_format",
     "image_markdown",
