@@ -156,6 +156,14 @@ def write_result(manifest_id: str, output: Path) -> None:
                 f"Cannot write {output}: {error.strerror or error}; choose a FILE you may write."
             )
         except ExportError as error:
+            if error.parts:
+                load = f"value = get_result('{ref.manifest_id}').load()"
+                steps = "; ".join(part.python("value") for part in error.parts)
+                usage_error(
+                    f"{error} Write each in Python: `from labox_prefect.results import "
+                    f"get_result; {load}; {steps}`, or see it with `labox-prefect results "
+                    f"show {manifest_id}`."
+                )
             usage_error(
                 f"{error} Print it with `labox-prefect results show {manifest_id}`, or load it "
                 f"in Python: labox_prefect.find_results(...) gives ResultRefs, and "
