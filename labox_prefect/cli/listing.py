@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -25,6 +24,7 @@ from labox_prefect.cli.output import (
     class_missing_fix,
     console,
     human_size,
+    parse_deployment,
     parse_since,
     parse_tags,
     print_error,
@@ -103,13 +103,7 @@ def deployment_filters(text: str) -> list[dict[str, str]]:
     Records name it ``flow/deployment`` (Prefect's unique name); records saved before
     labox-prefect 0.2 hold the deployment's name alone, with the flow in ``prefect.flow_name``.
     """
-    flow, slash, name = text.partition("/")
-    if not slash or not flow or not name:
-        raise typer.BadParameter(
-            f"{text!r} is not FLOW/DEPLOYMENT (e.g. --deployment etl/nightly, as "
-            f"`prefect deployment ls` prints it).",
-            param_hint="--deployment",
-        )
+    flow, name = parse_deployment(text)
     return [{DEPLOYMENT_NAME: text}, {DEPLOYMENT_NAME: name, FLOW_NAME: flow}]
 
 

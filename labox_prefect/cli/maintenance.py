@@ -17,7 +17,13 @@ from typing import Annotated
 
 import typer
 
-from labox_prefect.cli.output import count_option
+from labox_prefect.cli.output import (
+    checked,
+    count_option,
+    parse_duration,
+    parse_since,
+    parse_tags,
+)
 
 db_app = typer.Typer(
     name="db", help="The Labox database schema.", no_args_is_help=True, rich_markup_mode=None
@@ -64,7 +70,10 @@ def gc(
         bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
     ] = False,
     grace: Annotated[
-        str, typer.Option("--grace", metavar="DURATION", help=GRACE_HELP)
+        str,
+        typer.Option(
+            "--grace", metavar="DURATION", callback=checked(parse_duration), help=GRACE_HELP
+        ),
     ] = DEFAULT_GRACE_TEXT,
     claim: Annotated[
         bool,
@@ -100,6 +109,7 @@ def remove_results(
         typer.Option(
             "--older-than",
             metavar="WHEN",
+            callback=checked(parse_since),
             help="Results created before: 30d, 12h, or an ISO date or time.",
         ),
     ] = None,
@@ -118,6 +128,7 @@ def remove_results(
             "--tag",
             "-t",
             metavar="KEY=VALUE",
+            callback=checked(parse_tags),
             help="key=value the results must carry (repeatable).",
         ),
     ] = None,
@@ -125,7 +136,10 @@ def remove_results(
         bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
     ] = False,
     grace: Annotated[
-        str, typer.Option("--grace", metavar="DURATION", help=GRACE_HELP)
+        str,
+        typer.Option(
+            "--grace", metavar="DURATION", callback=checked(parse_duration), help=GRACE_HELP
+        ),
     ] = DEFAULT_GRACE_TEXT,
 ) -> None:
     """Delete results by age, beyond the newest N per task, or by tag, and their unused blobs.

@@ -18,11 +18,11 @@ import importlib.util
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -253,6 +253,24 @@ def count_option(ctx: typer.Context, param: typer.CallbackParam, value: int | No
     return value
 
 
+def checked(parse: Callable[[Any], object]) -> Callable[..., Any]:
+    """An option callback: ``parse`` checks the value as the command line is read, so a bad
+    one is a usage error (naming the option) before the command imports its work. The value
+    is passed on as given; the command parses it again (the parsers here are cheap)."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None or ctx.resilient_parsing:
+            return value
+        try:
+            parse(value)
+        except typer.BadParameter as error:
+            hint = param.opts[0] if param.opts else None
+            raise typer.BadParameter(error.message, param_hint=hint) from None
+        return value
+
+    return check
+
+
 def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
     """``key=value`` options as a dict (the value may itself contain ``=``)."""
     tags: dict[str, str] = {}
@@ -295,6 +313,32 @@ def parse_since(text: str) -> datetime | timedelta:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
+def parse_duration(text: str, option: str = "--grace") -> timedelta:
+    """``30m``, ``1h``, ``2d``, ``0s``: a span, not a date."""
+    try:
+        parsed = parse_since(text)
+    except typer.BadParameter:
+        parsed = None
+    if not isinstance(parsed, timedelta):
+        raise typer.BadParameter(
+            f"{text!r} is not a duration (0s, 30m, 1h, 2d).", param_hint=option
+        )
+    return parsed
+
+
+def parse_deployment(text: str) -> tuple[str, str]:
+    """``--deployment FLOW/DEPLOYMENT`` as (flow, deployment), as ``prefect deployment ls``
+    names it."""
+    flow, slash, name = text.partition("/")
+    if not slash or not flow or not name:
+        raise typer.BadParameter(
+            f"{text!r} is not FLOW/DEPLOYMENT (e.g. --deployment etl/nightly, as "
+            f"`prefect deployment ls` prints it).",
+            param_hint="--deployment",
+        )
+    return flow, name
+
+
 def human_size(size: int | None) -> str:
     """``2.3 MiB`` and the like; exact bytes below one KiB; ``-`` when unknown."""
     return "-" if size is None else preview.human_size(size)
@@ -310,6 +354,7 @@ def _with_notes(error: BaseException) -> str:
 
 
 __all__ = [
+    "checked",
     "class_missing_fix",
     "console",
     "count_option",
@@ -319,6 +364,8 @@ __all__ = [
     "human_size",
     "masked",
     "missing_module_problem",
+    "parse_deployment",
+    "parse_duration",
     "parse_since",
     "parse_tags",
     "print_error",

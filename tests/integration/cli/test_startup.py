@@ -78,6 +78,12 @@ def test_help_imports_no_heavy_module(arguments: list[str]) -> None:
         (["verify", "--all"], "No such option: --all"),
         (["gc", "--dry"], "No such option: --dry"),
         (["--block", "lab", "results", "ls", "--limt", "3"], "No such option: --limt"),
+        (["results", "ls", "--since", "3x"], "Invalid value for --since: '3x' is neither"),
+        (["results", "ls", "--tag", "project"], "Invalid value for --tag: 'project' is not"),
+        (["results", "ls", "--deployment", "nightly"], "'nightly' is not FLOW/DEPLOYMENT"),
+        (["results", "rm", "--older-than", "soon"], "Invalid value for --older-than: 'soon'"),
+        (["results", "rm", "-t", "a=b", "--grace", "1y"], "Invalid value for --grace: '1y' is"),
+        (["gc", "--grace", "2024-05-01"], "'2024-05-01' is not a duration"),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )
