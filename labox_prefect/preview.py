@@ -127,7 +127,7 @@ def preview_line(value: Any, length: int = LINE) -> str:
     columns = _columns(value)
     if columns is not None:
         return _cut("columns: " + ", ".join(str(name) for name in columns), length)
-    fields = _fields(value)
+    fields = fields_of(value)
     if fields is not None:
         text = ""
         for name, item in fields:
@@ -161,7 +161,9 @@ def _columns(value: Any) -> list[Any] | None:
     return None
 
 
-def _fields(value: Any) -> Iterable[tuple[str, Any]] | None:
+def fields_of(value: Any) -> list[tuple[str, Any]] | None:
+    """The first 12 fields of a pydantic model or dataclass, or items of a mapping with
+    ``str`` keys, as (name, value) pairs; None for other values."""
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
         names = list(type(value).model_fields)[:FIELDS]
@@ -176,6 +178,7 @@ def _fields(value: Any) -> Iterable[tuple[str, Any]] | None:
 
 
 __all__ = [
+    "fields_of",
     "human_size",
     "image_format",
     "image_size",

@@ -1,6 +1,9 @@
 """``results get ID -o FILE``: a loaded result written in its natural file format.
 
 - pandas DataFrame, pyarrow Table: Parquet (``DataFrame.to_parquet``, ``pyarrow.parquet``);
+- pandas Series: Parquet, one column named after the Series (``value`` when it has none),
+  its index kept as a DataFrame's is (``pandas.read_parquet(FILE).squeeze("columns")``
+  reads it back);
 - numpy ndarray: ``.npy`` (``numpy.save`` with ``allow_pickle=False``);
 - bytes: as is; str: UTF-8 text;
 - pydantic model: its JSON (``model_dump_json``);
@@ -9,24 +12,64 @@
   plain JSON where JSON keeps the value exactly, and tagged nodes (``{"!set": [...]}``)
   elsewhere.
 
-Anything else (a bare Series, a dict holding a DataFrame, ...) is refused with a message
-naming what can be exported. An existing file is
-never replaced unless asked (``--force``).
+An export is a convenience, not a record: one value, one file, in a format any tool reads.
+A dict, list, dataclass or model holding frames (or arrays) is refused, naming each of them
+(``ExportError.parts``) so the command can say how to write each one: no folder of files
+stands for the whole value, whose other items and types only the record keeps. Anything
+else with no file format is refused with a message naming what can be exported. An existing
+file is never replaced unless asked (``--force``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labox_prefect.core import LaboxError
 from labox_prefect.core.builtin import values_serializer
+from labox_prefect.preview import fields_of
+
+SERIES_COLUMN = "value"
+"""The column of an exported Series that has no name."""
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+_WRITE = {
+    "DataFrame": "{part}.to_parquet({file!r})",
+    "Series": "{part}.to_frame().to_parquet({file!r})",
+    "Table": "__import__('pyarrow.parquet').parquet.write_table({part}, {file!r})",
+    "ndarray": "__import__('numpy').save({file!r}, {part}, allow_pickle=False)",
+}
+_SUFFIX = {"DataFrame": "parquet", "Series": "parquet", "Table": "parquet", "ndarray": "npy"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """A value inside the result that has a file format of its own (a frame, an array)."""
+
+    path: str
+    """Where it is in the value, in Python: ``['frame']``, ``[0]``, ``.frame``."""
+    kind: str
+    """Its class name: ``DataFrame``, ``Series``, ``Table`` or ``ndarray``."""
+    file_name: str
+    """A file to write it to: its key and the format's suffix (``frame.parquet``)."""
+
+    def python(self, value: str) -> str:
+        """One Python statement writing the part of ``value`` (an expression) to its file."""
+        return _WRITE[self.kind].format(part=f"{value}{self.path}", file=self.file_name)
 
 
 class ExportError(ValueError):
-    """The value has no natural file format here."""
+    """The value has no natural file format here; ``parts`` are the frames or arrays it holds
+    (each exportable alone), if any."""
+
+    def __init__(self, message: str, parts: tuple[Part, ...] = ()) -> None:
+        super().__init__(message)
+        self.parts = parts
 
 
 def export(value: Any, path: Path) -> str:
@@ -35,6 +78,10 @@ def export(value: Any, path: Path) -> str:
     if pandas is not None and isinstance(value, pandas.DataFrame):
         value.to_parquet(path)
         return "Parquet"
+    if pandas is not None and isinstance(value, pandas.Series):
+        column = SERIES_COLUMN if value.name is None else str(value.name)
+        value.to_frame(name=column).to_parquet(path)
+        return f"Parquet, one column {column!r}"
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and isinstance(value, pyarrow.Table):
         import pyarrow.parquet as pq
@@ -59,15 +106,56 @@ def export(value: Any, path: Path) -> str:
     try:
         tree = bytes(values_serializer.serialize_data(value).data)
     except LaboxError:  # a part without a JSON form: the core's reason is about saving
-        raise ExportError(
-            f"A {type(value).__qualname__} cannot be exported as a file: results get -o writes "
-            f"DataFrames and Arrow tables (Parquet), ndarrays (.npy), bytes, text, pydantic "
-            f"models, and other values as JSON when every part of them has a JSON form (a "
-            f"DataFrame, Series or array inside a dict, list or dataclass has none)."
-        ) from None
+        raise _no_file_format(value) from None
     path.write_text(json.dumps(json.loads(tree), indent=2) + "\n", encoding="utf-8")
     # Inside a JSON string a quote is escaped, so '{"!' can only open a tagged node.
     return "JSON, typed value tree (VALUES.md)" if b'{"!' in tree else "JSON"
 
 
-__all__ = ["ExportError", "export"]
+def _no_file_format(value: Any) -> ExportError:
+    name = type(value).__qualname__
+    parts = tuple(_parts(value))
+    if parts:
+        held = ", ".join(f"a {part.kind} at value{part.path}" for part in parts)
+        return ExportError(
+            f"A {name} holding {held} is not one file: results get -o writes one value per "
+            f"file, and only the record keeps the whole {name}.",
+            parts,
+        )
+    return ExportError(
+        f"A {name} cannot be exported as a file: results get -o writes DataFrames, Series "
+        f"and Arrow tables (Parquet), ndarrays (.npy), bytes, text, pydantic models, and other "
+        f"values as JSON when every part of them has a JSON form (a DataFrame, Series or "
+        f"array deeper inside a dict, list or dataclass has none)."
+    )
+
+
+def _parts(value: Any) -> list[Part]:
+    """The frames and arrays among the value's own items (not deeper)."""
+    if isinstance(value, Mapping):
+        items = [(f"[{key!r}]", key, item) for key, item in value.items()]
+    elif isinstance(value, list | tuple):
+        items = [(f"[{index}]", f"item{index}", item) for index, item in enumerate(value)]
+    else:  # a dataclass or pydantic model (its first fields)
+        items = [(f".{name}", name, item) for name, item in fields_of(value) or []]
+    parts = []
+    for position, (where, key, item) in enumerate(items):
+        kind = _file_kind(item)
+        if kind is not None:
+            stem = key if isinstance(key, str) and _FILE_NAME.fullmatch(key) else f"part{position}"
+            parts.append(Part(where, kind, f"{stem}.{_SUFFIX[kind]}"))
+    return parts
+
+
+def _file_kind(value: Any) -> str | None:
+    """The class name of a value ``export`` writes in a table or array format, else None."""
+    for module, names in (("pandas", ("DataFrame", "Series")), ("pyarrow", ("Table",))):
+        library = sys.modules.get(module)
+        for name in names:
+            if library is not None and isinstance(value, getattr(library, name)):
+                return name
+    numpy = sys.modules.get("numpy")
+    return "ndarray" if numpy is not None and isinstance(value, numpy.ndarray) else None
+
+
+__all__ = ["SERIES_COLUMN", "ExportError", "Part", "export"]

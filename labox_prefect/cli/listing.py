@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -26,6 +24,7 @@ from labox_prefect.cli.output import (
     class_missing_fix,
     console,
     human_size,
+    parse_deployment,
     parse_since,
     parse_tags,
     print_error,
@@ -33,21 +32,19 @@ from labox_prefect.cli.output import (
     selected_target,
     usage_error,
 )
-from labox_prefect.cli.peek import peek_contents, worth_loading
+from labox_prefect.cli.peek import peek_contents, preview_text, worth_loading
 from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
 from labox_prefect.core import ContentRecord, get_contents
-from labox_prefect.core.builtin import StorableStream
 from labox_prefect.errors import ResultClassNotRegisteredError
 from labox_prefect.persistence import open_session, registry_for
-from labox_prefect.preview import image_format, shape_of
 from labox_prefect.results import ResultRef, find_results, get_result
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
 
-PREVIEW_CHARS = 600
-"""Characters of a loaded value's repr that ``show`` prints."""
-PREVIEW_ROWS = 5
-"""Rows of a DataFrame that ``show`` prints."""
+MORE_MATCH = "More results match: raise --limit (0: all) or filter (--tag, --flow, --since)."
+"""The line after a list that ``--limit`` cut (a note on stderr with ``--json``)."""
+PANEL_BORDER = 4
+"""Columns a panel's border and padding take: its text is the terminal's width less these."""
 
 
 def list_results(
@@ -81,18 +78,22 @@ def list_results(
                 flow_run_id=flow_run,
                 prefect_tags=prefect_tags,
                 since=moment,
-                limit=limit,
+                limit=limit + 1 if limit else 0,  # one more than shown: whether more match
                 block=target,
             )
         }
         refs = sorted(found.values(), key=lambda ref: ref.created_at, reverse=True)
+        more = bool(limit) and len(refs) > limit
         refs = refs[:limit] if limit else refs
         sizes = get_runtime().run(_sizes(target, [ref.manifest_id for ref in refs]))
         if as_json:
             rows = [{**result_json(ref), "size": sizes.get(ref.manifest_id)} for ref in refs]
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            if more:
+                print_error(f"[bold]Note:[/] {escape(MORE_MATCH)}")
             return
-        for line in result_lines(refs, sizes, console.width, wide=wide):
+        lines = result_lines(refs, sizes, console.width, wide=wide)
+        for line in [*lines, MORE_MATCH] if more else lines:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -102,13 +103,7 @@ def deployment_filters(text: str) -> list[dict[str, str]]:
     Records name it ``flow/deployment`` (Prefect's unique name); records saved before
     labox-prefect 0.2 hold the deployment's name alone, with the flow in ``prefect.flow_name``.
     """
-    flow, slash, name = text.partition("/")
-    if not slash or not flow or not name:
-        raise typer.BadParameter(
-            f"{text!r} is not FLOW/DEPLOYMENT (e.g. --deployment etl/nightly, as "
-            f"`prefect deployment ls` prints it).",
-            param_hint="--deployment",
-        )
+    flow, name = parse_deployment(text)
     return [{DEPLOYMENT_NAME: text}, {DEPLOYMENT_NAME: name, FLOW_NAME: flow}]
 
 
@@ -131,10 +126,11 @@ def show_result(manifest_id: str, *, preview: bool) -> None:
             except ResultClassNotRegisteredError as error:  # show its bytes instead
                 missing = error
             else:
-                panel = Panel(preview_of(value), title="Preview", title_align="left", expand=False)
-                console.print(panel)
+                text = escape(preview_text(value, console.width - PANEL_BORDER))
+                console.print(Panel(text, title="Preview", title_align="left", expand=False))
                 return
-        for peek in get_runtime().run(peek_contents(contents, registry)):  # each head only
+        peeks = peek_contents(contents, registry, console.width - PANEL_BORDER)
+        for peek in get_runtime().run(peeks):  # each head only
             text = f"[bold]{escape(peek.title)}[/]\n{escape(peek.text)}"
             title = f"Preview of {escape(peek.key)}"
             console.print(Panel(text, title=title, title_align="left", expand=False))
@@ -154,6 +150,14 @@ def write_result(manifest_id: str, output: Path) -> None:
                 f"Cannot write {output}: {error.strerror or error}; choose a FILE you may write."
             )
         except ExportError as error:
+            if error.parts:
+                load = f"value = get_result('{ref.manifest_id}').load()"
+                steps = "; ".join(part.python("value") for part in error.parts)
+                usage_error(
+                    f"{error} Write each in Python: `from labox_prefect.results import "
+                    f"get_result; {load}; {steps}`, or see it with `labox-prefect results "
+                    f"show {manifest_id}`."
+                )
             usage_error(
                 f"{error} Print it with `labox-prefect results show {manifest_id}`, or load it "
                 f"in Python: labox_prefect.find_results(...) gives ResultRefs, and "
@@ -305,24 +309,6 @@ def contents_table(contents: list[ContentRecord]) -> Table:
     return table
 
 
-def preview_of(value: Any) -> str:
-    """A short, escaped text view of a loaded value."""
-    if isinstance(value, pd.DataFrame):
-        head = value.head(PREVIEW_ROWS).to_string()
-        return escape(f"DataFrame, {value.shape[0]} rows x {value.shape[1]} columns\n{head}")
-    if isinstance(value, StorableStream):
-        return "An async stream: it is read when iterated, so show does not read it."
-    if isinstance(value, bytes) and image_format(value) is not None:
-        return escape(
-            f"bytes: a {shape_of(value)} image ({human_size(len(value))}); export "
-            f"it with `labox-prefect results get ID -o FILE`"
-        )
-    text = repr(value)
-    if len(text) > PREVIEW_CHARS:
-        text = f"{text[:PREVIEW_CHARS]}… ({len(text) - PREVIEW_CHARS} more characters)"
-    return escape(f"{type(value).__qualname__}: {text}")
-
-
 def _location(content: ContentRecord) -> str:
     key = (content.storage_config or {}).get("key")
     if isinstance(key, str):
@@ -366,4 +352,4 @@ async def _contents(target: Target, manifest_id: uuid.UUID) -> list[ContentRecor
         return await get_contents(session, manifest_id)
 
 
-__all__ = ["list_results", "preview_of", "result_json", "show_result", "write_result"]
+__all__ = ["list_results", "result_json", "show_result", "write_result"]

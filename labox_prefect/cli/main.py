@@ -12,18 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from typer._click import exceptions as click_errors  # tests/integration/cli guard its use
-from typer._click.core import Context as ClickContext
 from typer.core import TyperGroup
 
 from labox_prefect.cli.help import PlainHelp
-from labox_prefect.cli.maintenance import (
-    HELP_ASKED,
-    db_app,
-    gc,
-    remove_results,
-    require_database,
-    verify,
-)
+from labox_prefect.cli.maintenance import db_app, gc, remove_results, verify
 from labox_prefect.cli.output import print_error, select_block
 from labox_prefect.cli.results import results_app
 
@@ -67,12 +59,6 @@ class OneLineErrors(TyperGroup):
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
-    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        """Note whether the command asks for help, so the callback checks no database."""
-        rest = super().parse_args(ctx, args)
-        ctx.meta[HELP_ASKED] = "--help" in ctx.args
-        return rest
-
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -100,8 +86,9 @@ def main(
     ] = None,
 ) -> None:
     """Browse the Prefect results stored through Labox, and look after their database."""
-    select_block(block)
-    require_database(ctx)
+    # Only noted: the target is resolved and checked when the command runs, after its own
+    # options are parsed, so a mistyped option is the first error and imports nothing heavy.
+    select_block(block, creates_database=ctx.invoked_subcommand == "db")
 
 
 app.add_typer(results_app)

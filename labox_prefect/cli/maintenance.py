@@ -13,12 +13,17 @@ when a command runs (see labox_prefect.cli.results).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from labox_prefect.cli.output import count_option, selected_target, usage_error
+from labox_prefect.cli.output import (
+    checked,
+    count_option,
+    parse_duration,
+    parse_since,
+    parse_tags,
+)
 
 db_app = typer.Typer(
     name="db", help="The Labox database schema.", no_args_is_help=True, rich_markup_mode=None
@@ -65,7 +70,10 @@ def gc(
         bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
     ] = False,
     grace: Annotated[
-        str, typer.Option("--grace", metavar="DURATION", help=GRACE_HELP)
+        str,
+        typer.Option(
+            "--grace", metavar="DURATION", callback=checked(parse_duration), help=GRACE_HELP
+        ),
     ] = DEFAULT_GRACE_TEXT,
     claim: Annotated[
         bool,
@@ -101,6 +109,7 @@ def remove_results(
         typer.Option(
             "--older-than",
             metavar="WHEN",
+            callback=checked(parse_since),
             help="Results created before: 30d, 12h, or an ISO date or time.",
         ),
     ] = None,
@@ -119,6 +128,7 @@ def remove_results(
             "--tag",
             "-t",
             metavar="KEY=VALUE",
+            callback=checked(parse_tags),
             help="key=value the results must carry (repeatable).",
         ),
     ] = None,
@@ -126,7 +136,10 @@ def remove_results(
         bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
     ] = False,
     grace: Annotated[
-        str, typer.Option("--grace", metavar="DURATION", help=GRACE_HELP)
+        str,
+        typer.Option(
+            "--grace", metavar="DURATION", callback=checked(parse_duration), help=GRACE_HELP
+        ),
     ] = DEFAULT_GRACE_TEXT,
 ) -> None:
     """Delete results by age, beyond the newest N per task, or by tag, and their unused blobs.
@@ -139,44 +152,10 @@ def remove_results(
     upkeep.remove(older_than, keep_last, tag or [], dry_run, grace)
 
 
-HELP_ASKED = "labox_prefect.help_asked"
-"""``ctx.meta`` key: the command line asks for a command's help (nothing is read then)."""
-
-
-def require_database(ctx: typer.Context) -> None:
-    """Refuse, before anything runs, a database URL without an async driver, and a SQLite
-    database file that does not exist (but the embedded default's, before the first save).
-
-    Only ``db upgrade`` creates a database: every other command reads or deletes, and run
-    on a mistyped path it would otherwise create folders and an empty database.
-    """
-    if ctx.invoked_subcommand is None or ctx.resilient_parsing or ctx.meta.get(HELP_ASKED):
-        return
-    from sqlalchemy import make_url
-
-    from labox_prefect.target import is_embedded_default
-
-    target = selected_target()
-    if ctx.invoked_subcommand == "db" or is_embedded_default(target):
-        return  # nothing saved yet: `results ls` lists nothing, the others say so (exit 2)
-    parsed = make_url(target.database_url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    path = Path(parsed.database).expanduser()
-    if not path.is_file():
-        usage_error(
-            f"No Labox database at {path}: nothing was saved there yet, or "
-            f"LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands create nothing; "
-            f"`labox-prefect db upgrade` creates an empty database."
-        )
-
-
 __all__ = [
     "DEFAULT_GRACE_TEXT",
-    "HELP_ASKED",
     "db_app",
     "gc",
     "remove_results",
-    "require_database",
     "verify",
 ]

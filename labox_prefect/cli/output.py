@@ -18,10 +18,11 @@ import importlib.util
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -73,21 +74,26 @@ def masked(url: str) -> str:
 
 
 _selection: dict[str, str | None] = {"block": None}
+_creates_database: dict[str, bool] = {"creates": False}
 _resolved: dict[str, Target] = {}
 
 
-def select_block(name: str | None) -> None:
-    """The block ``--block`` names (None: the default rule), for this invocation."""
+def select_block(name: str | None, *, creates_database: bool = False) -> None:
+    """The block ``--block`` names (None: the default rule), for this invocation, and whether
+    the command may create the database (``db upgrade``). Nothing is checked or imported
+    here: the command line is parsed whole first, so a mistyped option is the first error."""
     _selection["block"] = name
+    _creates_database["creates"] = creates_database
     _resolved.clear()
 
 
 def selected_target() -> Target:
-    """The target of this invocation, resolved once.
+    """The target of this invocation, resolved once, when the command first needs it.
 
     A missing block (or ``--block`` without a Prefect server to read it from: the ephemeral
-    one is never started), a LABOX_* variable with a value its setting does not take, or a
-    database URL without its async driver, is a usage error (one line, exit code 2).
+    one is never started), a LABOX_* variable with a value its setting does not take, a
+    database URL without its async driver, or (but for ``db upgrade``) a SQLite database
+    file that does not exist, is a usage error (one line, exit code 2).
     """
     if "target" not in _resolved:
         from sqlalchemy.exc import ArgumentError
@@ -117,8 +123,35 @@ def selected_target() -> Target:
         problem = problem or missing_module_problem(settings.registry_modules)
         if problem is not None:
             usage_error(problem)
+        if not _creates_database["creates"]:
+            _require_database_file(target)
         _resolved["target"] = target
     return _resolved["target"]
+
+
+def _require_database_file(target: Target) -> None:
+    """Refuse a SQLite database file that does not exist (but the embedded default's, before
+    the first save: ``results ls`` lists nothing, the others say so).
+
+    Only ``db upgrade`` creates a database: every other command reads or deletes, and run
+    on a mistyped path it would otherwise create folders and an empty database.
+    """
+    from sqlalchemy import make_url
+
+    from labox_prefect.target import is_embedded_default
+
+    if is_embedded_default(target):
+        return
+    parsed = make_url(target.database_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    path = Path(parsed.database).expanduser()
+    if not path.is_file():
+        usage_error(
+            f"No Labox database at {path}: nothing was saved there yet, or "
+            f"LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands create nothing; "
+            f"`labox-prefect db upgrade` creates an empty database."
+        )
 
 
 def missing_module_problem(modules: Iterable[str]) -> str | None:
@@ -220,6 +253,24 @@ def count_option(ctx: typer.Context, param: typer.CallbackParam, value: int | No
     return value
 
 
+def checked(parse: Callable[[Any], object]) -> Callable[..., Any]:
+    """An option callback: ``parse`` checks the value as the command line is read, so a bad
+    one is a usage error (naming the option) before the command imports its work. The value
+    is passed on as given; the command parses it again (the parsers here are cheap)."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None or ctx.resilient_parsing:
+            return value
+        try:
+            parse(value)
+        except typer.BadParameter as error:
+            hint = param.opts[0] if param.opts else None
+            raise typer.BadParameter(error.message, param_hint=hint) from None
+        return value
+
+    return check
+
+
 def parse_tags(pairs: Iterable[str]) -> dict[str, str]:
     """``key=value`` options as a dict (the value may itself contain ``=``)."""
     tags: dict[str, str] = {}
@@ -262,6 +313,32 @@ def parse_since(text: str) -> datetime | timedelta:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
+def parse_duration(text: str, option: str = "--grace") -> timedelta:
+    """``30m``, ``1h``, ``2d``, ``0s``: a span, not a date."""
+    try:
+        parsed = parse_since(text)
+    except typer.BadParameter:
+        parsed = None
+    if not isinstance(parsed, timedelta):
+        raise typer.BadParameter(
+            f"{text!r} is not a duration (0s, 30m, 1h, 2d).", param_hint=option
+        )
+    return parsed
+
+
+def parse_deployment(text: str) -> tuple[str, str]:
+    """``--deployment FLOW/DEPLOYMENT`` as (flow, deployment), as ``prefect deployment ls``
+    names it."""
+    flow, slash, name = text.partition("/")
+    if not slash or not flow or not name:
+        raise typer.BadParameter(
+            f"{text!r} is not FLOW/DEPLOYMENT (e.g. --deployment etl/nightly, as "
+            f"`prefect deployment ls` prints it).",
+            param_hint="--deployment",
+        )
+    return flow, name
+
+
 def human_size(size: int | None) -> str:
     """``2.3 MiB`` and the like; exact bytes below one KiB; ``-`` when unknown."""
     return "-" if size is None else preview.human_size(size)
@@ -277,6 +354,7 @@ def _with_notes(error: BaseException) -> str:
 
 
 __all__ = [
+    "checked",
     "class_missing_fix",
     "console",
     "count_option",
@@ -286,6 +364,8 @@ __all__ = [
     "human_size",
     "masked",
     "missing_module_problem",
+    "parse_deployment",
+    "parse_duration",
     "parse_since",
     "parse_tags",
     "print_error",

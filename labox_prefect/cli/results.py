@@ -1,7 +1,8 @@
 """``labox-prefect results``: list stored results by tag, and show one in detail.
 
 The commands' options live here; their work lives in labox_prefect.cli.listing, imported
-when a command runs, so ``--help`` and a mistyped option never import Prefect, SQLAlchemy,
+when a command runs, so ``--help`` and a mistyped option (or option value: the callbacks
+check them) never import Prefect, SQLAlchemy,
 pandas or pyarrow (tests/integration/cli/test_startup.py).
 """
 
@@ -14,7 +15,13 @@ from typing import Annotated
 import typer
 
 from labox_prefect.cli.help import PlainHelp
-from labox_prefect.cli.output import count_option
+from labox_prefect.cli.output import (
+    checked,
+    count_option,
+    parse_deployment,
+    parse_since,
+    parse_tags,
+)
 
 results_app = typer.Typer(
     rich_markup_mode=None,  # plain help: no <bool> column, wraps at the terminal width
@@ -29,7 +36,11 @@ def list_results(
     tag: Annotated[
         list[str] | None,
         typer.Option(
-            "--tag", "-t", metavar="KEY=VALUE", help="A tag the result must carry (repeatable)."
+            "--tag",
+            "-t",
+            metavar="KEY=VALUE",
+            callback=checked(parse_tags),
+            help="A tag the result must carry (repeatable).",
         ),
     ] = None,
     flow: Annotated[str | None, typer.Option("--flow", metavar="NAME", help="Flow name.")] = None,
@@ -56,6 +67,7 @@ def list_results(
         typer.Option(
             "--since",
             metavar="WHEN",
+            callback=checked(parse_since),
             help="Only newer results: 30m, 2h, 3d, 1w, or an ISO date or time.",
         ),
     ] = None,
@@ -64,6 +76,7 @@ def list_results(
         typer.Option(
             "--deployment",
             metavar="FLOW/DEPLOYMENT",
+            callback=checked(parse_deployment),
             help="Results of runs of this deployment (as `prefect deployment ls` names it).",
         ),
     ] = None,
@@ -78,7 +91,10 @@ def list_results(
         bool, typer.Option("--json", help="Print one JSON array with every tag (for scripts).")
     ] = False,
 ) -> None:
-    """List stored results, newest first: id, age, flow/task, type and size, one per line."""
+    """List stored results, newest first: id, age, flow/task, type and size, one per line.
+
+    When --limit leaves results out, a last line says so (with --json, a note on stderr).
+    """
     import labox_prefect.cli.listing as listing
 
     listing.list_results(

@@ -31,6 +31,7 @@ from labox_prefect.cli.output import (
     console,
     err_console,
     masked,
+    parse_duration,
     parse_since,
     parse_tags,
     reported_errors,
@@ -80,7 +81,7 @@ def verify(manifest_ids: list[str]) -> None:
 
 def collect(dry_run: bool, grace: str, claim: bool, forget_owners: list[str]) -> None:
     """``gc``: delete unused blobs and files of killed writes; exit 1 if any is left."""
-    keep_for = _duration(grace, "--grace")
+    keep_for = parse_duration(grace)
     with reported_errors():
         target = selected_target()
         with _progress("Collecting garbage") as advance:
@@ -98,7 +99,7 @@ def remove(
     """``results rm``: delete the results a rule selects, and their unused blobs."""
     tags = parse_tags(tag)
     before = _moment(older_than) if older_than is not None else None
-    keep_for = _duration(grace, "--grace")
+    keep_for = parse_duration(grace)
     if before is None and keep_last is None and not tags:
         usage_error(
             "results rm needs a rule: give at least one of --older-than, --keep-last or --tag "
@@ -296,19 +297,6 @@ def _span(duration: timedelta) -> str:
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _duration(text: str, option: str) -> timedelta:
-    """``30m``, ``1h``, ``2d``, ``0s``: a span, not a date."""
-    try:
-        parsed = parse_since(text)
-    except typer.BadParameter:
-        parsed = None
-    if not isinstance(parsed, timedelta):
-        raise typer.BadParameter(
-            f"{text!r} is not a duration (0s, 30m, 1h, 2d).", param_hint=option
-        )
-    return parsed
 
 
 def _moment(text: str) -> datetime:

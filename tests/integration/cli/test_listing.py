@@ -9,8 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from prefect import flow
+from sqlalchemy import Engine, event
 from typer.testing import CliRunner, Result
 
 from labox_prefect import labox_task
@@ -21,6 +24,8 @@ from tests.integration._records import prefect_tags, save
 from tests.integration.conftest import Backend
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+MORE = "More results match: raise --limit (0: all) or filter (--tag, --flow, --since)."
 
 
 def run(*args: str) -> Result:
@@ -88,6 +93,51 @@ def test_limit_zero_lists_everything(backend: Backend) -> None:
     result = run("results", "ls", "--tag", f"suite={mark['suite']}", "--limit", "0", "--json")
 
     assert len(json.loads(result.stdout)) == 3
+
+
+@sqlite_only
+def test_a_list_cut_by_its_limit_says_more_match_without_counting(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One footer line when --limit cut the list (a note on stderr with --json, whose stdout
+    stays one array); none when every match is shown. The query fetches N+1, never COUNTs."""
+    monkeypatch.setattr(output.console, "_width", 80)
+    mark = {"suite": uuid.uuid4().hex}
+    for n in range(3):
+        save({"n": n}, {**prefect_tags(), **mark})
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        cut = run("results", "ls", "--tag", f"suite={mark['suite']}", "--limit", "2")
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    assert cut.exit_code == 0, cut.output
+    title, _header, *lines, footer = cut.stdout.splitlines()
+    assert title == "2 results (newest first)"
+    assert len(lines) == 2
+    assert footer == MORE
+    assert len(footer) <= 80
+    assert cut.stderr == ""
+    assert statements
+    assert not any("count(" in statement.lower() for statement in statements), statements
+
+    for whole in (["--limit", "3"], ["--limit", "0"], []):
+        listed = run("results", "ls", "--tag", f"suite={mark['suite']}", *whole)
+        assert MORE not in listed.output, whole
+        assert listed.stdout.splitlines()[0] == "3 results (newest first)"
+
+    as_json = run("results", "ls", "--tag", f"suite={mark['suite']}", "-n", "2", "--json")
+    assert len(json.loads(as_json.stdout)) == 2
+    (note,) = as_json.stderr.strip().splitlines()
+    assert note == f"Note: {MORE}"
+    whole_json = run("results", "ls", "--tag", f"suite={mark['suite']}", "-n", "3", "--json")
+    assert len(json.loads(whole_json.stdout)) == 3
+    assert whole_json.stderr == ""
 
 
 @sqlite_only
@@ -159,19 +209,85 @@ def test_get_refuses_what_has_no_file_format(tmp_path: Path) -> None:
     assert not (tmp_path / "thing.json").exists()
 
 
+def test_each_frame_or_array_a_refusal_names_is_written_by_its_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = {
+        "frame": pd.DataFrame({"x": [1, 2]}),
+        "series": pd.Series([1.5], name="s"),
+        "table": pa.table({"y": ["a"]}),
+        "array": np.arange(3),
+        "a/b": pd.DataFrame({"z": [0]}),
+        "n": 3,
+    }
+    with pytest.raises(ExportError) as caught:
+        export(value, tmp_path / "all.parquet")
+
+    parts = caught.value.parts
+    assert [(part.path, part.kind, part.file_name) for part in parts] == [
+        ("['frame']", "DataFrame", "frame.parquet"),
+        ("['series']", "Series", "series.parquet"),
+        ("['table']", "Table", "table.parquet"),
+        ("['array']", "ndarray", "array.npy"),
+        ("['a/b']", "DataFrame", "part4.parquet"),
+    ]
+    monkeypatch.chdir(tmp_path)
+    for part in parts:
+        exec(part.python("value"), {"value": value})
+    pd.testing.assert_frame_equal(pd.read_parquet("frame.parquet"), value["frame"])
+    pd.testing.assert_series_equal(pd.read_parquet("series.parquet")["s"], value["series"])
+    assert pq.read_table("table.parquet").equals(value["table"])
+    np.testing.assert_array_equal(np.load("array.npy", allow_pickle=False), value["array"])
+    pd.testing.assert_frame_equal(pd.read_parquet("part4.parquet"), value["a/b"])
+    assert not (tmp_path / "all.parquet").exists()
+
+
 @sqlite_only
 @pytest.mark.parametrize(
-    "value",
+    ("series", "column"),
     [
-        {"a": pd.DataFrame({"x": [1, 2]})},
-        [pd.DataFrame({"x": [1]}), 2],
-        pd.Series([1, 2], name="x"),
+        (pd.Series([0.1, 0.2], index=pd.Index(["a", "b"], name="well"), name="absorbance"), None),
+        (pd.Series([1, 2, 3]), "value"),
     ],
-    ids=["frame-in-dict", "frame-in-list", "series"],
+    ids=["named", "unnamed"],
 )
-def test_get_of_a_value_with_no_file_format_is_one_usage_line_naming_what_to_do(
-    backend: Backend, tmp_path: Path, value: Any
+def test_get_exports_a_series_as_a_one_column_parquet_file(
+    backend: Backend, tmp_path: Path, series: pd.Series, column: str | None
 ) -> None:
+    """Its column is named after the Series (``value`` when it has no name); the index is
+    kept, as DataFrame.to_parquet keeps it."""
+    saved = save(series, prefect_tags())
+    path = tmp_path / "series.parquet"
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(path))
+
+    assert result.exit_code == 0, result.output
+    name = column or series.name
+    assert f"(Parquet, one column '{name}'," in result.stdout
+    read = pd.read_parquet(path)
+    assert list(read.columns) == [name]
+    pd.testing.assert_series_equal(read[name], series, check_names=column is None)
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("value", "part", "name"),
+    [
+        ({"frame": pd.DataFrame({"x": [1, 2]}), "n": 3}, "['frame']", "frame"),
+        ([pd.DataFrame({"x": [1, 2]}), 2], "[0]", "item0"),
+    ],
+    ids=["frame-in-dict", "frame-in-list"],
+)
+def test_get_of_a_value_holding_frames_is_one_usage_line_saying_how_to_get_each(
+    backend: Backend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    value: Any,
+    part: str,
+    name: str,
+) -> None:
+    """No file (nor folder of files) stands for the whole value: the line names the frames
+    and gives the Python that writes one, which works as printed."""
     saved = save(value, prefect_tags())
     path = tmp_path / "x"
 
@@ -181,11 +297,13 @@ def test_get_of_a_value_with_no_file_format_is_one_usage_line_naming_what_to_do(
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     message = " ".join(result.stderr.split())
-    assert f"A {type(value).__qualname__} cannot be exported as a file" in message
-    assert "DataFrames and Arrow tables (Parquet)" in message
+    assert f"A {type(value).__qualname__} holding a DataFrame at value{part}" in message
+    assert "results get -o writes one value per file" in message
     assert f"labox-prefect results show {saved.id.hex[:8]}" in message
-    assert "labox_prefect.find_results(...)" in message
-    assert "ResultRef.load()" in message
     assert "Cannot save" not in message
-    assert "serializer" not in message
     assert not path.exists()
+    (snippet,) = [code for code in message.split("`") if "get_result" in code]
+    monkeypatch.chdir(tmp_path)
+    exec(snippet, {})
+    frame = value["frame"] if isinstance(value, dict) else value[0]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{name}.parquet"), frame)

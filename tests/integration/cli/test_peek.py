@@ -12,7 +12,7 @@ import pytest
 from fsspec.implementations.local import LocalFileOpener
 from typer.testing import CliRunner, Result
 
-from labox_prefect.cli import app
+from labox_prefect.cli import app, output
 from labox_prefect.cli.peek import LOAD_LIMIT
 from labox_prefect.core.builtin.storages.fsspec import FsspecStorage
 from labox_prefect.core.extra.pandas import ParquetDataFrameStreamSerializer
@@ -130,3 +130,65 @@ def test_a_large_frame_is_peeked_on_every_backend(
     out = " ".join(show(str(saved.id)).stdout.split())  # read_data fails the test
 
     assert f"a table, {rows:,} rows; the first 5 rows" in out
+
+
+def preview_lines(stdout: str) -> list[str]:
+    """The text inside the (first) Preview panel, without its border."""
+    start = next(i for i, line in enumerate(stdout.splitlines()) if "─ Preview" in line)
+    inside = stdout.splitlines()[start + 1 :]
+    return [line.strip("│").rstrip()[1:] for line in inside if line.startswith("│")]
+
+
+def assert_rows_whole(lines: list[str], first_column: str) -> None:
+    """The table whose header starts with ``first_column`` is printed in blocks of whole
+    lines (pandas' own wrapping), not folded by the terminal: its first row follows its
+    header with one value per column name, after the row's index."""
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == [first_column])
+    names = [token for token in lines[at].split() if token != "\\"]
+    row = [token for token in lines[at + 1].split() if token != "\\"]
+    assert row[0] == "0", lines[at : at + 2]
+    assert len(row) == len(names) + 1, lines[at : at + 2]
+
+
+@sqlite_only
+def test_a_dict_holding_frames_shows_its_items_then_each_frame_as_a_table_at_80_columns(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "_width", 80)
+    frame = pd.DataFrame({"sample": [f"S{i:03d}" for i in range(40)], "ok": [True] * 40})
+    wide = pd.DataFrame({f"column_{i}": range(10) for i in range(12)})
+    value = {"frame": frame, "n": 3, "wide": wide, "label": "nightly batch B7"}
+    saved = save(value, prefect_tags())
+
+    out = show(saved.id.hex[:8]).stdout
+
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    lines = preview_lines(out)
+    assert lines[:3] == ["dict, 4 keys", "n: 3", "label: 'nightly batch B7'"]
+    at = lines.index("frame: DataFrame, 40 rows x 2 columns; the first 5 rows")
+    assert lines[at + 1].split() == ["sample", "ok"]
+    assert lines[at + 2].split() == ["0", "S000", "True"]
+    assert lines[at + 6].split() == ["4", "S004", "True"]
+    assert "S005" not in out
+    assert "wide: DataFrame, 10 rows x 12 columns; the first 5 rows and 8 columns" in lines
+    assert "column_7" in out
+    assert "column_8" not in out
+    assert_rows_whole(lines, "column_0")
+    assert "{'frame'" not in out  # not the dict's repr
+
+
+@sqlite_only
+def test_a_large_wide_frame_is_peeked_within_80_columns(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "_width", 80)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({f"measurement_{i}": rng.random(LOAD_LIMIT // 64) for i in range(10)})
+    saved = save(frame, prefect_tags())
+
+    out = show(saved.id.hex[:8]).stdout
+
+    assert "first 8 of 10 columns" in " ".join(out.split())
+    assert "measurement_7" in out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
+    assert_rows_whole(preview_lines(out), "measurement_0")
