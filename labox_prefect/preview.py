@@ -15,7 +15,7 @@ import inspect
 import itertools
 import reprlib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 COLUMNS = 20

@@ -299,7 +299,17 @@ def _publish_catalogs(runs: list[_Run]) -> None:
                         created = client.create_artifact(artifact=run.catalog.create_request())
                         run.artifact_id = created.id
                     else:
-                        client.update_artifact(run.artifact_id, run.catalog.update_request())
+                        # The PATCH alone: Prefect's update_artifact would also emit
+                        # prefect.artifact.updated carrying the whole table (up to ~400 KB,
+                        # once a second while a busy flow runs) into the event history.
+                        client.request(
+                            "PATCH",
+                            "/artifacts/{id}",
+                            path_params={"id": run.artifact_id},
+                            json=run.catalog.update_request().model_dump(
+                                mode="json", exclude_unset=True
+                            ),
+                        )
                 except Exception as error:
                     _warn(run, error)
     except Exception as error:
