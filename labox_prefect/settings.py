@@ -120,18 +120,31 @@ class LaboxSettings(BaseSettings):
         """The database URL, with the embedded SQLite file under LABOX_HOME as default."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{_under(self.home, 'labox.db', os.getcwd())}"
+        return f"sqlite+aiosqlite:///{_under(self.home, 'labox.db')}"
 
     def resolved_storage_url(self) -> str:
         """The storage URL, with a folder under LABOX_HOME as default."""
         if self.storage_url:
             return self.storage_url
-        return _under(self.home, "storage", os.getcwd())
+        return _under(self.home, "storage")
 
 
-@lru_cache(maxsize=64)  # asked several times per task run
-def _under(home: Path, name: str, cwd: str) -> str:
-    """The absolute path of ``name`` under ``home`` (relative to ``cwd`` when relative)."""
+def _under(home: Path, name: str) -> str:
+    """The absolute path of ``name`` under ``home``; a relative ``home`` is taken from the
+    working directory of the moment.
+
+    Asked several times per task run: the working directory is read only for a relative
+    ``home`` (the default, ``~/.labox-prefect``, is not), because ``os.getcwd`` releases the
+    GIL and, while another thread of the process runs Python, getting it back can cost the
+    task's thread a switch interval (5 ms, sys.getswitchinterval).
+    """
+    if home.is_absolute() or str(home).startswith("~"):
+        return _joined(home, name, "")
+    return _joined(home, name, os.getcwd())
+
+
+@lru_cache(maxsize=64)
+def _joined(home: Path, name: str, cwd: str) -> str:
     return (Path(cwd) / home.expanduser() / name).as_posix()
 
 

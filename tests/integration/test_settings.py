@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,31 @@ def test_a_bad_value_is_an_error_naming_the_variable_its_value_and_what_is_allow
     assert allowed in message
     assert "unable to" not in message  # pydantic's explanation of its parse, not the rule
     assert isinstance(caught.value, ValueError)
+
+
+def test_a_relative_home_follows_the_working_directory_an_absolute_one_never_reads_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """os.getcwd releases the GIL (a switch interval for a task's thread on a busy process):
+    it is read for a relative LABOX_HOME only."""
+    for name in ("LABOX_DATABASE_URL", "LABOX_STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LABOX_HOME", "results-home")
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        assert current_settings().resolved_storage_url() == f"{folder}/results-home/storage"
+        assert (
+            current_settings().resolved_database_url().endswith(f"{folder}/results-home/labox.db")
+        )
+
+    reads: list[str] = []
+    real_getcwd = os.getcwd
+    monkeypatch.setattr(os, "getcwd", lambda: reads.append("cwd") or real_getcwd())
+    for home, expected in ((tmp_path / "abs", tmp_path / "abs"), ("~/h", Path.home() / "h")):
+        monkeypatch.setenv("LABOX_HOME", str(home))
+        assert current_settings().resolved_storage_url() == f"{expected}/storage"
+        assert (
+            current_settings().resolved_database_url() == f"sqlite+aiosqlite:///{expected}/labox.db"
+        )
+    assert reads == []
