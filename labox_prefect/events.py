@@ -5,23 +5,44 @@ Automations trigger on it (``match: {"labox.tag.project": "x"}``). Its resource 
 - ``prefect.resource.id``: ``labox.result.<manifest id>``;
 - ``prefect.resource.name``: ``<flow>/<task>`` (or the flow's name for a flow's result);
 - ``labox.tag.<key>``: ``<value>`` for every tag of the record (user and ``prefect.*``);
-- ``labox.class``, ``labox.type`` (the value's own type), ``labox.size`` (bytes, decimal);
+- ``labox.class``, ``labox.type`` (the value's own type), ``labox.size`` (bytes, decimal).
 
-related to the task run (role ``task-run``) and the flow run (role ``flow-run``) as Prefect
-names them (``prefect.task-run.<id>``, ``prefect.flow-run.<id>``). Labels are strings
-(prefect.events.schemas.events.Resource).
+Labels are strings (prefect.events.schemas.events.Resource). Its related resources are those
+Prefect's events worker attaches to an event emitted inside the task run
+(prefect.events.related.related_resources_from_run_context): the flow run, the task run, the
+flow, the deployment, work queue and work pool of a deployment's run, and every tag of the
+flow run and task run (role ``tag``); outside a flow run, the task run alone.
 
-It is emitted from labox_prefect.publication's thread, so the task pays neither for
-building it nor for ``emit_event``, which validates the event and puts it on Prefect's
-events worker (a background queue that sends it and is drained at interpreter exit). A
-failure is logged, never raised.
+Prefect's worker would work them out again for every event, from the run's context, which
+costs about as much as the rest of the event. Here they are worked out by Prefect's own
+function once per flow run (``RunResources``; it reads the flow, deployment, work queue and
+pool from the API, as the worker does) and per result only the task run and the tags are
+added. The event is built in the run's context, where Prefect's events worker for the run's
+settings is picked (``EventsWorker.instance()``, which ``emit_event`` uses), and handed to
+that worker from labox_prefect.publication's thread in a context where no run is current, so
+the worker attaches nothing more. The worker sends it in the background and is drained at
+interpreter exit; the task pays for none of this. A failure is logged, never raised.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
 
-from prefect.events import emit_event
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.events import Event, RelatedResource
+from prefect.events.related import (
+    object_as_related_resource,
+    related_resources_from_run_context,
+    tags_as_related_resources,
+)
+from prefect.events.worker import EventsWorker, should_emit_events
 
 from labox_prefect.summary import ResultSummary
 
@@ -30,6 +51,9 @@ logger = logging.getLogger(__name__)
 EVENT = "labox.result.saved"
 RESOURCE_PREFIX = "labox.result."
 TAG_LABEL_PREFIX = "labox.tag."
+FLOW_RUNS_KEPT = 64
+"""Flow runs whose shared related resources are kept (the newest)."""
+_PER_RESULT_ROLES = frozenset({"task-run", "tag"})
 
 
 def result_resource(summary: ResultSummary) -> dict[str, str]:
@@ -48,7 +72,8 @@ def result_resource(summary: ResultSummary) -> dict[str, str]:
 
 
 def related_runs(summary: ResultSummary) -> list[dict[str, str]]:
-    """The task run and flow run the result came from, as related resources."""
+    """The task run and flow run the result came from: the related resources of a result
+    saved outside a flow run (Prefect's worker attaches nothing there)."""
     related = []
     if summary.task_run_id is not None:
         related.append(
@@ -67,28 +92,110 @@ def related_runs(summary: ResultSummary) -> list[dict[str, str]]:
     return related
 
 
-def emit_result_saved(summary: ResultSummary) -> None:
-    """Emit ``labox.result.saved`` for ``summary``; never raises."""
+class RunResources:
+    """The related resources a flow run's results share, worked out once per flow run.
+
+    ``for_result()``, in a task run's context, returns the list Prefect's events worker
+    would attach there, in its order: the flow run, the task run, the flow, the deployment,
+    the work queue, the work pool, then the tags. Used from the publisher's thread only.
+    """
+
+    def __init__(self, kept: int = FLOW_RUNS_KEPT) -> None:
+        self._kept = kept
+        self._shared: OrderedDict[uuid.UUID, list[RelatedResource]] = OrderedDict()
+
+    def for_result(self, summary: ResultSummary) -> list[RelatedResource] | list[dict[str, str]]:
+        flow_run = getattr(FlowRunContext.get(), "flow_run", None)
+        if flow_run is None:
+            return related_runs(summary)
+        shared = self._shared.get(flow_run.id)
+        if shared is None:
+            shared = self._shared[flow_run.id] = [
+                resource
+                for resource in asyncio.run(_prefect_related())
+                if resource.role not in _PER_RESULT_ROLES
+            ]
+            while len(self._shared) > self._kept:
+                self._shared.popitem(last=False)
+        task_run = getattr(TaskRunContext.get(), "task_run", None)
+        tags = set(flow_run.tags)
+        own: list[RelatedResource] = []
+        if task_run is not None:
+            tags.update(task_run.tags)
+            own.append(object_as_related_resource("task-run", "task-run", task_run))
+        return [*shared[:1], *own, *shared[1:], *tags_as_related_resources(tags)]
+
+
+async def _prefect_related() -> list[RelatedResource]:
+    # A client of our own (any httpx_settings make get_client build one): the run's may be
+    # closed by the time the publisher gets here.
+    async with get_client(httpx_settings={}) as client:
+        return await related_resources_from_run_context(client)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An event built in the run's context, for the events worker of the run's settings."""
+
+    worker: EventsWorker
+    event: Event
+
+    def send(self) -> None:
+        """Hand the event to the worker, in a context where no run is current. Never raises."""
+        try:
+            _no_run_context().run(self.worker.send, self.event)
+        except Exception as error:
+            logger.warning("labox: could not emit %s: %s", EVENT, error)
+
+
+def _no_run_context() -> contextvars.Context:
+    """A context in which no flow run and no task run is current.
+
+    Prefect's worker works out an event's related resources in the context the event was
+    sent from, laid over its own (prefect.utilities.context.temporary_context), and its own
+    holds the run it was started from: an empty context would let that run through. Both
+    runs are set to None here, through their ContextModel's variable (``__var__``, which
+    tests/integration/test_events.py pins), so the worker attaches nothing.
+    """
+    context = contextvars.Context()
+    for model in (FlowRunContext, TaskRunContext):
+        context.run(model.__var__.set, None)  # type: ignore[arg-type]
+    return context
+
+
+def result_saved(summary: ResultSummary, resources: RunResources) -> Outgoing | None:
+    """``labox.result.saved`` for ``summary``, built in the run's context; None (logged when
+    it failed) when events are off or it cannot be built."""
     try:
-        emit_event(
-            EVENT,
+        if not should_emit_events():
+            return None
+        event = Event(
+            event=EVENT,
             resource=result_resource(summary),
-            related=related_runs(summary),
-            payload={
-                "database": summary.database,
-                "shape": summary.shape,
-                "contents": list(summary.content_keys),
-            },
+            related=resources.for_result(summary),
+            payload=_payload(summary),
         )
+        return Outgoing(EventsWorker.instance(), event)
     except Exception as error:
         logger.warning("labox: could not emit %s for %s: %s", EVENT, summary.manifest_id, error)
+        return None
+
+
+def _payload(summary: ResultSummary) -> dict[str, Any]:
+    return {
+        "database": summary.database,
+        "shape": summary.shape,
+        "contents": list(summary.content_keys),
+    }
 
 
 __all__ = [
     "EVENT",
     "RESOURCE_PREFIX",
     "TAG_LABEL_PREFIX",
-    "emit_result_saved",
+    "Outgoing",
+    "RunResources",
     "related_runs",
     "result_resource",
+    "result_saved",
 ]

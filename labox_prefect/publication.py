@@ -43,7 +43,7 @@ from prefect.client.orchestration import get_client
 
 from labox_prefect.artifacts import Catalog
 from labox_prefect.core import ContentRecord, ManifestRecord
-from labox_prefect.events import emit_result_saved
+from labox_prefect.events import Outgoing, RunResources, result_saved
 from labox_prefect.summary import ResultSummary, summarize
 
 logger = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ class ArtifactPublisher:
         self._flushers = 0
         self._idle = False  # the publisher waits for items (a put wakes it)
         self._catalogs = _Catalogs()
+        self._resources = RunResources()
 
     def put(self, saved: _Saved) -> None:
         """Queue ``saved``, announced from the caller's context."""
@@ -211,7 +212,7 @@ class ArtifactPublisher:
         while True:
             batch, everything = self._take()
             try:
-                _tell_all(batch, self._catalogs)
+                _tell_all(batch, self._catalogs, self._resources)
                 self._catalogs.publish(everything)
             except Exception as error:  # a bug here must not stop the thread or a flush
                 logger.warning("labox: could not publish results: %s", error)
@@ -245,16 +246,25 @@ class ArtifactPublisher:
                     self._idle = False
 
 
-def _tell_all(batch: list[_Item], catalogs: _Catalogs) -> None:
-    """Tell every saved result of ``batch``; add those asking for artifacts to ``catalogs``."""
+def _tell_all(batch: list[_Item], catalogs: _Catalogs, resources: RunResources) -> None:
+    """Tell every saved result of ``batch``; add those asking for artifacts to ``catalogs``.
+
+    Each event is built in its run's context and sent from this thread's own (see
+    labox_prefect.events).
+    """
     for context, saved in batch:
-        summary = context.run(_tell, saved)
-        if summary is not None and saved.artifacts:
+        told = context.run(_tell, saved, resources)
+        if told is None:
+            continue
+        summary, outgoing = told
+        if outgoing is not None:
+            outgoing.send()
+        if saved.artifacts:
             catalogs.add(context, summary)
 
 
-def _tell(saved: _Saved) -> ResultSummary | None:
-    """Summarize ``saved`` and emit its event; None (logged) when it cannot be summarized."""
+def _tell(saved: _Saved, resources: RunResources) -> tuple[ResultSummary, Outgoing | None] | None:
+    """Summarize ``saved`` and build its event; None (logged) when it cannot be summarized."""
     try:
         summary = summarize(
             saved.value,
@@ -267,8 +277,7 @@ def _tell(saved: _Saved) -> ResultSummary | None:
     except Exception as error:
         logger.warning("labox: could not summarize result %s: %s", saved.manifest.id, error)
         return None
-    emit_result_saved(summary)
-    return summary
+    return summary, result_saved(summary, resources)
 
 
 def _by_api(runs: list[_Run]) -> list[tuple[contextvars.Context, list[_Run]]]:

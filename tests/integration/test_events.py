@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from prefect import State, flow
+from prefect import State, flow, tags
 from prefect.events import DeploymentEventTrigger
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
@@ -87,3 +87,56 @@ def test_the_readme_automation_fires_on_the_tagged_result(backend: Backend) -> N
     assert EventNameFilter(name=sorted(trigger.expect)).includes(event)
     assert EventResourceFilter(labels=trigger.match).includes(event)
     assert trigger.parameters == {"resource_id": "{{ event.resource.id }}"}
+
+
+@labox_task(tags={"project": "related"}, prefect_tags=["gpu"])
+def tagged_run(number: int) -> int:
+    return number
+
+
+@flow(name="events-related")
+def related_pipeline() -> list[State[Any]]:
+    return [tagged_run(number, return_state=True) for number in range(2)]
+
+
+def _nightly_run() -> list[State[Any]]:
+    with tags("nightly"):  # the flow run's tag
+        return related_pipeline()
+
+
+async def _result_and_prefect_events() -> tuple[list[Any], list[Any], list[State[Any]]]:
+    """Our events and the Completed events Prefect's worker built for the same task runs."""
+    wanted = EventFilter(event=EventNameFilter(name=[EVENT, "prefect.task-run.Completed"]))
+    ours: list[Any] = []
+    prefect: list[Any] = []
+    async with get_events_subscriber(filter=wanted) as subscriber:
+        states = await asyncio.to_thread(_nightly_run)
+        task_runs = {f"prefect.task-run.{state.state_details.task_run_id}" for state in states}
+        while len(ours) < 2 or len(prefect) < 2:
+            event = await asyncio.wait_for(anext(aiter(subscriber)), _PATIENCE)
+            if event.event == EVENT and event.resource["labox.tag.project"] == "related":
+                ours.append(event)
+            elif event.resource.id in task_runs:
+                prefect.append(event)
+    return ours, prefect, states
+
+
+def test_the_event_carries_the_related_resources_prefects_worker_attaches(
+    backend: Backend,
+) -> None:
+    """They are worked out once per flow run (events.RunResources), not by the worker for
+    each event: the same resources, per task run, as Prefect's own task-run events carry."""
+    ours, prefect, states = asyncio.run(_result_and_prefect_events())
+
+    def resources(event: Any) -> dict[str, dict[str, str]]:
+        return {resource.id: dict(resource.root) for resource in event.related}
+
+    completed = {event.resource.id: resources(event) for event in prefect}
+    for state in states:
+        task_run = f"prefect.task-run.{state.state_details.task_run_id}"
+        (event,) = [e for e in ours if e.resource["labox.tag.prefect.task_run_id"] in task_run]
+        related = resources(event)
+        assert related.pop(task_run)["prefect.resource.role"] == "task-run"
+        assert related == completed[task_run]  # flow run, flow, tags: as Prefect's worker made
+        roles = sorted(resource["prefect.resource.role"] for resource in related.values())
+        assert roles == ["flow", "flow-run", "tag", "tag"]  # the flow's and the task's tags

@@ -48,18 +48,18 @@ def test_the_task_only_queues_its_result_and_the_publisher_tells_it(
 ) -> None:
     monkeypatch.setenv("LABOX_ARTIFACTS", "true")
     threads: dict[str, str] = {}
-    summarize, emit = publication.summarize, publication.emit_result_saved
+    summarize, build = publication.summarize, publication.result_saved
 
     def summarize_seen(*args: Any, **kwargs: Any) -> Any:
         threads["summary"] = threading.current_thread().name
         return summarize(*args, **kwargs)
 
-    def emit_seen(summary: Any) -> None:
+    def build_seen(summary: Any, resources: Any) -> Any:
         threads["event"] = threading.current_thread().name
-        emit(summary)
+        return build(summary, resources)
 
     monkeypatch.setattr(publication, "summarize", summarize_seen)
-    monkeypatch.setattr(publication, "emit_result_saved", emit_seen)
+    monkeypatch.setattr(publication, "result_saved", build_seen)
 
     @flow
     def pipeline() -> str:
@@ -79,7 +79,7 @@ def test_without_artifacts_the_event_is_told_and_no_preview_is_made(
     monkeypatch.setenv("LABOX_ARTIFACTS", "false")
     told: list[Any] = []
     previews: list[Any] = []
-    monkeypatch.setattr(publication, "emit_result_saved", told.append)
+    monkeypatch.setattr(publication, "result_saved", lambda summary, _: told.append(summary))
     monkeypatch.setattr(summary_module, "preview_line", previews.append)
 
     @flow
@@ -163,7 +163,7 @@ def test_results_queued_together_are_published_in_one_batch_and_a_flush_does_not
 ) -> None:
     """The publisher wakes once for a burst of tasks' results, not once per result."""
     batches: list[int] = []
-    monkeypatch.setattr(publication, "_tell_all", lambda batch, _: batches.append(len(batch)))
+    monkeypatch.setattr(publication, "_tell_all", lambda batch, *_: batches.append(len(batch)))
     publisher = publication.ArtifactPublisher(linger=10 * _PATIENCE)
     manifest = ManifestRecord(id=uuid.uuid4(), tags={}, class_id=uuid.uuid4(), unpacker_name="x")
     for number in range(5):
