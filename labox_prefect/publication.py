@@ -9,9 +9,12 @@ thread), then summarizes each value (bounded cost, labox_prefect.summary) and em
 ``labox.result.saved`` event (a put on Prefect's own events queue, labox_prefect.events).
 
 When artifacts are on, each summary also becomes a row of its flow run's catalog
-(labox_prefect.artifacts): the catalog's artifact is created with the run's first batch and
-then updated with all its rows at most every ``CATALOG_SECONDS`` per run (one API call a
-second for a busy flow, instead of one per result), under the context the latest row was
+(labox_prefect.artifacts): the catalog's artifact is created ``CATALOG_SECONDS`` after the
+run's first result and then updated with all its rows at most every ``CATALOG_SECONDS`` per
+run (a call of Prefect's API every few seconds for a busy flow, instead of one per result:
+each call costs the API server's work as well, on the same machine for a local server, and
+a short flow's catalog is one call, made when the publisher is flushed at its end or at
+exit), under the context the latest row was
 queued from (so it reaches the API the task's settings name), through an API client of the
 publisher's own. The thread keeps the catalogs of the ``CATALOGS_KEPT`` runs that published
 last (at most ``ROWS_SHOWN`` rows each) and forgets older ones; a forgotten run that saves
@@ -52,8 +55,9 @@ BATCH = 50
 """Results told together at most."""
 LINGER_SECONDS = 0.1
 """How long the publisher waits for more results after the first of a batch."""
-CATALOG_SECONDS = 1.0
-"""A run's catalog artifact is updated at most this often (a flush publishes at once)."""
+CATALOG_SECONDS = 5.0
+"""A run's catalog artifact is created this long after its first result and updated at
+most this often (a flush publishes at once)."""
 CATALOGS_KEPT = 16
 """Runs whose catalog the publisher keeps (the ones that published last)."""
 EXIT_FLUSH_SECONDS = 30.0
@@ -79,8 +83,9 @@ class _Run:
     """A run's catalog and its artifact: made or not, rows not yet published, and when."""
 
     catalog: Catalog
+    published_at: float
+    """When its rows were last published (monotonic seconds), or its first row's time."""
     artifact_id: uuid.UUID | None = None
-    published_at: float = float("-inf")
     context: contextvars.Context | None = None
     """The latest row's context while rows wait (then dropped: it may hold the run's data)."""
 
@@ -89,8 +94,6 @@ class _Run:
         """When its waiting rows are published (monotonic seconds), or None: none wait."""
         if self.context is None:
             return None
-        if self.artifact_id is None:  # the run's first rows: at once
-            return self.published_at
         return self.published_at + CATALOG_SECONDS
 
 
@@ -106,7 +109,7 @@ class _Catalogs:
         group = summary.flow_run_id or summary.task_run_id or summary.manifest_id
         run = self._runs.get(group)
         if run is None:
-            run = self._runs[group] = _Run(Catalog.of(summary))
+            run = self._runs[group] = _Run(Catalog.of(summary), time.monotonic())
             if len(self._runs) > self._kept:
                 _, oldest = self._runs.popitem(last=False)
                 if oldest.context is not None:  # published before it is forgotten
@@ -310,7 +313,7 @@ def _publish_catalogs(runs: list[_Run]) -> None:
                     else:
                         # The PATCH alone: Prefect's update_artifact would also emit
                         # prefect.artifact.updated carrying the whole table (up to ~400 KB,
-                        # once a second while a busy flow runs) into the event history.
+                        # every few seconds while a busy flow runs) into the event history.
                         client.request(
                             "PATCH",
                             "/artifacts/{id}",

@@ -216,7 +216,10 @@ def test_catalogs_are_kept_for_the_latest_runs_and_a_forgotten_one_is_published_
         catalogs.add(context, _summary_of(run))
 
     catalogs.publish(everything=False)
-    assert published == runs  # new catalogs are created at once, the forgotten one first
+    assert published == runs[:1]  # the forgotten one's waiting row, at once
+    assert catalogs.next_due() is not None  # the others' wait CATALOG_SECONDS
+    catalogs.publish(everything=True)  # as a flush asks
+    assert published == runs  # the forgotten one first
     published.clear()
     catalogs.add(context, _summary_of(runs[2]))
     catalogs.publish(everything=False)
