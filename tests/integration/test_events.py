@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from prefect import State, flow, tags
-from prefect.events import DeploymentEventTrigger
+from prefect import State, flow, tags, task
+from prefect.context import TaskRunContext
+from prefect.events import DeploymentEventTrigger, Event
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.events import ResourceSpecification
 
-from labox_prefect import labox_task
+from labox_prefect import events, labox_task
+from labox_prefect.context import FLOW_NAME, FLOW_RUN_ID, TASK_NAME, TASK_RUN_ID
 from labox_prefect.events import EVENT
+from labox_prefect.summary import ResultSummary
 from tests.integration._helpers import manifests
 from tests.integration.conftest import Backend
 
@@ -140,3 +144,38 @@ def test_the_event_carries_the_related_resources_prefects_worker_attaches(
         assert related == completed[task_run]  # flow run, flow, tags: as Prefect's worker made
         roles = sorted(resource["prefect.resource.role"] for resource in related.values())
         assert roles == ["flow", "flow-run", "tag", "tag"]  # the flow's and the task's tags
+
+
+def _summary(run_ids: dict[str, str]) -> ResultSummary:
+    tags = {FLOW_NAME: "f", TASK_NAME: "t", "project": "x", **run_ids}
+    return ResultSummary(uuid.uuid4(), tags, "x.StorableValue", "int", None, 1, "", "db")
+
+
+def test_the_event_built_without_prefects_validators_is_what_they_would_make(
+    backend: Backend,
+) -> None:
+    """events._built skips Prefect's validators (they read six settings per event): inside a
+    flow run and outside one, validating the event gives it back unchanged."""
+    built: list[Event] = []
+
+    def build() -> None:
+        context = TaskRunContext.get()
+        run_ids = {}
+        if context is not None:
+            run_ids = {
+                TASK_RUN_ID: str(context.task_run.id),
+                FLOW_RUN_ID: str(context.task_run.flow_run_id),
+            }
+        outgoing = events.result_saved(_summary(run_ids), events.RunResources())
+        assert outgoing is not None
+        built.append(outgoing.event)
+
+    flow(name="events-built")(task(build))()
+    build()
+
+    inside, outside = built
+    assert {resource.role for resource in inside.related} >= {"flow-run", "task-run", "flow"}
+    assert {resource.role for resource in outside.related} == set()  # no run ids: none
+    for event in built:
+        assert Event.model_validate(event.model_dump()) == event
+        assert event.resource["labox.tag.project"] == "x"
