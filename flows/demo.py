@@ -82,14 +82,13 @@ def describe(value: Any) -> str:
 
 def show(title: str, refs: list[ResultRef]) -> None:
     table = Table(title=title, title_justify="left", show_lines=False)
-    for column in ("record id", "task", "user tags", "loaded value"):
+    for column in ("record", "task", "user tags", "loaded value"):
         table.add_column(column, overflow="fold")
     for ref in refs:
         tags = ", ".join(f"{key}={value}" for key, value in sorted(ref.user_tags.items()))
-        table.add_row(str(ref.manifest_id), ref.task_name or "-", tags, describe(ref.load()))
-    console = Console()
-    console.width = max(console.width, 120)
-    console.print(table)
+        record = str(ref.manifest_id)[:8]  # as `labox-prefect results ls` shows it (and takes it)
+        table.add_row(record, ref.task_name or "-", tags, describe(ref.load()))
+    Console().print(table)  # fits the terminal: long cells fold within their column
 
 
 def main() -> None:

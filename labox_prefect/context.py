@@ -118,11 +118,16 @@ def record_tags(
     return {**tags, **(user_tags or {})}
 
 
+def names_of(names: Iterable[str]) -> list[str]:
+    """Prefect run tags or module names as a list: one str is one name (as Prefect reads
+    ``tags="x"``), never its characters."""
+    return [names] if isinstance(names, str) else list(names)
+
+
 def prefect_tag_filter(prefect_tags: Iterable[str]) -> dict[str, str]:
-    """Tags matching records that carry every Prefect run tag in ``prefect_tags``."""
-    if isinstance(prefect_tags, str):
-        prefect_tags = [prefect_tags]
-    return {run_tag_key(tag): "true" for tag in prefect_tags}
+    """Tags matching records that carry every Prefect run tag in ``prefect_tags`` (one str
+    is one tag)."""
+    return {run_tag_key(tag): "true" for tag in names_of(prefect_tags)}
 
 
 def _deployment_name(deployment_id: uuid.UUID) -> str | None:
@@ -159,6 +164,7 @@ __all__ = [
     "TASK_NAME",
     "TASK_RUN_ID",
     "check_user_tags",
+    "names_of",
     "prefect_tag_filter",
     "record_tags",
     "run_context_tags",

@@ -34,6 +34,7 @@ from labox_prefect.context import (
     RUN_TAG_PREFIX,
     TASK_NAME,
     TASK_RUN_ID,
+    names_of,
     prefect_tag_filter,
 )
 from labox_prefect.core import (
@@ -278,12 +279,8 @@ def tag_filter(
         named[TASK_NAME] = _text(task_name, "task_name")
     if flow_run_id is not None:
         named[FLOW_RUN_ID] = str(_as_uuid(flow_run_id, "flow_run_id"))
-    if isinstance(prefect_tags, str):
-        raise ArgumentTypeError(
-            f"prefect_tags takes a list of tags, not the string {prefect_tags!r}; write "
-            f"prefect_tags=[{prefect_tags!r}]."
-        )
-    named.update(prefect_tag_filter(_text(tag, "prefect_tags item") for tag in prefect_tags))
+    given = names_of(prefect_tags)  # one str is one tag, as labox_task reads it
+    named.update(prefect_tag_filter(_text(tag, "prefect_tags item") for tag in given))
     for key, value in named.items():
         if key in wanted and wanted[key] != value:
             raise InvalidArgumentError(

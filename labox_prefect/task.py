@@ -30,6 +30,7 @@ from prefect.context import TaskRunContext
 from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
+from labox_prefect.context import names_of
 from labox_prefect.core import InvalidTagsError
 from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.persistence import (
@@ -77,7 +78,7 @@ class LaboxTask(Task[P, R]):
         """``Task.with_options`` with labox_task's meanings: ``tags`` are Labox tags (they
         replace the task's), ``prefect_tags`` Prefect run tags; the lazy default block and
         this class are kept."""
-        modules = _names(registry_modules)
+        modules = names_of(registry_modules)
         register_modules(modules, options.get("name", self.name))
         given = options.pop("result_serializer", None)
         if tags is not None or given is not None:
@@ -192,7 +193,7 @@ def labox_task(
         print(latest[0].load())  # {'rows': 1000.0, 'auc': 0.91}
         ```
     """
-    modules = _names(registry_modules)
+    modules = names_of(registry_modules)
     serializer = _serializer(tags, task_options.pop("result_serializer", None))
     options = {
         **task_options,
@@ -247,14 +248,8 @@ def _checked_options(options: dict[str, Any], prefect_tags: Iterable[str] | None
         raise ArgumentTypeError("labox_task: pass the function by decorating it.")
     checked: dict[str, Any] = {"persist_result": True}
     if prefect_tags is not None:
-        checked["tags"] = _names(prefect_tags)
+        checked["tags"] = names_of(prefect_tags)
     return checked
-
-
-def _names(names: Iterable[str]) -> list[str]:
-    """``prefect_tags`` or ``registry_modules`` as a list: one str is one name (as Prefect
-    reads ``tags="x"``), never its characters."""
-    return [names] if isinstance(names, str) else list(names)
 
 
 def _persisting(fn: Callable[P, R]) -> Callable[P, R]:

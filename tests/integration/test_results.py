@@ -83,6 +83,8 @@ def test_each_filter_selects_its_results_newest_first(backend: Backend) -> None:
     assert _ids(find_results(tags=mark, flow_run_id=str(run_b).upper())) == [third.id]
     assert _ids(find_results(tags=mark, prefect_tags=["gpu"])) == [third.id, second.id]
     assert _ids(find_results(tags=mark, prefect_tags=["gpu", "x"])) == [third.id]
+    # one str is one tag, as labox_task(prefect_tags="gpu") and Prefect read it
+    assert _ids(find_results(tags=mark, prefect_tags="gpu")) == [third.id, second.id]
     assert _ids(find_results(tags={**mark, "model": "b"})) == [third.id]
     assert _ids(find_results(tags=mark, limit=2)) == [third.id, second.id]
     assert _ids(find_results(tags=mark, limit=None)) == [third.id, second.id, first.id]
@@ -252,7 +254,7 @@ def test_a_missing_id_says_where_it_looked(backend: Backend) -> None:
         ({"since": timedelta(hours=-1)}, ValueError, "negative"),
         ({"since": datetime(2024, 1, 1)}, ValueError, "no timezone"),
         ({"since": "2h"}, TypeError, "timedelta"),
-        ({"prefect_tags": "gpu"}, TypeError, "prefect_tags=['gpu']"),
+        ({"prefect_tags": ["gpu", 1]}, TypeError, "prefect_tags item"),
         ({"task_name": ""}, TypeError, "non-empty string"),
         (
             {"tags": {"prefect.flow_name": "a"}, "flow_name": "b"},
@@ -277,7 +279,7 @@ def test_bad_filters_are_clear_errors(
         ({"flow_run_id": "x"}, InvalidArgumentError, ValueError),
         ({"since": timedelta(hours=-1)}, InvalidArgumentError, ValueError),
         ({"since": datetime(2024, 1, 1)}, InvalidArgumentError, ValueError),
-        ({"prefect_tags": "p"}, ArgumentTypeError, TypeError),
+        ({"prefect_tags": [1]}, ArgumentTypeError, TypeError),
         ({"task_name": ""}, ArgumentTypeError, TypeError),
     ],
 )
