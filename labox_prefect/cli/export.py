@@ -17,7 +17,8 @@ A dict, list, dataclass or model holding frames (or arrays) is refused, naming e
 (``ExportError.parts``) so the command can say how to write each one: no folder of files
 stands for the whole value, whose other items and types only the record keeps. Anything
 else with no file format is refused with a message naming what can be exported. An existing
-file is never replaced unless asked (``--force``).
+file is never replaced unless asked (``--force``), and a file name whose suffix names
+another data format (``x.csv`` for a frame written as Parquet) is refused before writing.
 """
 
 from __future__ import annotations
@@ -63,6 +64,33 @@ class Part:
         return _WRITE[self.kind].format(part=f"{value}{self.path}", file=self.file_name)
 
 
+class FileNameError(ValueError):
+    """The file's suffix names another data format than the one the value is written in."""
+
+
+_FORMAT_SUFFIXES = {"Parquet": (".parquet", ".pq"), "NumPy .npy": (".npy",), "JSON": (".json",)}
+_DATA_SUFFIXES = frozenset(
+    {
+        *(suffix for suffixes in _FORMAT_SUFFIXES.values() for suffix in suffixes),
+        *(".arrow", ".csv", ".feather", ".h5", ".hdf5", ".ipc", ".jsonl", ".npz"),
+        *(".pickle", ".pkl", ".tsv", ".xls", ".xlsx"),
+    }
+)
+
+
+def _check_name(path: Path, kind: str) -> None:
+    """Refuse a file name whose suffix names another data format than ``kind`` (``x.csv``
+    for Parquet); no suffix, or one not in ``_DATA_SUFFIXES``, is written as asked."""
+    suffixes = _FORMAT_SUFFIXES[kind]
+    suffix = path.suffix.lower()
+    if suffix in _DATA_SUFFIXES and suffix not in suffixes:
+        raise FileNameError(
+            f"{path.name} names a {suffix[1:]} file, but results get writes this value as "
+            f"{kind}: name it {path.stem}{suffixes[0]}, or load the value in Python "
+            f"(ResultRef.load()) to write another format."
+        )
+
+
 class ExportError(ValueError):
     """The value has no natural file format here; ``parts`` are the frames or arrays it holds
     (each exportable alone), if any."""
@@ -73,23 +101,31 @@ class ExportError(ValueError):
 
 
 def export(value: Any, path: Path) -> str:
-    """Write ``value`` to ``path``; return the format's name (``Parquet``, ``JSON``, ...)."""
+    """Write ``value`` to ``path``; return the format's name (``Parquet``, ``JSON``, ...).
+
+    Raises ExportError when the value has no file format here, FileNameError (before
+    writing) when ``path``'s suffix names another format than the one it is written in.
+    """
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(value, pandas.DataFrame):
+        _check_name(path, "Parquet")
         value.to_parquet(path)
         return "Parquet"
     if pandas is not None and isinstance(value, pandas.Series):
         column = SERIES_COLUMN if value.name is None else str(value.name)
+        _check_name(path, "Parquet")
         value.to_frame(name=column).to_parquet(path)
         return f"Parquet, one column {column!r}"
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and isinstance(value, pyarrow.Table):
         import pyarrow.parquet as pq
 
+        _check_name(path, "Parquet")
         pq.write_table(value, path)
         return "Parquet"
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.ndarray):
+        _check_name(path, "NumPy .npy")
         with path.open("wb") as file:
             numpy.save(file, value, allow_pickle=False)
         return "NumPy .npy"
@@ -101,12 +137,14 @@ def export(value: Any, path: Path) -> str:
         return "text"
     pydantic = sys.modules.get("pydantic")
     if pydantic is not None and isinstance(value, pydantic.BaseModel):
+        _check_name(path, "JSON")
         path.write_text(value.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return "JSON"
     try:
         tree = bytes(values_serializer.serialize_data(value).data)
     except LaboxError:  # a part without a JSON form: the core's reason is about saving
         raise _no_file_format(value) from None
+    _check_name(path, "JSON")
     path.write_text(json.dumps(json.loads(tree), indent=2) + "\n", encoding="utf-8")
     # Inside a JSON string a quote is escaped, so '{"!' can only open a tagged node.
     return "JSON, typed value tree (VALUES.md)" if b'{"!' in tree else "JSON"

@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import func, select
 
-from labox_prefect.cli.export import ExportError, export
+from labox_prefect.cli.export import ExportError, FileNameError, export
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
 from labox_prefect.cli.output import (
     class_missing_fix,
@@ -149,6 +149,8 @@ def write_result(manifest_id: str, output: Path) -> None:
             usage_error(
                 f"Cannot write {output}: {error.strerror or error}; choose a FILE you may write."
             )
+        except FileNameError as error:
+            usage_error(str(error))
         except ExportError as error:
             if error.parts:
                 load = f"value = get_result('{ref.manifest_id}').load()"

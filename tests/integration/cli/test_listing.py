@@ -209,6 +209,31 @@ def test_get_refuses_what_has_no_file_format(tmp_path: Path) -> None:
     assert not (tmp_path / "thing.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("value", "name", "fix"),
+    [
+        (pd.DataFrame({"a": [1, 2]}), "frame.csv", "frame.parquet"),
+        (np.arange(3), "array.json", "array.npy"),
+        ({"n": 1}, "settings.parquet", "settings.json"),
+    ],
+)
+def test_get_refuses_a_file_name_naming_another_format_before_writing(
+    backend: Backend, tmp_path: Path, value: Any, name: str, fix: str
+) -> None:
+    """``-o frame.csv`` once wrote Parquet bytes into a .csv file."""
+    saved = save(value, prefect_tags())
+
+    result = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path / name))
+
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"name it {fix}" in " ".join(line.split())
+    assert "Traceback" not in result.output
+    assert not (tmp_path / name).exists()
+    written = run("results", "get", saved.id.hex[:8], "-o", str(tmp_path / "no-suffix"))
+    assert written.exit_code == 0, written.output  # no suffix: written as asked
+
+
 def test_each_frame_or_array_a_refusal_names_is_written_by_its_python(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
