@@ -15,13 +15,14 @@ flow run and task run (role ``tag``); outside a flow run, the task run alone.
 
 Prefect's worker would work them out again for every event, from the run's context, which
 costs about as much as the rest of the event. Here they are worked out by Prefect's own
-function once per flow run (``RunResources``; it reads the flow, deployment, work queue and
-pool from the API, as the worker does) and per result only the task run and the tags are
-added. The event is built in the run's context, where Prefect's events worker for the run's
-settings is picked (``EventsWorker.instance()``, which ``emit_event`` uses), and handed to
-that worker from labox_prefect.publication's thread in a context where no run is current, so
-the worker attaches nothing more. The worker sends it in the background and is drained at
-interpreter exit; the task pays for none of this. A failure is logged, never raised.
+function once per flow run, where no task run is current (``RunResources``; it reads the
+flow, deployment, work queue and pool from the API, as the worker does), and per result only
+the task run and its tags are added. The event is built in the run's context, where
+Prefect's events worker for the run's settings is picked (``EventsWorker.instance()``, which
+``emit_event`` uses), and handed to that worker from labox_prefect.publication's thread in
+a context where no run is current, so the worker attaches nothing more. The worker sends it
+in the background and is drained at interpreter exit; the task pays for none of this. A
+failure is logged, never raised.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ RESOURCE_PREFIX = "labox.result."
 TAG_LABEL_PREFIX = "labox.tag."
 FLOW_RUNS_KEPT = 64
 """Flow runs whose shared related resources are kept (the newest)."""
-_PER_RESULT_ROLES = frozenset({"task-run", "tag"})
 
 
 def result_resource(summary: ResultSummary) -> dict[str, str]:
@@ -97,12 +97,14 @@ class RunResources:
 
     ``for_result()``, in a task run's context, returns the list Prefect's events worker
     would attach there, in its order: the flow run, the task run, the flow, the deployment,
-    the work queue, the work pool, then the tags. Used from the publisher's thread only.
+    the work queue, the work pool, then the tags (of all of them). The flow run's share is
+    Prefect's own list made where no task run is current; per result only the task run and
+    its tags are added. Used from the publisher's thread only.
     """
 
     def __init__(self, kept: int = FLOW_RUNS_KEPT) -> None:
         self._kept = kept
-        self._shared: OrderedDict[uuid.UUID, list[RelatedResource]] = OrderedDict()
+        self._shared: OrderedDict[uuid.UUID, tuple[list[RelatedResource], set[str]]] = OrderedDict()
 
     def for_result(self, summary: ResultSummary) -> list[RelatedResource]:
         flow_run = getattr(FlowRunContext.get(), "flow_run", None)
@@ -110,20 +112,33 @@ class RunResources:
             return related_runs(summary)
         shared = self._shared.get(flow_run.id)
         if shared is None:
-            shared = self._shared[flow_run.id] = [
-                resource
-                for resource in asyncio.run(_prefect_related())
-                if resource.role not in _PER_RESULT_ROLES
-            ]
+            shared = self._shared[flow_run.id] = _flow_run_share()
             while len(self._shared) > self._kept:
                 self._shared.popitem(last=False)
+        objects, tags = shared
         task_run = getattr(TaskRunContext.get(), "task_run", None)
-        tags = set(flow_run.tags)
-        own: list[RelatedResource] = []
-        if task_run is not None:
-            tags.update(task_run.tags)
-            own.append(object_as_related_resource("task-run", "task-run", task_run))
-        return [*shared[:1], *own, *shared[1:], *tags_as_related_resources(tags)]
+        if task_run is None:
+            return [*objects, *tags_as_related_resources(tags)]
+        own = object_as_related_resource("task-run", "task-run", task_run)
+        return [
+            *objects[:1],
+            own,
+            *objects[1:],
+            *tags_as_related_resources(tags | set(task_run.tags)),
+        ]
+
+
+def _flow_run_share() -> tuple[list[RelatedResource], set[str]]:
+    """Prefect's related resources of the current flow run, worked out where no task run is
+    current: the objects (flow run, flow, deployment, work queue, work pool) and the tags."""
+    context = contextvars.copy_context()
+    context.run(TaskRunContext.__var__.set, None)  # type: ignore[arg-type]
+    related = context.run(asyncio.run, _prefect_related())
+    objects = [resource for resource in related if resource.role != "tag"]
+    tags = {
+        resource.id.removeprefix("prefect.tag.") for resource in related if resource.role == "tag"
+    }
+    return objects, tags
 
 
 async def _prefect_related() -> list[RelatedResource]:

@@ -100,7 +100,10 @@ def tagged_run(number: int) -> int:
 
 @flow(name="events-related")
 def related_pipeline() -> list[State[Any]]:
-    return [tagged_run(number, return_state=True) for number in range(2)]
+    return [
+        tagged_run.with_options(prefect_tags=["gpu", f"n{number}"])(number, return_state=True)
+        for number in range(2)
+    ]
 
 
 def _nightly_run() -> list[State[Any]]:
@@ -143,7 +146,7 @@ def test_the_event_carries_the_related_resources_prefects_worker_attaches(
         assert related.pop(task_run)["prefect.resource.role"] == "task-run"
         assert related == completed[task_run]  # flow run, flow, tags: as Prefect's worker made
         roles = sorted(resource["prefect.resource.role"] for resource in related.values())
-        assert roles == ["flow", "flow-run", "tag", "tag"]  # the flow's and the task's tags
+        assert roles == ["flow", "flow-run", "tag", "tag", "tag"]  # the flow run's, the task's
 
 
 def _summary(run_ids: dict[str, str]) -> ResultSummary:
