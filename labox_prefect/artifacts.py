@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 
-from labox_prefect.preview import human_size
+from labox_prefect.preview import cut, human_size
 from labox_prefect.settings import current_settings
 from labox_prefect.summary import ResultSummary
 
@@ -75,12 +75,12 @@ def catalog_row(summary: ResultSummary) -> dict[str, str]:
     tags = ", ".join(f"{key}={value}" for key, value in sorted(summary.user_tags.items()))
     task = summary.task_name or f"{summary.flow_name or ''} (flow's result)".strip()
     return {
-        "task": _cut(task, _TASK_SHOWN),
-        "type": _cut(summary.value_type, _TYPE_SHOWN),
-        "shape": _cut(summary.shape or "", _TYPE_SHOWN),
+        "task": cut(task, _TASK_SHOWN),
+        "type": cut(summary.value_type, _TYPE_SHOWN),
+        "shape": cut(summary.shape or "", _TYPE_SHOWN),
         "size": human_size(summary.size),
         "preview": summary.preview,
-        "tags": _cut(tags, _TAGS_SHOWN),
+        "tags": cut(tags, _TAGS_SHOWN),
         "record": str(summary.manifest_id),
     }
 
@@ -143,10 +143,6 @@ class Catalog:
     def update_request(self) -> ArtifactUpdate:
         """The API request replacing the artifact's rows and description."""
         return ArtifactUpdate(data=self.data(), description=self.description())
-
-
-def _cut(text: str, length: int) -> str:
-    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 __all__ = [

@@ -138,9 +138,14 @@ def preview_line(value: Any, length: int = LINE) -> str:
     return _cut(short_repr(value), length)
 
 
-def _cut(text: str, length: int) -> str:
-    text = " ".join(text.split())
+def cut(text: str, length: int) -> str:
+    """``text`` if it has at most ``length`` characters, else its start ending with ``…``."""
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _cut(text: str, length: int) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``length``."""
+    return cut(" ".join(text.split()), length)
 
 
 def _is_stream(value: Any) -> bool:
@@ -178,6 +183,7 @@ def fields_of(value: Any) -> list[tuple[str, Any]] | None:
 
 
 __all__ = [
+    "cut",
     "fields_of",
     "human_size",
     "image_format",

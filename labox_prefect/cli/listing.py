@@ -37,6 +37,7 @@ from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
 from labox_prefect.core import ContentRecord, get_contents
 from labox_prefect.errors import ResultClassNotRegisteredError
 from labox_prefect.persistence import open_session, registry_for
+from labox_prefect.preview import cut
 from labox_prefect.results import ResultRef, find_results, get_result
 from labox_prefect.runtime import get_runtime
 from labox_prefect.target import Target
@@ -240,8 +241,8 @@ def _line(cells: list[str], room: int, wide: bool) -> str:
         [
             ident.ljust(SHORT_ID),
             age.rjust(_AGE),
-            (where if wide else _cut(where, room)).ljust(room),
-            _cut(kind, _TYPE).ljust(_TYPE),
+            (where if wide else cut(where, room)).ljust(room),
+            cut(kind, _TYPE).ljust(_TYPE),
             size.rjust(_SIZE),
         ]
     )
@@ -250,10 +251,6 @@ def _line(cells: list[str], room: int, wide: bool) -> str:
 def _where(ref: ResultRef) -> str:
     task = ref.task_name or ("(flow)" if ref.kind == "flow" else "-")
     return f"{ref.flow_name or '-'}/{task}"
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 _AGE_UNITS = (("y", 365 * 86400, 1), ("w", 7 * 86400, 2), ("d", 86400, 1), ("h", 3600, 1))

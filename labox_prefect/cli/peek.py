@@ -39,6 +39,7 @@ from labox_prefect.core.builtin.storages import FsspecStorage
 from labox_prefect.core.extra.pyarrow import ARROW_STREAM_CONTENT_TYPE, PARQUET_CONTENT_TYPE
 from labox_prefect.preview import (
     FIELDS,
+    cut,
     fields_of,
     human_size,
     image_format,
@@ -217,8 +218,7 @@ def _fields_text(value: Any, fields: list[tuple[str, Any]], width: int) -> str:
         lines[0] += f" (the first {FIELDS})"
     for key, item in items:
         if not _is_table(item):
-            line = f"{key}: {' '.join(short_repr(item).split())}"
-            lines.append(line if len(line) <= width else line[: width - 1] + "…")
+            lines.append(cut(f"{key}: {' '.join(short_repr(item).split())}", width))
     for key, item in items:
         table = _table_head(item, width - len(INDENT))
         if table is not None:
