@@ -131,8 +131,7 @@ class RunResources:
 def _flow_run_share() -> tuple[list[RelatedResource], set[str]]:
     """Prefect's related resources of the current flow run, worked out where no task run is
     current: the objects (flow run, flow, deployment, work queue, work pool) and the tags."""
-    context = contextvars.copy_context()
-    context.run(TaskRunContext.__var__.set, None)  # type: ignore[arg-type]
+    context = _without(contextvars.copy_context(), TaskRunContext)
     related = context.run(asyncio.run, _prefect_related())
     objects = [resource for resource in related if resource.role != "tag"]
     tags = {
@@ -158,22 +157,25 @@ class Outgoing:
     def send(self) -> None:
         """Hand the event to the worker, in a context where no run is current. Never raises."""
         try:
-            _no_run_context().run(self.worker.send, self.event)
+            _without(contextvars.Context(), FlowRunContext, TaskRunContext).run(
+                self.worker.send, self.event
+            )
         except Exception as error:
             logger.warning("labox: could not emit %s: %s", EVENT, error)
 
 
-def _no_run_context() -> contextvars.Context:
-    """A context in which no flow run and no task run is current.
+def _without(
+    context: contextvars.Context, *models: type[FlowRunContext] | type[TaskRunContext]
+) -> contextvars.Context:
+    """``context`` with no current run of the kinds ``models`` name (set to None through their
+    ContextModel's variable, ``__var__``, which tests/integration/test_events.py pins).
 
-    Prefect's worker works out an event's related resources in the context the event was
-    sent from, laid over its own (prefect.utilities.context.temporary_context), and its own
-    holds the run it was started from: an empty context would let that run through. Both
-    runs are set to None here, through their ContextModel's variable (``__var__``, which
-    tests/integration/test_events.py pins), so the worker attaches nothing.
+    An event is sent from a context where neither run is current: Prefect's worker works out
+    an event's related resources in the context it was sent from, laid over its own
+    (prefect.utilities.context.temporary_context), and its own holds the run it was started
+    from, which an empty context would let through.
     """
-    context = contextvars.Context()
-    for model in (FlowRunContext, TaskRunContext):
+    for model in models:
         context.run(model.__var__.set, None)  # type: ignore[arg-type]
     return context
 
