@@ -14,12 +14,12 @@ run's first result and then updated with all its rows at most every ``CATALOG_SE
 run (a call of Prefect's API every few seconds for a busy flow, instead of one per result:
 each call costs the API server's work as well, on the same machine for a local server, and
 a short flow's catalog is one call, made when the publisher is flushed at its end or at
-exit), under the context the latest row was
-queued from (so it reaches the API the task's settings name), through an API client of the
-publisher's own. The thread keeps the catalogs of the ``CATALOGS_KEPT`` runs that published
-last (at most ``ROWS_SHOWN`` rows each) and forgets older ones; a forgotten run that saves
-again starts a new version of its key. The value is read moments after the task returned
-it: a value changed in place meanwhile shows the change in its preview.
+exit), under the context the latest row was queued from (so it reaches the API the task's
+settings name), through an API client of the publisher's own. The thread keeps the
+catalogs of the ``CATALOGS_KEPT`` runs that published last (at most ``ROWS_SHOWN`` rows
+each) and forgets older ones; a forgotten run that saves again starts a new version of its
+key. The value is read moments after the task returned it: a value changed in place
+meanwhile shows the change in its preview.
 
 ``flush`` cuts the linger short and waits until the queue is empty and every catalog is
 published. At interpreter exit it runs before Prefect's own services drain (it is
