@@ -48,6 +48,9 @@ or wrong result.
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import io
+import socket
 import sqlite3
 import threading
 import uuid
@@ -260,8 +263,9 @@ def as_storable(obj: Any, registry: Registry) -> Storable:
     else:
         try:
             registry.infer_serializer(type(obj))
-        except NotRegisteredError as error:
-            raise ResultNotStorableError(_not_storable_message(type(obj))) from error
+        except NotRegisteredError:
+            # The message is whole: the core's traceback would only add internal frames.
+            raise ResultNotStorableError(_not_storable_message(obj)) from None
         storable = StorableValue(obj)
     cls = type(storable)
     try:
@@ -285,7 +289,9 @@ def _refusals_named() -> Iterator[None]:
     """Raise the core's refusal of a value as ResultNotStorableError, keeping its message.
 
     The core names the path inside the value (``value['a'][3]``), the type and the fix, in
-    its message and notes; a failed Prefect run shows the message only, so the notes join it.
+    its message and notes; a failed Prefect run shows the message only, so the notes join it,
+    and the core's error is not chained (its traceback would repeat the message with the
+    core's internal frames).
     """
     try:
         yield
@@ -300,15 +306,29 @@ def _refusals_named() -> Iterator[None]:
         raise ResultNotStorableError(
             f"Labox cannot store this result, so nothing of it is saved (results are never "
             f"pickled): {message}{f' {where}' if where else ''}"
-        ) from error
+        ) from None
 
 
-def _not_storable_message(cls: type[Any]) -> str:
+def _not_storable_message(obj: Any) -> str:
     """The refusal of a result whose type no serializer takes: the problem once, then the
-    three fixes (the core's own message says them in the core's terms, so it is not joined)."""
+    fixes (the core's own message says them in the core's terms, so it is not joined).
+
+    A result that is live state of the process (``_live_kind``) gets no advice to write a
+    serializer: nothing could load it back in another process.
+    """
+    cls = type(obj)
     name = (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
+    live = _live_kind(obj)
+    if live is not None:
+        return (
+            f"Labox cannot store a result of type {name}: {live} is live state of this "
+            f"process, not data, so no serializer can store it and no later run could load "
+            f"it (results are never pickled). Return the data it holds or makes instead, or "
+            f"make this task a plain prefect.task (it persists nothing by default) when its "
+            f"result only passes to other tasks of the same flow run."
+        )
     return (
         f"Labox cannot store a result of type {name}: no serializer is registered for it, "
         f"and results are never pickled. Return the data it holds instead (a dict, a "
@@ -316,6 +336,25 @@ def _not_storable_message(cls: type[Any]) -> str:
         f"or export a labox_prefect.core.Serializer for {name} from a module named in "
         f"LABOX_REGISTRY_MODULES or in labox_task(registry_modules=[...])."
     )
+
+
+_LOCKS = (type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Event)
+
+
+def _live_kind(obj: Any) -> str | None:
+    """What ``obj`` is, when it is bound to this process (a class, a module, a generator or
+    coroutine, a lock, a thread, an open file or socket, a function); else None."""
+    kinds: tuple[tuple[Callable[[Any], bool], str], ...] = (
+        (inspect.isclass, "a class"),
+        (inspect.ismodule, "a module"),
+        (lambda o: inspect.isgenerator(o) or inspect.isasyncgen(o), "a generator"),
+        (inspect.iscoroutine, "a coroutine"),
+        (lambda o: isinstance(o, _LOCKS), "a lock"),
+        (lambda o: isinstance(o, threading.Thread), "a thread"),
+        (lambda o: isinstance(o, io.IOBase | socket.socket), "an open file or socket"),
+        (inspect.isroutine, "a function"),
+    )
+    return next((what for test, what in kinds if test(obj)), None)
 
 
 # --- the hand-off between the steps of one task run -----------------------------------------

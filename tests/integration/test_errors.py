@@ -4,7 +4,9 @@ and every error of the integration is exported from ``labox_prefect``."""
 from __future__ import annotations
 
 import importlib
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import flow
@@ -45,6 +47,40 @@ def test_unregistered_type_fails_the_task_with_the_fix(backend: Backend) -> None
     assert "Return the data it holds" in message
     assert message.count("Serializer") == 1  # the fix said once, in the integration's terms
     assert "Registry(serializers=" not in message
+
+
+@labox_task
+def live_lock() -> object:
+    return threading.Lock()
+
+
+@labox_task
+def live_function() -> object:
+    return len
+
+
+@pytest.mark.parametrize(("task", "kind"), [(live_lock, "a lock"), (live_function, "a function")])
+def test_live_state_is_refused_without_advice_to_write_a_serializer(
+    backend: Backend, task: Any, kind: str
+) -> None:
+    @flow
+    def pipeline() -> BaseException:
+        state = task(return_state=True)
+        assert state.is_failed()
+        error: BaseException = state.result(raise_on_failure=False)
+        return error
+
+    error = pipeline()
+
+    assert isinstance(error, ResultNotStorableError)
+    message = str(error)
+    assert f"{kind} is live state of this process, not data" in message
+    assert "Return the data it holds or makes" in message
+    assert "Serializer" not in message
+    assert "LABOX_REGISTRY_MODULES" not in message
+    # The message is whole: no chained core error repeats it with internal frames.
+    assert error.__cause__ is None
+    assert error.__suppress_context__
 
 
 def test_unreachable_storage_fails_the_task(
