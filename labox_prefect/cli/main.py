@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from labox_prefect.cli.help import PlainHelp
 from labox_prefect.cli.maintenance import db_app, gc, remove_results, verify
-from labox_prefect.cli.output import print_error, select_block
+from labox_prefect.cli.output import deliver_prefect_events, print_error, select_block
 from labox_prefect.cli.results import results_app
 
 
@@ -24,7 +24,9 @@ class OneLineErrors(TyperGroup):
     """Click's usage errors as one line naming the fix, exit code 2 (not a 6-line panel).
 
     Typer 0.29 runs its own copy of Click (``typer._click``), whose exceptions are caught
-    here; tests/integration/cli/test_usage.py fails if that module moves or changes.
+    here; tests/integration/cli/test_usage.py fails if that module moves or changes. Before
+    the process exits, the events Prefect queued while a block was read are sent
+    (``deliver_prefect_events``).
     """
 
     def main(
@@ -38,6 +40,19 @@ class OneLineErrors(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            self._run_one_line(args, prog_name, complete_var, windows_expand_args, **extra)
+        finally:
+            deliver_prefect_events()
+
+    def _run_one_line(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        windows_expand_args: bool,
+        **extra: Any,
+    ) -> NoReturn:
         try:
             result = super().main(
                 args, prog_name, complete_var, False, windows_expand_args, **extra

@@ -18,8 +18,10 @@ import importlib.util
 import os
 import re
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -73,18 +75,29 @@ def masked(url: str) -> str:
         return "<an unparsable URL>"
 
 
-_selection: dict[str, str | None] = {"block": None}
-_creates_database: dict[str, bool] = {"creates": False}
-_resolved: dict[str, Target] = {}
+@dataclass
+class _Invocation:
+    """What this run of the command chose and resolved."""
+
+    block: str | None = None
+    """The block ``--block`` names (None: the default rule)."""
+    creates_database: bool = False
+    """Whether the command may create the database (``db upgrade``)."""
+    target: Target | None = None
+    """The target, once the command first needed it."""
+    read_blocks: bool = False
+    """Whether resolving it read Prefect's API (where a block read emits an event)."""
+
+
+_invocation = _Invocation()
 
 
 def select_block(name: str | None, *, creates_database: bool = False) -> None:
     """The block ``--block`` names (None: the default rule), for this invocation, and whether
     the command may create the database (``db upgrade``). Nothing is checked or imported
     here: the command line is parsed whole first, so a mistyped option is the first error."""
-    _selection["block"] = name
-    _creates_database["creates"] = creates_database
-    _resolved.clear()
+    global _invocation
+    _invocation = _Invocation(name, creates_database)
 
 
 def selected_target() -> Target:
@@ -95,7 +108,7 @@ def selected_target() -> Target:
     database URL without its async driver, or (but for ``db upgrade``) a SQLite database
     file that does not exist, is a usage error (one line, exit code 2).
     """
-    if "target" not in _resolved:
+    if _invocation.target is None:
         from sqlalchemy.exc import ArgumentError
 
         from labox_prefect.errors import InvalidSettingError, ResultTargetError
@@ -106,13 +119,14 @@ def selected_target() -> Target:
             settings = current_settings()
         except InvalidSettingError as error:
             usage_error(str(error))
-        name = _selection["block"]
+        name = _invocation.block
         if name is not None and not api_configured():
             usage_error(
                 f"--block {name} reads a block saved on a Prefect server, and PREFECT_API_URL "
                 f"is not set: export PREFECT_API_URL=http://HOST:4200/api (the server where "
                 f"{name!r} is saved), or leave out --block to use the LABOX_* environment."
             )
+        _invocation.read_blocks = api_configured()
         try:
             target = resolve_target(name)
             problem = database_url_problem(target.database_url)
@@ -123,10 +137,10 @@ def selected_target() -> Target:
         problem = problem or missing_module_problem(settings.registry_modules)
         if problem is not None:
             usage_error(problem)
-        if not _creates_database["creates"]:
+        if not _invocation.creates_database:
             _require_database_file(target)
-        _resolved["target"] = target
-    return _resolved["target"]
+        _invocation.target = target
+    return _invocation.target
 
 
 def _require_database_file(target: Target) -> None:
@@ -193,8 +207,26 @@ def class_missing_fix(error: ResultClassNotRegisteredError) -> str:
 
 def database_label() -> str:
     """The database of this invocation (once resolved; else not known yet), masked."""
-    target = _resolved.get("target")
+    target = _invocation.target
     return "(not resolved yet)" if target is None else target.database_label
+
+
+def deliver_prefect_events(timeout: float = 5.0) -> None:
+    """Wait (at most ``timeout`` seconds) until Prefect's events worker has sent what it was
+    given, when this invocation read a block from Prefect's API.
+
+    Reading a block emits Prefect's ``prefect.block.<type>.loaded`` event; were it still
+    queued when the command exits, Prefect's worker would print "Still processing items"
+    while it sends it. The wait runs in a daemon thread, so an unreachable server delays
+    the exit by ``timeout`` at most.
+    """
+    if not _invocation.read_blocks:
+        return
+    from prefect.events.worker import EventsWorker
+
+    waiting = threading.Thread(target=EventsWorker.instance().wait_until_empty, daemon=True)
+    waiting.start()
+    waiting.join(timeout)
 
 
 @contextmanager

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -10,10 +12,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from prefect.settings import PREFECT_API_URL
 from pydantic import BaseModel
 from sqlalchemy import make_url
 from typer.testing import CliRunner, Result
 
+from labox_prefect import LaboxResultStorage
 from labox_prefect.cli import app
 from labox_prefect.core import ContentRecord, ManifestRecord, delete_manifest, get_contents
 from labox_prefect.core.extra.pydantic import StorableModel
@@ -352,3 +356,25 @@ def test_show_names_the_serializer_the_readme_names(backend: Backend) -> None:
     assert shown.exit_code == 0, shown.output
     assert "serializer labox.value-tree@v1" in shown.stdout
     assert "one typed JSON tree (serializer `labox.value-tree@v1`" in readme
+
+
+@sqlite_only
+def test_reading_a_block_leaves_no_prefect_event_queued_at_exit(backend: Backend) -> None:
+    """Reading a block emits Prefect's block-loaded event; the command sends it before it
+    exits, so Prefect's events worker does not print "Still processing items" at exit."""
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    LaboxResultStorage().save(name, _sync=True)  # type: ignore[call-arg]
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+    for arguments in (["--block", name, "results", "ls"], ["results", "ls"]):
+        done = subprocess.run(
+            [sys.executable, "-c", "from labox_prefect.cli import app; app()", *arguments],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+        assert done.returncode == 0, done.stderr
+        assert "Still processing items" not in done.stderr
