@@ -75,10 +75,12 @@ class ResultClassNotRegisteredError(NotRegisteredError):
 
         ``task_name``, ``flow_name``, ``result_type`` (``module:qualname``): the record's tags.
         """
-        if cause.module:
+        if cause.module:  # a class inside the value: the record's class id is not its
             module, qualname = cause.module, cause.qualname
+            known_by = "inside the stored value"
         else:  # the Storable class itself: the record's result type names it, if anything
             module, _, qualname = (result_type or "").partition(":")
+            known_by = f"class id {class_id}"
         origin = ", ".join(
             f"{label} {name!r}"
             for label, name in (("task", task_name), ("flow", flow_name))
@@ -101,8 +103,8 @@ class ResultClassNotRegisteredError(NotRegisteredError):
                 "LABOX_REGISTRY_MODULES (comma-separated module names, read at each load)"
             )
         message = (
-            f"Result {manifest_id}{f' (from {origin})' if origin else ''} needs {what} (class "
-            f"id {class_id}), which this process has not imported, so it cannot be loaded. "
+            f"Result {manifest_id}{f' (from {origin})' if origin else ''} needs {what} "
+            f"({known_by}), which this process has not imported, so it cannot be loaded. "
             f"Classes are never imported because a record names them: {fix}."
         )
         return cls(message, manifest_id, qualname or str(class_id), module)

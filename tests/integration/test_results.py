@@ -206,7 +206,8 @@ def test_a_plain_class_not_imported_raises_the_integration_error(
         ref.load()
 
     message = str(caught.value)
-    assert f"Point of module {module.__name__}" in message
+    assert f"Point of module {module.__name__} (inside the stored value)" in message
+    assert str(saved.class_id) not in message  # the wrapper's id, not the missing class's
     assert f"import {module.__name__}" in message
     assert "LABOX_REGISTRY_MODULES" in message
     assert "task 'locate'" in message
