@@ -12,6 +12,8 @@ The context is made by Prefect's own rule (``PrefectClient.__init__``): certific
 checked when ``PREFECT_API_TLS_INSECURE_SKIP_VERIFY`` is set, otherwise they are verified
 against ``PREFECT_API_SSL_CERT_FILE``, or certifi's bundle when that is unset. A context is
 made again when those settings change or the file does (its size or modification time).
+httpcore sets the ALPN protocols on the context before each connection, by the client's
+HTTP/2 setting (``PREFECT_API_ENABLE_HTTP2``): clients that differ in it do not share one.
 tests/integration/test_api_clients.py checks that it is the context Prefect makes.
 """
 
@@ -47,9 +49,9 @@ def tls_context() -> ssl.SSLContext:
     """
     api = get_current_settings().api
     if api.tls_insecure_skip_verify:
-        return _context(None, None)
+        return _context(None, None, api.enable_http2)
     cafile = api.ssl_cert_file or certifi.where()
-    return _context(cafile, _stamp(cafile))
+    return _context(cafile, _stamp(cafile), api.enable_http2)
 
 
 def _stamp(path: str) -> tuple[int, int] | None:
@@ -62,9 +64,9 @@ def _stamp(path: str) -> tuple[int, int] | None:
 
 
 @functools.lru_cache(maxsize=CONTEXTS_KEPT)
-def _context(cafile: str | None, stamp: tuple[int, int] | None) -> ssl.SSLContext:
+def _context(cafile: str | None, stamp: tuple[int, int] | None, http2: bool) -> ssl.SSLContext:
     """A verifying context for ``cafile`` (``stamp`` tells its versions apart), or with no
-    ``cafile`` one that checks nothing."""
+    ``cafile`` one that checks nothing; one per ``http2`` setting of the clients using it."""
     if cafile is None:
         context = ssl.create_default_context()
         context.check_hostname = False

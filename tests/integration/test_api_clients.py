@@ -12,6 +12,7 @@ import certifi
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import (
+    PREFECT_API_ENABLE_HTTP2,
     PREFECT_API_SSL_CERT_FILE,
     PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
     PREFECT_API_URL,
@@ -86,3 +87,12 @@ def test_a_missing_certificate_file_fails_as_for_prefects_client(tmp_path: Path)
             get_client(httpx_settings={})
         with pytest.raises(FileNotFoundError):
             api_clients.tls_context()
+
+
+def test_clients_that_differ_in_http2_share_no_context() -> None:
+    """httpcore sets the context's ALPN protocols by the client's HTTP/2 setting."""
+    contexts = []
+    for http2 in (False, True):
+        with temporary_settings({PREFECT_API_URL: _API, PREFECT_API_ENABLE_HTTP2: http2}):
+            contexts.append(api_clients.tls_context())
+    assert contexts[0] is not contexts[1]
