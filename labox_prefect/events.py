@@ -180,11 +180,8 @@ class Workers:
 
 
 def send_all(outgoing: list[Outgoing]) -> None:
-    """Hand each event to its worker, in order, in one context where no run is current.
-    Never raises: a failure is logged.
-
-    Handed together at the end of a batch, the events find Prefect's worker asleep and
-    wake it once: it then takes them from its queue without waiting on it.
+    """Hand each event to its worker, in order, in one context where no run is current
+    (one per batch of results rather than one per event). Never raises: a failure is logged.
     """
     try:
         _without(contextvars.Context(), FlowRunContext, TaskRunContext).run(_send, outgoing)
