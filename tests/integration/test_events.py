@@ -203,7 +203,8 @@ def test_the_publisher_makes_no_tls_context_per_flow_run(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The flow run's related resources are read through an API client of the publisher's
-    own; Prefect's client would make a TLS context for each (16 ms of CPU): they share one."""
+    own; Prefect's client would load a CA bundle for each (16 ms of CPU), though the API
+    (Prefect's ephemeral server here) speaks plain HTTP."""
     made: list[str] = []
     create = ssl.create_default_context
 
@@ -215,7 +216,7 @@ def test_the_publisher_makes_no_tls_context_per_flow_run(
     for _ in range(3):
         assert related_pipeline()
         assert flush_publications()
-    assert made.count("labox-prefect-publisher") <= 1
+    assert made.count("labox-prefect-publisher") == 0
 
 
 def test_the_current_runs_are_unset_through_the_context_models_variables() -> None:
