@@ -42,11 +42,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
-from prefect.client.orchestration import get_client
-
+from labox_prefect.api_clients import own_sync_client
 from labox_prefect.artifacts import Catalog
 from labox_prefect.core import ContentRecord, ManifestRecord
-from labox_prefect.events import Outgoing, RunResources, result_saved
+from labox_prefect.events import Outgoing, RunResources, Workers, result_saved, send_all
 from labox_prefect.summary import ResultSummary, summarize
 
 logger = logging.getLogger(__name__)
@@ -252,21 +251,26 @@ class ArtifactPublisher:
 def _tell_all(batch: list[_Item], catalogs: _Catalogs, resources: RunResources) -> None:
     """Tell every saved result of ``batch``; add those asking for artifacts to ``catalogs``.
 
-    Each event is built in its run's context and sent from this thread's own (see
-    labox_prefect.events).
+    Each event is built in its run's context; the batch's events are then sent together from
+    this thread's own context (see labox_prefect.events).
     """
+    workers = Workers()
+    outgoing: list[Outgoing] = []
     for context, saved in batch:
-        told = context.run(_tell, saved, resources)
+        told = context.run(_tell, saved, resources, workers)
         if told is None:
             continue
-        summary, outgoing = told
-        if outgoing is not None:
-            outgoing.send()
+        summary, event = told
+        if event is not None:
+            outgoing.append(event)
         if saved.artifacts:
             catalogs.add(context, summary)
+    send_all(outgoing)
 
 
-def _tell(saved: _Saved, resources: RunResources) -> tuple[ResultSummary, Outgoing | None] | None:
+def _tell(
+    saved: _Saved, resources: RunResources, workers: Workers
+) -> tuple[ResultSummary, Outgoing | None] | None:
     """Summarize ``saved`` and build its event; None (logged) when it cannot be summarized."""
     try:
         summary = summarize(
@@ -280,7 +284,7 @@ def _tell(saved: _Saved, resources: RunResources) -> tuple[ResultSummary, Outgoi
     except Exception as error:
         logger.warning("labox: could not summarize result %s: %s", saved.manifest.id, error)
         return None
-    return summary, result_saved(summary, resources)
+    return summary, result_saved(summary, resources, workers)
 
 
 def _by_api(runs: list[_Run]) -> list[tuple[contextvars.Context, list[_Run]]]:
@@ -301,10 +305,9 @@ def _api_url() -> str | None:
 
 def _publish_catalogs(runs: list[_Run]) -> None:
     try:
-        # A client of our own: get_client() would hand back the run's client from the copied
-        # context, which Prefect closes when the run ends (before a backlog is published).
-        # Any httpx_settings other than the context client's (None) make get_client build one.
-        with get_client(httpx_settings={}, sync_client=True) as client:
+        # A client of our own: the run's, in the copied context, is closed when the run ends
+        # (before a backlog is published).
+        with own_sync_client() as client:
             for run in runs:
                 try:
                     if run.artifact_id is None:

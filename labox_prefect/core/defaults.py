@@ -13,7 +13,9 @@ saver, loader and maintenance functions bind it to the database of their session
 
 from __future__ import annotations
 
+import os
 import weakref
+from functools import lru_cache
 from pathlib import Path
 
 from labox_prefect.core.registry import Registry
@@ -30,17 +32,26 @@ def registry_for_session(registry: Registry, session: AnySession) -> Registry:
     if registry.has_default_storage:
         return registry
     url = session_bind(session).engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return registry
-    folder = Path(url.database).expanduser().absolute()
-    folder = folder.with_name(folder.name + SIDECAR_SUFFIX)
+    if not os.path.isabs(database):  # relative to the working directory, or to ~
+        database = Path(database).expanduser().absolute().as_posix()
+    folder = _sidecar_folder(database)
     bindings = _bound.setdefault(registry, {})
-    bound = bindings.get(folder.as_posix())
+    bound = bindings.get(folder)
     if bound is None:
         from labox_prefect.core.builtin.storages.file import FileStorage  # a battery, on demand
 
-        bound = bindings[folder.as_posix()] = registry.with_default_storage(FileStorage(folder))
+        bound = bindings[folder] = registry.with_default_storage(FileStorage(folder))
     return bound
+
+
+@lru_cache(maxsize=64)  # every save asks it of its session's database
+def _sidecar_folder(database: str) -> str:
+    """The blob folder beside the SQLite file at the absolute path ``database``."""
+    path = Path(database)
+    return path.with_name(path.name + SIDECAR_SUFFIX).as_posix()
 
 
 __all__ = ["SIDECAR_SUFFIX", "registry_for_session"]

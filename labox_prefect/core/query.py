@@ -43,7 +43,7 @@ What a call costs in Python is kept small, for the many-row answers of ``find_re
 the statement of each shape of filter (which keys, which options; not their values) is
 built once and reused, so SQLAlchemy's compiled cache answers it without walking it again;
 tags are read as their JSON text and decoded with orjson; records are made without the
-ORM's per-row loading machinery (``_detached``), and ``find_manifest_rows`` makes none
+ORM's per-row loading machinery (``detached``), and ``find_manifest_rows`` makes none
 (``find_results`` reads rows). Figures over 1M manifests: bench/query_scale.py,
 bench/query_ab.py and the README's Performance section.
 """
@@ -52,11 +52,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -82,10 +82,8 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapper, configure_mappers
 from sqlalchemy.orm.attributes import instance_state
 
 from labox_prefect.core import postgresql_tags, sqlite_tags
@@ -93,12 +91,12 @@ from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import (
     ORDERED_TAG_INDEXES,
     POSTGRESQL_TIME_ORDER,
-    BaseRecord,
     ContentRecord,
     ManifestRecord,
     OrderedTagIndex,
     UTCDateTime,
 )
+from labox_prefect.core.detached import detached_records, record_makers
 from labox_prefect.core.errors import (
     InvalidArgumentError,
     ManifestNotFoundError,
@@ -107,8 +105,6 @@ from labox_prefect.core.errors import (
 from labox_prefect.core.ownership import session_database
 from labox_prefect.core.storable import Storable
 from labox_prefect.core.tags import Tags, check_tags
-
-R = TypeVar("R", bound=BaseRecord)
 
 TAG_DIALECTS = ("postgresql", "sqlite")
 """The databases tag filters are implemented for."""
@@ -275,7 +271,7 @@ async def get_contents(session: AsyncSession, manifest_id: uuid.UUID) -> list[Co
         database=session_database(session),
         reset=session.rollback,
     )
-    return _detached(ContentRecord, [c.key for c in _CONTENTS.columns], rows)
+    return detached_records(ContentRecord, [c.key for c in _CONTENTS.columns], rows)
 
 
 # --- statements ------------------------------------------------------------------------------
@@ -597,9 +593,9 @@ def _rows(rows: Iterable[Sequence[Any]], *, raw_tags: bool) -> list[ManifestRow]
 
 
 def _manifests(rows: Iterable[ManifestRow]) -> list[ManifestRecord]:
-    """Manifest records made as ``_detached`` makes them, in one loop: 0.6 ms for 100 manifests
-    (loaded machine)."""
-    new, identity = _record_makers(ManifestRecord)
+    """Manifest records made as ``detached_records`` makes them, in one loop: 0.6 ms for 100
+    manifests (loaded machine)."""
+    new, identity = record_makers(ManifestRecord)
     records: list[ManifestRecord] = []
     for row in rows:
         record = new()
@@ -627,35 +623,6 @@ def _tags(document: str | bytes | None) -> Any:
         return orjson.loads(document)
     except orjson.JSONDecodeError:
         return json.loads(document)
-
-
-def _detached(record: type[R], keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[R]:
-    """Records of ``record`` from rows of its columns (``keys``), detached: in no session.
-
-    Each row's values go straight into a new instance's state, as the ORM's own loading
-    puts them, and the state gets the identity key of its primary key, as
-    ``make_transient_to_detached`` gives it: a new state has no change history to clear and,
-    every column being loaded, nothing to expire. Neither the constructor (attribute events,
-    change history) nor the ORM's row loading runs: 100 manifests took 2.1 ms with
-    ``make_transient_to_detached`` on each, 0.4 ms so (loaded machine).
-    """
-    new, identity = _record_makers(record)
-    at = list(keys).index("id")
-    records: list[R] = []
-    for row in rows:
-        instance = new()
-        state = instance_state(instance)
-        state.dict.update(zip(keys, row, strict=True))
-        state.key = identity((row[at],))
-        records.append(instance)
-    return records
-
-
-def _record_makers(record: type[R]) -> tuple[Callable[[], R], Callable[[tuple[Any]], Any]]:
-    """A new, empty instance of ``record``; the identity key of a primary key value."""
-    configure_mappers()  # instruments the attributes, which no constructor call did yet
-    mapper: Mapper[R] = sa_inspect(record)
-    return mapper.class_manager.new_instance, mapper.identity_key_from_primary_key
 
 
 # --- arguments -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, insert, select
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from labox_prefect.core.connection import retrying
 from labox_prefect.core.database import ContentRecord, ManifestRecord, utcnow
 from labox_prefect.core.defaults import registry_for_session
+from labox_prefect.core.detached import detached_record
 from labox_prefect.core.digest import Digest, HashingStream, digest_bytes
 from labox_prefect.core.errors import NotRegisteredError, SerializationError, StorableTypeError
 from labox_prefect.core.future import Future, raise_first_failure, settle_failures
@@ -59,8 +61,6 @@ class _Request:
     future: Future[ManifestRecord]
     refused: Exception | None = None
     """Why the object was refused when queued (its tags): it fails without being written."""
-    contents: list[dict[str, Any]] | None = None
-    """The content rows recorded for the object, once committed."""
 
 
 class Saver:
@@ -73,10 +73,8 @@ class Saver:
         registry: Registry,
         tags: Tags | None,
         max_concurrency: int,
-        before_commit: Callable[[list[uuid.UUID]], Awaitable[None]] | None = None,
     ) -> None:
         self._session = session
-        self._before_commit = before_commit
         self._registry = registry_for_session(registry, session)
         self._database = session_database(session)
         self._tags = check_tags(tags)
@@ -104,7 +102,9 @@ class Saver:
             if request.refused is not None:
                 raise request.refused
             async with limit:
-                return await _write_object(request, self._registry, self._database)
+                return await _write_object(
+                    request.obj, request.tags, self._registry, self._database
+                )
 
         outcomes = await _outcomes(write, requests)
         failures = settle_failures([r.future for r in requests], outcomes)
@@ -122,39 +122,14 @@ class Saver:
     ) -> None:
         manifests = [manifest for _, manifest, _ in written]
         contents = [row for _, _, rows in written for row in rows]
-        attempts = 0
-
-        async def insert_and_commit() -> None:
-            nonlocal attempts
-            attempts += 1
-            try:
-                await _insert_many(self._session, ManifestRecord, manifests)
-                await _insert_many(self._session, ContentRecord, contents)
-                if self._before_commit is not None:
-                    await self._before_commit([manifest["id"] for manifest in manifests])
-                await commit_session(self._session)
-            except IntegrityError:
-                # A retry after a commit whose answer was lost finds its own rows: done.
-                await rollback_session(self._session)
-                if attempts == 1 or not await _committed(self._session, manifests[0]["id"]):
-                    raise
-
         try:
-            await retrying(
-                insert_and_commit,
-                database=self._database,
-                reset=lambda: rollback_session(self._session),
-            )
+            await _insert_and_commit(self._session, self._database, manifests, contents)
         except Exception as error:
-            await _rollback_quietly(self._session)
             for request, _, _ in written:
                 request.future.set_exception(error)
             raise
-        for request, manifest, rows in written:
-            # A detached record: it stays readable after commit even with
-            # expire_on_commit=True, and can be handed to a loader in another session.
-            request.contents = rows
-            request.future.set_value(ManifestRecord(**manifest))
+        for request, manifest, _ in written:
+            request.future.set_value(detached_record(ManifestRecord, manifest))
 
 
 async def _outcomes(
@@ -162,8 +137,8 @@ async def _outcomes(
 ) -> list[Any]:
     """Each request's written rows, or the exception that failed it, in request order.
 
-    A batch of one (every ``save_one``) is written in the caller's own task: a task of its
-    own and the loop turns that ``gather`` takes cost more than saving a small value.
+    A batch of one is written in the caller's own task: a task of its own and the loop turns
+    that ``gather`` takes cost more than saving a small value.
     """
     if len(requests) == 1:
         try:
@@ -222,31 +197,56 @@ async def save_one_with_contents(
     nothing is committed and its exception is raised). It runs again if the transaction is
     retried after a transient failure, so it must write idempotently (an upsert).
     """
-    saver = Saver(
-        session=session,
-        registry=registry,
-        tags=None,
-        max_concurrency=DEFAULT_MAX_CONCURRENCY,
-        before_commit=None if before_commit is None else _of_the_one(before_commit),
+    # A batch's steps for one object, without a batch's machinery (futures, a semaphore,
+    # failures to settle): every Prefect result is saved here, and its CPU time is the
+    # task's.
+    bound = registry_for_session(registry, session)
+    database = session_database(session)
+    manifest, rows = await _write_object(obj, check_tags(tags), bound, database)
+    hook = None if before_commit is None else partial(before_commit, manifest["id"])
+    await _insert_and_commit(session, database, [manifest], rows, hook)
+    rows.sort(key=_content_key)
+    return (
+        detached_record(ManifestRecord, manifest),
+        [detached_record(ContentRecord, row) for row in rows],
     )
-    future = saver.save_soon(obj, tags)
-    request = saver._requests[-1]
-    await saver._save_all()
-    manifest = future.value
-    rows = sorted(request.contents or (), key=lambda row: str(row["content_key"]))
-    return manifest, [ContentRecord(**row) for row in rows]
 
 
-def _of_the_one(
-    hook: Callable[[uuid.UUID], Awaitable[None]],
-) -> Callable[[list[uuid.UUID]], Awaitable[None]]:
-    """A batch's before-commit hook, from that of a batch of one."""
+def _content_key(row: dict[str, Any]) -> str:
+    return str(row["content_key"])
 
-    async def of_the_batch(manifest_ids: list[uuid.UUID]) -> None:
-        (manifest_id,) = manifest_ids
-        await hook(manifest_id)
 
-    return of_the_batch
+async def _insert_and_commit(
+    session: AnySession,
+    database: str,
+    manifests: list[dict[str, Any]],
+    contents: list[dict[str, Any]],
+    before_commit: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Insert the rows of written objects and ``before_commit()``'s, and commit them, in one
+    transaction, retried after a transient failure; on failure, roll back and raise."""
+    attempts = 0
+
+    async def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        try:
+            await _insert_many(session, ManifestRecord, manifests)
+            await _insert_many(session, ContentRecord, contents)
+            if before_commit is not None:
+                await before_commit()
+            await commit_session(session)
+        except IntegrityError:
+            # A retry after a commit whose answer was lost finds its own rows: done.
+            await rollback_session(session)
+            if attempts == 1 or not await _committed(session, manifests[0]["id"]):
+                raise
+
+    try:
+        await retrying(attempt, database=database, reset=lambda: rollback_session(session))
+    except Exception:
+        await _rollback_quietly(session)
+        raise
 
 
 async def _committed(session: AnySession, manifest_id: uuid.UUID) -> bool:
@@ -265,9 +265,9 @@ async def _rollback_quietly(session: AnySession) -> None:
 
 
 async def _write_object(
-    request: _Request, registry: Registry, database: str
+    obj: Storable, tags: dict[str, str], registry: Registry, database: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    obj = request.obj
+    """Write ``obj``'s contents to their storages: its manifest row and its content rows."""
     if not isinstance(obj, Storable):
         raise StorableTypeError(
             f"Cannot save a {type(obj).__qualname__}: it is not a Storable. Wrap it in "
@@ -286,9 +286,7 @@ async def _write_object(
     for key, unpacked in contents.items():
         try:
             rows.append(
-                await _write_content(
-                    manifest_id, key, unpacked, request.tags, registry, database, now
-                )
+                await _write_content(manifest_id, key, unpacked, tags, registry, database, now)
             )
         except Exception as error:
             error.add_note(f"(while saving content {key!r} of a {cls.__qualname__})")
@@ -298,7 +296,7 @@ async def _write_object(
         "created_at": now,
         "class_id": cls.storable_class_id(),
         "unpacker_name": unpacker.name,
-        "tags": request.tags,
+        "tags": tags,
     }
     return manifest, rows
 
@@ -461,9 +459,12 @@ async def _insert_many(
 
     The driver batches the rows (asyncpg pipelines them, SQLite loops in C), which keeps
     the cost per row far below one statement per row, without compiling a statement with
-    tens of thousands of bind parameters.
+    tens of thousands of bind parameters. A single row is executed as such: SQLAlchemy
+    prepares an execute for it with less work than an executemany.
     """
-    if rows:
+    if len(rows) == 1:
+        await execute_in_session(session, _INSERTS[record], rows[0])
+    elif rows:
         await execute_in_session(session, _INSERTS[record], list(rows))
 
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import socket
+import uuid
+from typing import Any
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import event, func, insert, make_url, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from labox_prefect.core import (
     BaseRecord,
+    ContentRecord,
     DatabaseUnavailableError,
+    ManifestRecord,
     Registry,
     find_manifests,
     load_one,
     save_one,
+    save_one_with_contents,
 )
 from labox_prefect.core.builtin import MemoryStorage, StorableValue
 from tests.conftest import _execute
@@ -51,6 +56,61 @@ async def test_a_terminated_connection_is_retried_on_a_new_one(postgres_url: str
             assert (await load_one(record, session=session, registry=registry)).value == "after"
     finally:
         await engine.dispose()
+
+
+async def test_a_single_save_whose_commit_failed_transiently_runs_its_hook_again(
+    postgres_url: str,
+) -> None:
+    """``save_one_with_contents`` retries as a batch does: its rows and its hook's again,
+    in a new transaction on a new connection, and the record is committed once."""
+    _execute(postgres_url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
+    engine = create_async_engine(postgres_url)
+    left = 1
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def remember_pid(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        record.info["pid"] = cursor.fetchone()[0]
+        cursor.close()
+
+    await BaseRecord.create_all(engine)
+
+    @event.listens_for(engine.sync_engine, "commit")
+    def terminate_before_commit(connection: Any) -> None:
+        nonlocal left
+        if left:
+            left -= 1
+            pid = int(connection.info["pid"])
+            _execute(postgres_url, f"SELECT pg_terminate_backend({pid}, 5000)")
+
+    registry = Registry(modules=["labox_prefect.core.builtin"], default_storage=MemoryStorage())
+    hooked: list[uuid.UUID] = []
+    sessions = async_sessionmaker(engine, expire_on_commit=True)
+    try:
+        async with sessions() as session:
+
+            async def note(manifest_id: uuid.UUID) -> None:
+                hooked.append(manifest_id)
+                await session.execute(
+                    insert(ManifestRecord).values(
+                        id=uuid.uuid5(manifest_id, "note"), class_id=manifest_id, unpacker_name="n"
+                    )
+                )
+
+            manifest, contents = await save_one_with_contents(
+                StorableValue({"a": 1}), session=session, registry=registry, before_commit=note
+            )
+        async with sessions() as session:
+            manifests = await session.scalar(select(func.count()).select_from(ManifestRecord))
+            stored = await session.scalar(select(func.count()).select_from(ContentRecord))
+            loaded = await load_one(manifest, session=session, registry=registry)
+    finally:
+        await engine.dispose()
+    assert left == 0, "the commit was never failed"
+    assert hooked == [manifest.id, manifest.id]
+    assert (manifests, stored, len(contents)) == (2, 1, 1)  # the record and the hook's row
+    assert loaded.value == {"a": 1}
 
 
 def _closed_port() -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from labox_prefect.core import BaseRecord, Registry, StorageNotConfiguredError, load_one, save_one
@@ -56,3 +57,25 @@ async def test_without_a_file_database_a_blob_needs_a_storage(postgres_url: str)
     finally:
         await engine.dispose()
     assert loaded.value == {"fits": "in its record"}
+
+
+async def test_a_relative_sqlite_path_finds_its_blobs_beside_the_file_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same relative URL names another file after a chdir, and so another folder."""
+    registry = Registry(modules=ALL_MODULES)
+    for place in ("one", "two"):
+        (tmp_path / place).mkdir()
+        monkeypatch.chdir(tmp_path / place)
+        engine = create_engine("sqlite:///results.db")
+        BaseRecord.metadata.create_all(engine)
+        try:
+            with engine.connect() as connection:
+                await save_one(
+                    StorableValue(bytes(range(256)) * 400), session=connection, registry=registry
+                )
+        finally:
+            engine.dispose()
+    for place in ("one", "two"):
+        sidecar = tmp_path / place / "results.db-blobs"
+        assert [p.name for p in sidecar.iterdir() if not p.name.startswith(".")], place

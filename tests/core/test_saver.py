@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import event, func, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from labox_prefect.core import (
@@ -153,6 +154,30 @@ async def test_save_one_with_contents_hands_back_what_get_contents_reads(
     assert [columns(c) for c in contents] == [columns(c) for c in stored]
     assert [c.content_key for c in contents] == sorted(c.content_key for c in contents)
     assert manifest.tags == {"k": "v"}
+
+
+async def test_saved_records_are_detached_with_their_identity_and_no_pending_change(
+    sessions: Sessions, registry: Registry
+) -> None:
+    """Records handed back by a save are those a query gives: in no session, identified by
+    their primary key, with nothing to flush; a session takes one in without an INSERT."""
+    async with sessions() as session:
+        manifest, contents = await save_one_with_contents(
+            StorableValue({"a": 1}), session=session, registry=registry, tags={"k": "v"}
+        )
+        async with new_saver(session=session, registry=registry) as saver:
+            future = saver.save_soon(StorableValue([1]))
+    for record in (manifest, *contents, future.value):
+        state = sa_inspect(record)
+        assert state.detached
+        assert state.identity == (record.id,)
+        assert not state.modified, "building the record must not record changes to flush"
+        assert not state.unloaded, "every column is loaded"
+        assert not state.expired_attributes
+    async with sessions() as session:
+        merged = await session.merge(manifest, load=False)  # refused for a transient record
+        assert merged.tags == {"k": "v"}
+        assert [c.manifest_id for c in contents] == [manifest.id]
 
 
 async def test_before_commit_writes_in_the_saves_own_transaction(

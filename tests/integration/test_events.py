@@ -7,22 +7,30 @@ sees events: filtered by event name and by the ``labox.tag.project`` resource la
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
+import ssl
+import threading
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import yaml
 from prefect import State, flow, tags, task
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.events import DeploymentEventTrigger, Event
 from prefect.events.clients import get_events_subscriber
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.events.schemas.events import ResourceSpecification
+from prefect.events.worker import EventsWorker, should_emit_events
+from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
 
 from labox_prefect import events, labox_task
 from labox_prefect.context import FLOW_NAME, FLOW_RUN_ID, TASK_NAME, TASK_RUN_ID
 from labox_prefect.events import EVENT
+from labox_prefect.publication import flush_publications
 from labox_prefect.summary import ResultSummary
 from tests.integration._helpers import manifests
 from tests.integration.conftest import Backend
@@ -157,8 +165,9 @@ def _summary(run_ids: dict[str, str]) -> ResultSummary:
 def test_the_event_built_without_prefects_validators_is_what_they_would_make(
     backend: Backend,
 ) -> None:
-    """events._built skips Prefect's validators (they read six settings per event): inside a
-    flow run and outside one, validating the event gives it back unchanged."""
+    """events._built skips Prefect's validators (they read six settings per event) and makes
+    ``occurred`` and ``id`` with the Event's own factories: inside a flow run and outside one,
+    validating the event gives it back unchanged, with the fields set Event(...) records."""
     built: list[Event] = []
 
     def build() -> None:
@@ -169,7 +178,7 @@ def test_the_event_built_without_prefects_validators_is_what_they_would_make(
                 TASK_RUN_ID: str(context.task_run.id),
                 FLOW_RUN_ID: str(context.task_run.flow_run_id),
             }
-        outgoing = events.result_saved(_summary(run_ids), events.RunResources())
+        outgoing = events.result_saved(_summary(run_ids), events.RunResources(), events.Workers())
         assert outgoing is not None
         built.append(outgoing.event)
 
@@ -179,6 +188,63 @@ def test_the_event_built_without_prefects_validators_is_what_they_would_make(
     inside, outside = built
     assert {resource.role for resource in inside.related} >= {"flow-run", "task-run", "flow"}
     assert {resource.role for resource in outside.related} == set()  # no run ids: none
+    made = Event(event=EVENT, resource={"prefect.resource.id": "x"}, related=[], payload={})
     for event in built:
         assert Event.model_validate(event.model_dump()) == event
         assert event.resource["labox.tag.project"] == "x"
+        assert event.model_fields_set == made.model_fields_set
+        assert (type(event.occurred), type(event.id)) == (type(made.occurred), type(made.id))
+        assert made.occurred - timedelta(minutes=1) < event.occurred <= made.occurred
+    assert inside.id != outside.id
+    assert inside.model_fields_set is not outside.model_fields_set  # pydantic adds to it
+
+
+def test_the_publisher_makes_no_tls_context_per_flow_run(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow run's related resources are read through an API client of the publisher's
+    own; Prefect's client would load a CA bundle for each (16 ms of CPU), though the API
+    (Prefect's ephemeral server here) speaks plain HTTP."""
+    made: list[str] = []
+    create = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(threading.current_thread().name)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    for _ in range(3):
+        assert related_pipeline()
+        assert flush_publications()
+    assert made.count("labox-prefect-publisher") == 0
+
+
+def test_the_current_runs_are_unset_through_the_context_models_variables() -> None:
+    """events._without sets FlowRunContext.__var__ and TaskRunContext.__var__ (Prefect's)."""
+    context = contextvars.copy_context()
+    events._without(context, FlowRunContext, TaskRunContext)
+    assert context.run(FlowRunContext.get) is None
+    assert context.run(TaskRunContext.get) is None
+    assert isinstance(FlowRunContext.__var__, contextvars.ContextVar)
+
+
+def test_a_batch_picks_prefects_events_worker_once_per_settings(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """should_emit_events and EventsWorker.instance read five settings each: looked up once
+    per settings for a batch, the worker is the one Prefect's emit_event would use."""
+    asked: list[bool] = []
+
+    def should_emit() -> bool:
+        asked.append(should_emit_events())
+        return asked[-1]
+
+    monkeypatch.setattr(events, "should_emit_events", should_emit)
+    workers = events.Workers()
+    assert workers.current() is workers.current() is EventsWorker.instance()
+    assert asked == [True]
+    with temporary_settings({PREFECT_API_URL: None, PREFECT_API_KEY: "key"}):
+        assert workers.current() is None  # events are off for these settings
+    assert asked == [True, False]
+    assert workers.current() is EventsWorker.instance()
+    assert asked == [True, False]

@@ -54,9 +54,9 @@ def test_the_task_only_queues_its_result_and_the_publisher_tells_it(
         threads["summary"] = threading.current_thread().name
         return summarize(*args, **kwargs)
 
-    def build_seen(summary: Any, resources: Any) -> Any:
+    def build_seen(*args: Any) -> Any:
         threads["event"] = threading.current_thread().name
-        return build(summary, resources)
+        return build(*args)
 
     monkeypatch.setattr(publication, "summarize", summarize_seen)
     monkeypatch.setattr(publication, "result_saved", build_seen)
@@ -79,7 +79,7 @@ def test_without_artifacts_the_event_is_told_and_no_preview_is_made(
     monkeypatch.setenv("LABOX_ARTIFACTS", "false")
     told: list[Any] = []
     previews: list[Any] = []
-    monkeypatch.setattr(publication, "result_saved", lambda summary, _: told.append(summary))
+    monkeypatch.setattr(publication, "result_saved", lambda summary, *_: told.append(summary))
     monkeypatch.setattr(summary_module, "preview_line", previews.append)
 
     @flow

@@ -30,6 +30,8 @@ MAX_KEY_LENGTH = 200
 _BUILTIN_BASES = (str, int, float, bytes, bytearray, list, dict, tuple, datetime.date)
 """A subclass of these read back by their serializer would come back as the base type."""
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
 
 def own_serializer(value: Any, registry: Registry) -> Serializer[Any] | None:
     """The serializer that stores ``value`` as one content, or None for the value tree.
@@ -87,6 +89,8 @@ def is_small(value: Any) -> bool:
     pending = [value]
     while pending:
         item = pending.pop()
+        if type(item) in _SCALARS:  # the commonest leaves, with nothing inside to count
+            continue
         if isinstance(item, (list, tuple, set, frozenset)):
             budget -= len(item)
             pending.extend(item)
