@@ -28,13 +28,13 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from _pytest.terminal import TerminalReporter
 from s3fs import S3FileSystem
+from sqlalchemy import event, text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -248,6 +248,18 @@ def s3_storage(s3_server: S3Server, s3_bucket: str) -> S3Storage:
 
 
 # --- databases ------------------------------------------------------------------------------
+
+
+def remember_backend_pids(engine: AsyncEngine) -> None:
+    """Record each new PostgreSQL connection's backend pid in its pool record's ``info["pid"]``
+    (``connection.info["pid"]`` in event hooks), for tests that terminate a backend."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def remember_pid(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        record.info["pid"] = cursor.fetchone()[0]
+        cursor.close()
 
 
 def _execute(url: str, *statements: str) -> None:

@@ -22,7 +22,7 @@ from labox_prefect.core import (
     save_one_with_contents,
 )
 from labox_prefect.core.builtin import MemoryStorage, StorableValue
-from tests.conftest import _execute
+from tests.conftest import _execute, remember_backend_pids
 
 
 async def test_a_terminated_connection_is_retried_on_a_new_one(postgres_url: str) -> None:
@@ -67,12 +67,7 @@ async def test_a_single_save_whose_commit_failed_transiently_runs_its_hook_again
     engine = create_async_engine(postgres_url)
     left = 1
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def remember_pid(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SELECT pg_backend_pid()")
-        record.info["pid"] = cursor.fetchone()[0]
-        cursor.close()
+    remember_backend_pids(engine)
 
     await BaseRecord.create_all(engine)
 

@@ -77,7 +77,7 @@ from labox_prefect.core.builtin import (
 )
 from labox_prefect.core.lifecycle import DEFAULT_GRACE, ContentStatus
 from labox_prefect.core.storage import Storage
-from tests.conftest import S3Server, _execute
+from tests.conftest import S3Server, _execute, remember_backend_pids
 
 LONG_ROUNDS = int(os.environ.get("LABOX_FAULT_ROUNDS", "0"))
 """Rounds per scenario when set (the long rounds); 0 means the short default of each."""
@@ -615,12 +615,7 @@ async def save_while_terminating(
     engine = create_async_engine(store.url)
     left = kills
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def remember_pid(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SELECT pg_backend_pid()")
-        record.info["pid"] = cursor.fetchone()[0]
-        cursor.close()
+    remember_backend_pids(engine)
 
     def terminate(connection: Any, statement: str) -> None:
         nonlocal left
