@@ -48,9 +48,6 @@ or wrong result.
 from __future__ import annotations
 
 import importlib.util
-import inspect
-import io
-import socket
 import sqlite3
 import threading
 import uuid
@@ -82,6 +79,7 @@ from labox_prefect.core import (
     Storable,
     StorableTypeError,
     get_manifest,
+    live_kind,
     load_one,
     save_one_with_contents,
 )
@@ -192,8 +190,16 @@ def _import_failure(module: str) -> Exception | None:
 
 def _check_import(module: str, named_by: str, remove_from: str) -> None:
     """Import ``module``; RegistryModuleImportError if its import raised, naming who names it
-    (``named_by``), the module, the exception and the fix (remove it from ``remove_from``)."""
+    (``named_by``), the module, the exception and the fix (remove it from ``remove_from``;
+    for a module Python cannot find, make it importable)."""
     failure = _import_failure(module)
+    if isinstance(failure, ModuleNotFoundError) and f"{module}.".startswith(f"{failure.name}."):
+        raise RegistryModuleImportError(
+            f"{named_by} names the module {module!r}, which Python cannot find: install the "
+            f"package that provides it or put its folder on PYTHONPATH, or remove it from "
+            f"{remove_from}.",
+            name=module,
+        ) from None
     if failure is not None:
         raise RegistryModuleImportError(
             f"{named_by} names the module {module!r}, whose import raised "
@@ -313,21 +319,20 @@ def _not_storable_message(obj: Any) -> str:
     """The refusal of a result whose type no serializer takes: the problem once, then the
     fixes (the core's own message says them in the core's terms, so it is not joined).
 
-    A result that is live state of the process (``_live_kind``) gets no advice to write a
+    A result that is live state of the process (core ``live_kind``) gets no advice to write a
     serializer: nothing could load it back in another process.
     """
     cls = type(obj)
     name = (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
     )
-    live = _live_kind(obj)
+    live = live_kind(obj)
     if live is not None:
         return (
             f"Labox cannot store a result of type {name}: {live} is live state of this "
-            f"process, not data, so no serializer can store it and no later run could load "
-            f"it (results are never pickled). Return the data it holds or makes instead, or "
-            f"make this task a plain prefect.task (it persists nothing by default) when its "
-            f"result only passes to other tasks of the same flow run."
+            f"process, not data (results are never pickled). Return the data it holds or "
+            f"computes, or use a plain prefect.task if the result only passes to other tasks "
+            f"of this flow run."
         )
     return (
         f"Labox cannot store a result of type {name}: no serializer is registered for it, "
@@ -336,25 +341,6 @@ def _not_storable_message(obj: Any) -> str:
         f"or export a labox_prefect.core.Serializer for {name} from a module named in "
         f"LABOX_REGISTRY_MODULES or in labox_task(registry_modules=[...])."
     )
-
-
-_LOCKS = (type(threading.Lock()), type(threading.RLock()), threading.Condition, threading.Event)
-
-
-def _live_kind(obj: Any) -> str | None:
-    """What ``obj`` is, when it is bound to this process (a class, a module, a generator or
-    coroutine, a lock, a thread, an open file or socket, a function); else None."""
-    kinds: tuple[tuple[Callable[[Any], bool], str], ...] = (
-        (inspect.isclass, "a class"),
-        (inspect.ismodule, "a module"),
-        (lambda o: inspect.isgenerator(o) or inspect.isasyncgen(o), "a generator"),
-        (inspect.iscoroutine, "a coroutine"),
-        (lambda o: isinstance(o, _LOCKS), "a lock"),
-        (lambda o: isinstance(o, threading.Thread), "a thread"),
-        (lambda o: isinstance(o, io.IOBase | socket.socket), "an open file or socket"),
-        (inspect.isroutine, "a function"),
-    )
-    return next((what for test, what in kinds if test(obj)), None)
 
 
 # --- the hand-off between the steps of one task run -----------------------------------------

@@ -37,6 +37,7 @@ from labox_prefect.core.lifecycle import (
     delete_manifests,
     verify_manifests,
 )
+from labox_prefect.core.live_state import live_kind
 from labox_prefect.core.loader import Loader, load_one, new_loader
 from labox_prefect.core.query import (
     ManifestRow,
@@ -111,6 +112,7 @@ __all__ = [
     "find_manifests",
     "get_contents",
     "get_manifest",
+    "live_kind",
     "load_one",
     "new_loader",
     "new_saver",

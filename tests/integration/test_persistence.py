@@ -16,6 +16,7 @@ from labox_prefect.persistence import (
     Handoff,
     SavedResult,
     check_registry_modules,
+    registry_modules,
 )
 from labox_prefect.target import Target
 
@@ -108,3 +109,19 @@ def test_a_registry_module_is_imported_once_whether_its_import_worked_or_raised(
             check_registry_modules([broken], "a task")
     assert imported.count(working) == 1
     assert imported.count(broken) <= 1  # another test of this process may have imported it
+
+
+def test_a_registry_module_python_cannot_find_is_named_with_the_path_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not "fix the module" for a module that is only missing: install it or add its folder."""
+    missing = f"no_such_module_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", missing)
+
+    with pytest.raises(RegistryModuleImportError) as caught:
+        registry_modules()
+
+    message = str(caught.value)
+    assert f"names the module {missing!r}, which Python cannot find" in message
+    assert "PYTHONPATH" in message
+    assert "Fix the module" not in message

@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import decimal
 import sys
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -95,6 +96,9 @@ def test_equal_sets_give_equal_bytes_whatever_their_insertion_order() -> None:
             ["time zone", "zoneinfo.ZoneInfo"],
         ),
         ([(1, {"x": collections.UserString("s")})], ["value[0][1]['x']", "UserString"]),
+        ({"a": [1, {"lock": threading.Lock()}]}, ["value['a'][1]['lock']", "a lock is live state"]),
+        ([len], ["value[0] (a builtin_function_or_method): a function is live state"]),
+        ({"g": (i for i in ())}, ["value['g'] (a generator): a generator is live state"]),
     ],
 )
 def test_what_cannot_be_kept_is_refused_with_its_path_type_and_a_fix(
@@ -104,6 +108,8 @@ def test_what_cannot_be_kept_is_refused_with_its_path_type_and_a_fix(
         dump(value)
     for fragment in fragments:
         assert fragment in str(caught.value)
+    if "live state" in str(caught.value):  # no serializer could keep it: none is advised
+        assert "serializer" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from labox_prefect.core.builtin.serializers.datetime import in_zone, zone_is_kep
 from labox_prefect.core.builtin.serializers.text import unpaired_surrogate_message
 from labox_prefect.core.classes import class_identity, find_class
 from labox_prefect.core.errors import LaboxError, SerializationError
+from labox_prefect.core.live_state import live_kind
 
 TAG = "!"
 """Every tag, and only tags, start with this character."""
@@ -409,6 +410,11 @@ class ValueEncoder:
                 "an async stream can be stored only as a whole StorableStream or as a field "
                 "of a StorableModel or StorableDataclass",
                 "move it to a field of its own",
+            )
+        live = live_kind(v)
+        if live is not None:
+            return self.refuse(
+                v, f"{live} is live state of this process, not data", "store the data it holds"
             )
         cls = type(v)
         return self.refuse(
