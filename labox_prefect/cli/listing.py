@@ -93,7 +93,7 @@ def list_results(
             if more:
                 print_error(f"[bold]Note:[/] {escape(MORE_MATCH)}")
             return
-        lines = result_lines(refs, sizes, console.width, wide=wide)
+        lines = result_lines(refs, sizes, console.width, wide=wide, more=more)
         for line in [*lines, MORE_MATCH] if more else lines:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -196,9 +196,15 @@ _AGE, _TYPE, _SIZE, _GAP = 5, 14, 9, "  "
 
 
 def result_lines(
-    refs: list[ResultRef], sizes: dict[uuid.UUID, int], width: int, *, wide: bool = False
+    refs: list[ResultRef],
+    sizes: dict[uuid.UUID, int],
+    width: int,
+    *,
+    wide: bool = False,
+    more: bool = False,
 ) -> list[str]:
-    """A title, a header and one line per result that fits ``width`` columns.
+    """A title, a header and one line per result that fits ``width`` columns; the title
+    says when ``more`` results match than are listed.
 
     The flow/task column takes what the others leave (cut with "…"); ``wide`` keeps every
     name whole and adds the tags (user tags, then ``#`` Prefect run tags).
@@ -218,7 +224,8 @@ def result_lines(
     ]
     if wide:
         room = max([len(row[2]) for row in rows] + [room])
-    title = f"{len(refs)} result{'' if len(refs) == 1 else 's'} (newest first)"
+    counted = f"{len(refs)} result{'' if len(refs) == 1 else 's'}"
+    title = f"the newest {counted} (more match)" if more else f"{counted} (newest first)"
     lines = [title, _line(header, room, wide)]
     for row, ref in zip(rows, refs, strict=True):
         line = _line(row, room, wide)

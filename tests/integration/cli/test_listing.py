@@ -118,7 +118,7 @@ def test_a_list_cut_by_its_limit_says_more_match_without_counting(
 
     assert cut.exit_code == 0, cut.output
     title, _header, *lines, footer = cut.stdout.splitlines()
-    assert title == "2 results (newest first)"
+    assert title == "the newest 2 results (more match)"
     assert len(lines) == 2
     assert footer == MORE
     assert len(footer) <= 80
