@@ -307,7 +307,8 @@ def contents_table(contents: list[ContentRecord]) -> Table:
             content_type += f" ({content.content_encoding})"
         details = [
             f"{content_type}, {human_size(content.content_size)}",
-            f"{content.content_hash_algorithm}:{content.content_hash}",
+            f"{content.content_hash_algorithm} hash",
+            content.content_hash,  # a line of its own: whole at 80 columns
             f"serializer {content.serializer_name} ({content.serializer_type})",
             f"storage {_location(content)}",
         ]

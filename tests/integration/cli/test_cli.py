@@ -139,13 +139,16 @@ def test_show_prints_record_contents_and_a_preview(backend: Backend) -> None:
 
     (content,) = contents_of(saved)
 
-    result = run("results", "show", str(saved.id))
+    result = CliRunner().invoke(app, ["results", "show", str(saved.id)], env={"COLUMNS": "80"})
 
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert str(saved.id) in out
-    for shown in ("prefect.task_name", "measure", "owner", "ana", content.content_hash[:20]):
+    for shown in ("prefect.task_name", "measure", "owner", "ana"):
         assert shown in out
+    cells = [line.strip("│ ") for line in out.splitlines()]
+    assert content.content_hash in cells  # whole, on a line of its own, at 80 columns
+    assert max(len(line) for line in out.splitlines()) <= 80
     assert "application/vnd.apache.parquet" in out
     assert "DataFrame, 20 rows x 2 columns" in out
     created = saved.created_at.astimezone().isoformat(sep=" ", timespec="seconds")
