@@ -31,6 +31,7 @@ from labox_prefect.context import (
     FLOW_RUN_NAME,
     KIND,
     PREFIX,
+    RESULT_TYPE,
     RUN_TAG_PREFIX,
     TASK_NAME,
     TASK_RUN_ID,
@@ -74,7 +75,7 @@ DEFAULT_LIMIT = 100
 """Results returned when no ``limit`` is given: enough to browse, bounded for big databases."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ResultRef:
     """One stored result: its manifest's id, tags, time and class id, and how to load it.
 
@@ -123,6 +124,12 @@ class ResultRef:
         return self.tags.get(DEPLOYMENT_NAME)
 
     @property
+    def result_type(self) -> str | None:
+        """The type of the value the task returned, as ``module:qualname`` (e.g.
+        ``pandas.core.frame:DataFrame``), recorded when it was saved."""
+        return self.tags.get(RESULT_TYPE)
+
+    @property
     def prefect_tags(self) -> tuple[str, ...]:
         """The Prefect run tags of the task run and flow run, sorted."""
         return tuple(
@@ -137,6 +144,13 @@ class ResultRef:
     def user_tags(self) -> dict[str, str]:
         """The tags given by the user (every key outside the ``prefect.`` namespace)."""
         return {key: value for key, value in self.tags.items() if not key.startswith(PREFIX)}
+
+    def __repr__(self) -> str:
+        """The id, then what a reader looks for (task, flow, type, time); ``tags`` has all."""
+        named = (("task", self.task_name), ("flow", self.flow_name), ("type", self.result_type))
+        parts = [str(self.manifest_id), *(f"{key}={value!r}" for key, value in named if value)]
+        parts.append(f"created_at={self.created_at.isoformat(sep=' ', timespec='seconds')}")
+        return f"ResultRef({', '.join(parts)})"
 
     def storable_class_name(self) -> str | None:
         """The qualified name of the stored class, if this process's registry knows it."""

@@ -33,7 +33,7 @@ from labox_prefect.cli.output import (
     usage_error,
 )
 from labox_prefect.cli.peek import peek_contents, preview_text, worth_loading
-from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME, RESULT_TYPE
+from labox_prefect.context import DEPLOYMENT_NAME, FLOW_NAME
 from labox_prefect.core import ContentRecord, get_contents
 from labox_prefect.errors import ResultClassNotRegisteredError
 from labox_prefect.persistence import open_session, registry_for
@@ -238,7 +238,7 @@ def result_lines(
 
 def result_type(ref: ResultRef) -> str:
     """The value's own type (recorded at save time), else the storable class's name."""
-    recorded = ref.tags.get(RESULT_TYPE)  # module:qualname
+    recorded = ref.result_type  # module:qualname
     return recorded.rpartition(":")[2] if recorded else _short_class(ref)
 
 

@@ -15,7 +15,7 @@ from prefect.context import FlowRunContext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from labox_prefect import ResultComponentNotRegisteredError, labox_task, results
-from labox_prefect.context import FLOW_RUN_ID, KIND
+from labox_prefect.context import FLOW_RUN_ID, KIND, RESULT_TYPE
 from labox_prefect.core import (
     InvalidTagsError,
     LaboxError,
@@ -124,6 +124,23 @@ def test_a_ref_reads_its_tags_and_loads_its_value(backend: Backend) -> None:
     assert ref.storable_class_name() == "labox_prefect.core.builtin.storables.value.StorableValue"
     pd.testing.assert_frame_equal(ref.load(), frame)  # the plain value, not a StorableValue
     assert get_result(str(saved.id)) == ref
+
+
+@sqlite_only
+def test_a_ref_names_its_result_type_and_prints_short(backend: Backend) -> None:
+    mark = {"suite": uuid.uuid4().hex}
+    many = {f"label{i}": "x" * 40 for i in range(20)}
+    tags = {**prefect_tags(), RESULT_TYPE: "pandas.core.frame:DataFrame", **mark, **many}
+    saved = save(pd.DataFrame({"a": [1]}), tags)
+
+    (ref,) = find_results(tags=mark)
+
+    assert ref.result_type == "pandas.core.frame:DataFrame"
+    created = saved.created_at.isoformat(sep=" ", timespec="seconds")
+    assert repr(ref) == (
+        f"ResultRef({saved.id}, task='train', flow='nightly', "
+        f"type='pandas.core.frame:DataFrame', created_at={created})"
+    )
 
 
 @sqlite_only
