@@ -84,6 +84,7 @@ from labox_prefect.core import (
     save_one_with_contents,
 )
 from labox_prefect.core.builtin import StorableValue, bytes_serializer
+from labox_prefect.core.classes import qualified_name
 from labox_prefect.embedded import check_target
 from labox_prefect.errors import (
     ArgumentTypeError,
@@ -323,9 +324,9 @@ def _not_storable_message(obj: Any) -> str:
     serializer: nothing could load it back in another process.
     """
     cls = type(obj)
-    name = (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
+    # A script's class by the module name its records would carry, not "__main__".
+    module, _, qualname = qualified_name(cls).partition(":")
+    name = qualname if module == "builtins" else f"{module}.{qualname}"
     live = live_kind(obj)
     if live is not None:
         return (

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.machinery
+import sys
+import types
 import uuid
 
 import pandas as pd
@@ -15,6 +18,7 @@ from labox_prefect.persistence import (
     HANDOFF_RUNS,
     Handoff,
     SavedResult,
+    _not_storable_message,
     check_registry_modules,
     registry_modules,
 )
@@ -125,3 +129,18 @@ def test_a_registry_module_python_cannot_find_is_named_with_the_path_fix(
     assert f"names the module {missing!r}, which Python cannot find" in message
     assert "PYTHONPATH" in message
     assert "Fix the module" not in message
+
+
+def test_a_script_class_is_named_by_its_module_in_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A class of a script run as __main__ is named as its records would name it."""
+    script = types.ModuleType("__main__")
+    script.__spec__ = importlib.machinery.ModuleSpec("shop.flow", None)
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    plain = type("Plain", (), {"__module__": "__main__"})
+
+    message = _not_storable_message(plain())
+
+    assert "a result of type shop.flow.Plain:" in message
+    assert "__main__" not in message
