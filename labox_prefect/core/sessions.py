@@ -9,7 +9,8 @@ statement itself: a small save through an ``AsyncSession`` on SQLite spends abou
 time there. A ``Connection`` kept open by its caller costs less again than a ``Session``
 per save (no session to make, no pool check-out, check-in and reset): its transaction
 begins with the first statement and ends with the commit or rollback. Loading and queries
-take an ``AsyncSession`` only.
+take an ``AsyncSession`` only. On a ``Connection`` to SQLite, a single row's INSERT goes
+straight to the driver's cursor (labox_prefect.core.driver_execute).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Executable
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+from labox_prefect.core.driver_execute import execute_row
 
 AnySession = AsyncSession | Session | Connection
 """What a save accepts to write through."""
@@ -46,7 +49,10 @@ async def execute_in_session(
         connection = await session.connection()
         await connection.execute(statement, parameters)
     elif isinstance(session, Connection):
-        session.execute(statement, parameters)
+        if isinstance(parameters, dict):
+            execute_row(session, statement, parameters)
+        else:
+            session.execute(statement, parameters)
     else:
         session.connection().execute(statement, parameters)
 
