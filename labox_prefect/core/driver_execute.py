@@ -72,7 +72,8 @@ def _prepare(
 def execute_row(connection: Connection, statement: Executable, row: Mapping[str, Any]) -> None:
     """Execute ``statement`` with one row's parameters in ``connection``'s transaction
     (begun if none is), on the driver's cursor when the connection is on SQLite and the
-    statement needs nothing but the row; else through ``connection.execute``.
+    statement needs nothing but the row (no Python-side default, no RETURNING, no schema
+    translation); else through ``connection.execute``.
 
     Raises what ``connection.execute`` raises for the same statement: a
     ``sqlalchemy.exc.DBAPIError`` subclass wrapping the driver's error.
@@ -80,7 +81,9 @@ def execute_row(connection: Connection, statement: Executable, row: Mapping[str,
     dialect = connection.dialect
     prepared = (
         _prepare(statement, dialect, frozenset(row))
-        if dialect.name == "sqlite" and isinstance(statement, ClauseElement)
+        if dialect.name == "sqlite"
+        and isinstance(statement, ClauseElement)
+        and "schema_translate_map" not in connection.get_execution_options()
         else None
     )
     if prepared is None:

@@ -183,3 +183,18 @@ def test_a_statement_needing_a_python_default_goes_through_sqlalchemy(engine: En
         execute_row(connection, insert(table), {"id": 1})
         connection.commit()
         assert connection.execute(table.select()).all() == [(1, "filled by SQLAlchemy")]
+
+
+def test_a_translated_schema_goes_through_sqlalchemy(engine: Engine, tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    BaseRecord.metadata.create_all(create_engine(f"sqlite:///{other}"))
+    row = manifest_row()
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"ATTACH DATABASE '{other}' AS other")
+        translated = connection.execution_options(schema_translate_map={None: "other"})
+        execute_row(translated, insert(ManifestRecord), row)
+        translated.commit()
+    with sqlite3.connect(other) as raw:
+        assert raw.execute("SELECT id FROM labox_manifests").fetchall() == [(row["id"].hex,)]
+    with sqlite3.connect(str(engine.url.database)) as raw:
+        assert raw.execute("SELECT id FROM labox_manifests").fetchall() == []
