@@ -47,7 +47,7 @@ or wrong result.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sqlite3
 import threading
 import uuid
@@ -97,6 +97,7 @@ from labox_prefect.errors import (
 )
 from labox_prefect.pointer import ResultPointer, RunFailure, labox_blob_in, parse_blob
 from labox_prefect.publication import announce
+from labox_prefect.registry_modules import NOT_FOUND_FIX, first_not_found
 from labox_prefect.result_keys import (
     ResultKey,
     add_result_key,
@@ -157,15 +158,10 @@ def register_modules(modules: Iterable[str], owner: str) -> None:
 
 def _find_module(module: str, owner: str) -> None:
     """Raise RegistryModuleNotFoundError unless ``module`` can be imported by name."""
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a missing parent package, or a relative name
-        found = False
-    if not found:
+    if first_not_found([module]) is not None:
         raise RegistryModuleNotFoundError(
             f"registry_modules of task {owner!r} names the module {module!r}, which Python "
-            f"cannot find: fix the name, install the package that provides it, or put its "
-            f"folder on sys.path (no other task is affected).",
+            f"cannot find: fix the name, or {NOT_FOUND_FIX} (no other task is affected).",
             name=module,
         )
 
@@ -196,9 +192,8 @@ def _check_import(module: str, named_by: str, remove_from: str) -> None:
     failure = _import_failure(module)
     if isinstance(failure, ModuleNotFoundError) and f"{module}.".startswith(f"{failure.name}."):
         raise RegistryModuleImportError(
-            f"{named_by} names the module {module!r}, which Python cannot find: install the "
-            f"package that provides it or put its folder on PYTHONPATH, or remove it from "
-            f"{remove_from}.",
+            f"{named_by} names the module {module!r}, which Python cannot find: "
+            f"{NOT_FOUND_FIX}, or remove it from {remove_from}.",
             name=module,
         ) from None
     if failure is not None:

@@ -14,7 +14,6 @@ are imported by the functions that need them, when a command runs.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
@@ -31,6 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from labox_prefect import preview
+from labox_prefect.registry_modules import NOT_FOUND_FIX, first_not_found
 
 if TYPE_CHECKING:
     from labox_prefect.errors import ResultClassNotRegisteredError
@@ -169,19 +169,14 @@ def _require_database_file(target: Target) -> None:
 
 
 def missing_module_problem(modules: Iterable[str]) -> str | None:
-    """The first registry module this Python cannot import, as a sentence naming the fix."""
-    for name in modules:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            return (
-                f"LABOX_REGISTRY_MODULES names {name!r}, which this Python cannot import: "
-                f"install the package that provides it in this environment, or remove it "
-                f"from LABOX_REGISTRY_MODULES."
-            )
-    return None
+    """The first registry module Python cannot find, as a sentence naming the fix."""
+    name = first_not_found(modules)
+    if name is None:
+        return None
+    return (
+        f"LABOX_REGISTRY_MODULES names the module {name!r}, which Python cannot find: "
+        f"{NOT_FOUND_FIX}, or remove it from LABOX_REGISTRY_MODULES."
+    )
 
 
 def class_missing_fix(error: ResultClassNotRegisteredError) -> str:

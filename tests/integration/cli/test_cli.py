@@ -221,6 +221,24 @@ def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
 
 
 @sqlite_only
+def test_a_registry_module_python_cannot_find_is_a_usage_error_with_the_fix(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worded as the task's own refusal of the same setting (labox_prefect.registry_modules)."""
+    save({"n": 1}, prefect_tags())
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", "no_such_pkg.mytypes")
+
+    result = run("results", "ls")
+
+    assert_usage_error(
+        result,
+        "LABOX_REGISTRY_MODULES names the module 'no_such_pkg.mytypes', which Python cannot "
+        "find: install the package that provides it or put its folder on PYTHONPATH, or "
+        "remove it from LABOX_REGISTRY_MODULES.",
+    )
+
+
+@sqlite_only
 def test_an_unreachable_database_fails_without_showing_its_password(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
