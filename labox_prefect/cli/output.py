@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -193,11 +194,42 @@ def class_missing_fix(error: ResultClassNotRegisteredError) -> str:
             f"LABOX_REGISTRY_MODULES=MODULE, MODULE being the module that defines the class "
             f"(on PYTHONPATH)."
         )
+    command = f"LABOX_REGISTRY_MODULES={error.module} labox-prefect ..."
+    if first_not_found([error.module]) is None:
+        return (
+            f"{what} of module {error.module}, which this command has not imported: run it as "
+            f"{command}"
+        )
+    folder = _folder_holding(error.module)
+    if folder is not None:
+        return (
+            f"{what} of module {error.module}, which this command has not imported and Python "
+            f"cannot find from here: run it as PYTHONPATH={shlex.quote(folder)} {command}"
+        )
     return (
-        f"{what} of module {error.module}, which this command has not imported: run it as "
-        f"LABOX_REGISTRY_MODULES={error.module} labox-prefect ..., with {error.module} "
-        f"importable (installed, or its folder on PYTHONPATH)."
+        f"{what} of module {error.module}, which this command has not imported and Python "
+        f"cannot find: {NOT_FOUND_FIX}, then run it as {command} (e.g. PYTHONPATH=FOLDER "
+        f"{command})."
     )
+
+
+def _folder_holding(module: str) -> str | None:
+    """The folder holding ``module``'s top package or file, as typed from the current folder
+    (``.`` or one of its subfolders), when exactly one of them holds it; else None."""
+    top = module.partition(".")[0]
+    here = Path.cwd()
+    try:
+        folders = [here, *(p for p in here.iterdir() if p.is_dir() and not p.name.startswith("."))]
+        found = [
+            folder
+            for folder in folders
+            if (folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()
+        ]
+    except OSError:
+        return None
+    if len(found) != 1:
+        return None
+    return "." if found[0] == here else found[0].name
 
 
 def database_label() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -218,6 +219,38 @@ def test_bad_ids_and_options_fail_cleanly(backend: Backend) -> None:
     bad_tag = run("results", "ls", "--tag", "novalue")
     assert bad_tag.exit_code == 2
     assert "key=value" in bad_tag.output
+
+
+@sqlite_only
+def test_the_fix_for_a_module_python_cannot_find_is_a_command_that_runs_from_here(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As after the demo: the class's module is in a folder below the current one, which the
+    console script does not search; the fix puts that folder on PYTHONPATH."""
+    name = f"mytypes_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass(frozen=True)\n"
+        "class Point:\n    x: int\n    y: int\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    saved = save((importlib.import_module(name).Point(1, 2), "label"), prefect_tags())
+    monkeypatch.delitem(sys.modules, name)  # as a CLI that never imported it
+    monkeypatch.setattr(sys, "path", [path for path in sys.path if path != str(folder)])
+    importlib.invalidate_caches()
+    monkeypatch.chdir(tmp_path)
+
+    shown = run("results", "show", str(saved.id))
+
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.stderr.split())
+    assert f"run it as PYTHONPATH=flows LABOX_REGISTRY_MODULES={name} labox-prefect" in said
+    (folder / "unrelated").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / f"{name}.py").write_text("")  # two folders hold it: no guess
+    guessed = run("results", "get", str(saved.id), "-o", str(tmp_path / "point.json"))
+    assert_usage_error(guessed, "PYTHONPATH=FOLDER", f"LABOX_REGISTRY_MODULES={name}")
 
 
 @sqlite_only
