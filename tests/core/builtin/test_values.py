@@ -84,7 +84,12 @@ def test_equal_sets_give_equal_bytes_whatever_their_insertion_order() -> None:
     ("value", "fragments"),
     [
         ({"a": [1, 2, 3, object()]}, ["value['a'][3]", "a object", "register a serializer"]),
-        (collections.OrderedDict(a=1), ["value (a collections.OrderedDict)"]),
+        (
+            collections.OrderedDict(a=1),
+            ["value (a collections.OrderedDict)", "store it as a plain dict (dict(...))"],
+        ),
+        ({"c": [collections.Counter("ab")]}, ["value['c'][0]", "a plain dict (dict(...))"]),
+        ([collections.deque([1])], ["value[0] (a collections.deque)", "see labox_prefect/"]),
         ({"k": "\ud800"}, ["value['k'] (a str)", "unpaired surrogate", "save it as bytes"]),
         ([(1, {"\ud800": 2})], ["value[0][1][<key '\\ud800'>] (a str)", "unpaired surrogate"]),
         ({3: ["x", "\udfff"]}, ["value[3][1] (a str)", "unpaired surrogate"]),

@@ -417,13 +417,27 @@ class ValueEncoder:
                 v, f"{live} is live state of this process, not data", "store the data it holds"
             )
         cls = type(v)
+        why = "it has no faithful encoding and no serializer is registered for its type"
+        register = f"register a serializer for {_qualified(cls)} (Registry(serializers=[...]))"
+        plain = next((base for base in _PLAIN_BASES if isinstance(v, base)), None)
+        if plain is not None:  # OrderedDict, Counter, defaultdict, UserList's kin...
+            return self.refuse(
+                v,
+                why,
+                f"store it as a plain {plain.__name__} ({plain.__name__}(...)) if its type "
+                f"need not come back, or {register}",
+            )
         return self.refuse(
             v,
-            "it has no faithful encoding and no serializer is registered for its type",
-            f"register a serializer for {_qualified(cls)} (Registry(serializers=[...])), make "
-            f"it a dataclass or pydantic model, or convert it to a supported type (see "
-            f"labox_prefect/core/builtin/serializers/VALUES.md)",
+            why,
+            f"{register}, make it a dataclass or pydantic model, or convert it to a supported "
+            f"type (see labox_prefect/core/builtin/serializers/VALUES.md)",
         )
+
+
+_PLAIN_BASES: tuple[type[Any], ...] = (dict, list, set, frozenset, tuple)
+"""Containers the tree keeps as such: a subclass of one it does not know can be stored as
+its base, losing only its type (a NamedTuple is known; see VALUES.md)."""
 
 
 class ValueDecoder:
