@@ -228,9 +228,13 @@ def _print_verify(report: VerifyReport) -> None:
 
 def _print_garbage(report: GarbageReport) -> None:
     table = Table(title="Garbage collection" + (" (dry run)" if report.dry_run else ""))
-    for column in ("storage", "blobs listed", "unreferenced", "young (kept)", "temp files"):
-        table.add_column(column)
-    table.add_column("would delete" if report.dry_run else "deleted")
+    # Whole at 80 columns: the storage's name (labox.database@v1), and each word of a header.
+    names = [storage.storage_name for storage in report.storages]
+    table.add_column("storage", no_wrap=True, min_width=max(map(len, names), default=7))
+    counts = ("blobs listed", "unreferenced", "young (kept)", "temp files")
+    for column in (*counts, "would delete" if report.dry_run else "deleted"):
+        word = max(map(len, column.split()))
+        table.add_column(column, justify="right", min_width=word, max_width=max(word, 8))
     for storage in report.storages:
         table.add_row(
             escape(storage.storage_name),

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from typer.testing import CliRunner, Result
 
-from labox_prefect.cli import app
+from labox_prefect.cli import app, output
 from labox_prefect.core import BaseRecord, ManifestRecord, Registry, load_one, save_one
 from labox_prefect.core.builtin import FileStorage, StorableValue
 from tests.conftest import table_names
@@ -101,6 +101,23 @@ def test_gc_refuses_a_storage_another_database_writes_to(backend: Backend, tmp_p
     assert f"sqlite:///{mine.as_posix()}" in message
     assert "Nothing was deleted" in message
     pd.testing.assert_frame_equal(core_load(mine, record, registry), frame)  # type: ignore[arg-type]
+
+
+@sqlite_only
+def test_gc_table_names_each_storage_whole_at_80_columns(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "_width", 80)
+    save(pd.DataFrame({"k": [1]}), prefect_tags())
+
+    dry = run("gc", "--dry-run")
+
+    assert dry.exit_code == 0, dry.output
+    assert max(len(line) for line in dry.stdout.splitlines()) <= 80
+    table = dry.stdout.split("would be deleted")[0]
+    for name in ("labox.database@v1", "labox.file@v1", "unreferenced"):
+        assert name in table, dry.stdout
+    assert "…" not in table
 
 
 @sqlite_only
