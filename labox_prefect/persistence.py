@@ -225,6 +225,17 @@ def registry_modules() -> tuple[str, ...]:
     """
     with _code_modules_lock:
         code = list(_code_modules)
+    from_settings = check_settings_registry_modules()
+    working = [module for module in code if _import_failure(module) is None]
+    return tuple(dict.fromkeys([*from_settings, *working]))
+
+
+def check_settings_registry_modules() -> tuple[str, ...]:
+    """Import the modules of LABOX_REGISTRY_MODULES (once per process) and return them.
+
+    Raises RegistryModuleImportError for the first that Python cannot find or whose import
+    raised, naming the setting and the fix.
+    """
     from_settings = current_settings().registry_modules
     for module in from_settings:
         _check_import(
@@ -234,8 +245,7 @@ def registry_modules() -> tuple[str, ...]:
             "it; name it in labox_task(registry_modules=[...]) of the tasks that need it "
             "instead)",
         )
-    working = [module for module in code if _import_failure(module) is None]
-    return tuple(dict.fromkeys([*from_settings, *working]))
+    return from_settings
 
 
 def registry_for(target: Target) -> Registry:
@@ -772,6 +782,7 @@ __all__ = [
     "as_storable",
     "awrite_record",
     "check_registry_modules",
+    "check_settings_registry_modules",
     "dump",
     "handoff",
     "load",

@@ -36,6 +36,7 @@ from labox_prefect.errors import ArgumentTypeError, InvalidArgumentError
 from labox_prefect.persistence import (
     apersist_output,
     check_registry_modules,
+    check_settings_registry_modules,
     persist_output,
     register_modules,
 )
@@ -285,13 +286,15 @@ def _persisting(fn: Callable[P, R]) -> Callable[P, R]:
 def _own_run(wrapper: Callable[..., Any]) -> TaskRunContext | None:
     """The task run of this very function (not of a task that calls ``.fn`` directly).
 
-    Raises RegistryModuleImportError when a module of the task's ``registry_modules`` failed
-    to import: the run fails before its function runs, and no other task is affected.
+    Raises RegistryModuleImportError when a module of LABOX_REGISTRY_MODULES or of the task's
+    ``registry_modules`` cannot be imported: the run fails before its function runs (its
+    result could not be saved), and a task's own module affects no other task.
     """
     context = TaskRunContext.get()
     if context is None or context.task.fn is not wrapper:
         return None
-    if isinstance(context.task, LaboxTask):  # its registry modules import, before the work
+    check_settings_registry_modules()  # before the work, not after it
+    if isinstance(context.task, LaboxTask):
         check_registry_modules(context.task.labox_registry_modules, context.task.name)
     return context
 

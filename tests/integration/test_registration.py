@@ -222,3 +222,29 @@ def test_a_broken_module_of_the_setting_fails_every_save_naming_the_setting(
     assert failed
     assert f"LABOX_REGISTRY_MODULES names the module '{BROKEN}'" in message
     assert "RuntimeError" in message
+
+
+def test_a_module_of_the_setting_python_cannot_find_fails_the_run_before_its_work(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The result could not be saved: the function is not run for nothing."""
+    missing = f"no_such_module_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("LABOX_REGISTRY_MODULES", missing)
+    ran = tmp_path / "ran"
+
+    @labox_task
+    def costly() -> int:
+        ran.touch()
+        return 1
+
+    @flow
+    def pipeline() -> tuple[bool, str]:
+        state = costly(return_state=True)
+        return state.is_failed(), state.message or ""
+
+    failed, message = pipeline()
+
+    assert failed
+    assert f"LABOX_REGISTRY_MODULES names the module {missing!r}" in message
+    assert "PYTHONPATH" in message
+    assert not ran.exists()
