@@ -19,7 +19,13 @@ task calls (for labox_task, until the events and artifacts it queued are publish
 thread, which would round every flow to whole seconds. Each round prints the load average.
 Nothing here asserts a time.
 
+``--against DIR`` compares (a) between two checkouts instead: each round runs one fresh
+process per checkout (this one and DIR, in alternating order), each timing 5 interleaved
+pairs of Prefect's default and labox_task (artifacts off) after a warm-up, and prints the
+ratio of each; then the medians of the rounds with their range.
+
 Run: .venv/bin/python bench/prefect_flow.py [--rounds N] [--frame-runs N] [--skip-frame]
+     .venv/bin/python bench/prefect_flow.py --against ../other-checkout [--rounds N]
 """
 
 from __future__ import annotations
@@ -169,6 +175,58 @@ def run_small(rounds: int) -> None:
         )
 
 
+# --- (a) between two checkouts ---------------------------------------------------------------
+
+AB_PAIRS = 5
+
+
+def ab_child(checkout: Path) -> None:
+    """Run in a fresh process with ``checkout``'s package: print one JSON line of medians."""
+    sys.path.insert(0, str(checkout))
+    import labox_prefect
+
+    assert Path(labox_prefect.__file__).is_relative_to(checkout), labox_prefect.__file__
+    with tempfile.TemporaryDirectory(prefix="labox-bench-") as tmp:
+        configure(Path(tmp))
+        flows = small_flows()
+        for key in ("default", "labox", "default", "labox"):  # warm-up
+            flows[key]()
+        times: dict[str, list[float]] = {"default": [], "labox": []}
+        for pair in range(AB_PAIRS):
+            for key in ("default", "labox") if pair % 2 else ("labox", "default"):
+                times[key].append(flows[key]())
+    ratios = [a / b for a, b in zip(times["labox"], times["default"], strict=True)]
+    medians = {key: statistics.median(values) for key, values in times.items()}
+    print(json.dumps({"ratio": statistics.median(ratios), **medians}))
+
+
+def run_against(other: Path, rounds: int) -> None:
+    checkouts = {"this checkout": Path(__file__).resolve().parents[1], str(other): other}
+    got: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
+    for round_number in range(rounds):
+        names = list(checkouts) if round_number % 2 == 0 else list(reversed(checkouts))
+        for name in names:
+            done = subprocess.run(
+                [sys.executable, __file__, "--ab-child", str(checkouts[name])],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            got[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        shown = ", ".join(f"{name} {got[name][-1]['ratio']:.3f}x" for name in checkouts)
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"round {round_number + 1}: labox / default: {shown} (load average {load})")
+    print(f"\n(a) labox_task (artifacts off) / Prefect default, {rounds} rounds of {AB_PAIRS}:")
+    for name, results in got.items():
+        ratios = [result["ratio"] for result in results]
+        default = statistics.median(result["default"] for result in results)
+        labox = statistics.median(result["labox"] for result in results)
+        print(
+            f"  {name}: median {statistics.median(ratios):.3f}x (min {min(ratios):.3f}, "
+            f"max {max(ratios):.3f}); default {default * 1e3:.0f} ms, labox {labox * 1e3:.0f} ms"
+        )
+
+
 # --- (b) one 1M-row DataFrame ---------------------------------------------------------------
 
 
@@ -267,9 +325,17 @@ def main() -> None:
     parser.add_argument("--skip-frame", action="store_true")
     parser.add_argument("--skip-small", action="store_true")
     parser.add_argument("--frame-child", choices=["none", "default", "labox"])
+    parser.add_argument("--against", type=Path, help="another checkout: an A/B of (a) only")
+    parser.add_argument("--ab-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.frame_child:
         frame_child(args.frame_child, args.frame_runs)
+        return
+    if args.ab_child:
+        ab_child(args.ab_child.resolve())
+        return
+    if args.against:
+        run_against(args.against.resolve(), args.rounds)
         return
     with tempfile.TemporaryDirectory(prefix="labox-bench-") as tmp:
         root = Path(tmp)
