@@ -4,12 +4,12 @@ A save through a sync ``Connection`` (labox_prefect.core.sessions) writes a few 
 INSERTs, and on an SQLite file each costs SQLite tens of microseconds. SQLAlchemy's
 ``Connection.execute`` around each costs about as much again: the statement's cache key,
 an execution context, a result object. Here the statement is compiled once per set of
-columns (SQLAlchemy's own compiler, for the connection's dialect) and its parameters are
+columns and dialect in each thread (SQLAlchemy's own compiler) and its parameters are
 converted by SQLAlchemy's own bind processors of each column's type, so a row is stored
 exactly as ``Connection.execute`` stores it; only the execution around the cursor is
-skipped. Measured in a flow of 200 small results (bench/prefect_flow.py's flow, thread CPU
-clocks): the INSERT calls took 82 ms of the task thread's CPU per flow, SQLite's own work
-included, and take 58 ms.
+skipped. Measured in a flow of 200 small results (bench/prefect_flow.py's flow, thread
+CPU clocks): the INSERT calls took 82 ms of the task thread's CPU per flow, SQLite's own
+work included, and take 58 ms.
 
 Skipped with it: the engine's ``before_cursor_execute`` / ``after_cursor_execute`` events
 for these statements. A driver error is raised as SQLAlchemy raises it
@@ -20,9 +20,9 @@ the caller commits or rolls back as before.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Executable
@@ -45,7 +45,32 @@ class _Prepared:
         )
 
 
-@lru_cache(maxsize=64)
+PREPARED_PER_THREAD = 64
+"""Compiled statements a thread keeps (the saver's are three per database); past it they
+are dropped and compiled again when used."""
+
+_threads = threading.local()
+
+
+def _prepared_for(
+    statement: ClauseElement, dialect: Dialect, columns: frozenset[str]
+) -> _Prepared | None:
+    """``_prepare``, once per statement, dialect and column set in each thread.
+
+    Kept per thread: a thread's lane on the embedded database has its own engines, so its
+    own dialects, and what it compiled goes when the thread ends (a compiled statement's
+    bind processors hold its dialect, so a table keyed by the dialect would keep it alive).
+    """
+    kept: dict[tuple[ClauseElement, Dialect, frozenset[str]], _Prepared | None]
+    kept = _threads.__dict__.setdefault("prepared", {})
+    key = (statement, dialect, columns)
+    if key not in kept:
+        if len(kept) >= PREPARED_PER_THREAD:
+            kept.clear()
+        kept[key] = _prepare(statement, dialect, columns)
+    return kept[key]
+
+
 def _prepare(
     statement: ClauseElement, dialect: Dialect, columns: frozenset[str]
 ) -> _Prepared | None:
@@ -81,7 +106,7 @@ def execute_row(connection: Connection, statement: Executable, row: Mapping[str,
     """
     dialect = connection.dialect
     prepared = (
-        _prepare(statement, dialect, frozenset(row))
+        _prepared_for(statement, dialect, frozenset(row))
         if dialect.name == "sqlite"
         and isinstance(statement, ClauseElement)
         and "schema_translate_map" not in connection.get_execution_options()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import sqlite3
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from labox_prefect.core import BaseRecord, ContentRecord, ManifestRecord
+from labox_prefect.core import BaseRecord, ContentRecord, ManifestRecord, driver_execute
 from labox_prefect.core.connection import is_transient
 from labox_prefect.core.driver_execute import execute_row
 
@@ -198,3 +201,39 @@ def test_a_translated_schema_goes_through_sqlalchemy(engine: Engine, tmp_path: P
         assert raw.execute("SELECT id FROM labox_manifests").fetchall() == [(row["id"].hex,)]
     with sqlite3.connect(str(engine.url.database)) as raw:
         assert raw.execute("SELECT id FROM labox_manifests").fetchall() == []
+
+
+def test_each_thread_compiles_a_statement_once_and_keeps_nothing_once_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As many lanes as a large machine's thread pool, each with its engine: none recompiles
+    its statements, and an ended thread's compiled statements (and dialect) go with it."""
+    compiled: list[str] = []
+    prepare = driver_execute._prepare
+
+    def counting(statement: Any, dialect: Any, columns: frozenset[str]) -> Any:
+        compiled.append(threading.current_thread().name)
+        return prepare(statement, dialect, columns)
+
+    monkeypatch.setattr(driver_execute, "_prepare", counting)
+    url = f"sqlite:///{tmp_path / 'labox.db'}"
+    BaseRecord.metadata.create_all(create_engine(url))
+    statement = insert(ManifestRecord)
+    dialects: list[weakref.ref[Any]] = []
+
+    def lane() -> None:
+        engine = create_engine(url)
+        dialects.append(weakref.ref(engine.dialect))
+        with engine.connect() as connection:
+            for _ in range(3):
+                execute_row(connection, statement, manifest_row())
+            connection.commit()
+        engine.dispose()
+
+    lanes = [threading.Thread(target=lane, name=f"lane-{n}") for n in range(40)]
+    for thread in lanes:
+        thread.start()
+        thread.join()
+    assert sorted(compiled) == sorted(thread.name for thread in lanes)  # once per lane
+    gc.collect()
+    assert all(dialect() is None for dialect in dialects)
