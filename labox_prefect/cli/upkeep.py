@@ -230,7 +230,7 @@ def _print_garbage(report: GarbageReport) -> None:
     table = Table(title="Garbage collection" + (" (dry run)" if report.dry_run else ""))
     # Whole at 80 columns: the storage's name (labox.database@v1), and each word of a header.
     names = [storage.storage_name for storage in report.storages]
-    table.add_column("storage", no_wrap=True, min_width=max(map(len, names), default=7))
+    table.add_column("storage", no_wrap=True, min_width=max(map(len, names), default=None))
     counts = ("blobs listed", "unreferenced", "young (kept)", "temp files")
     for column in (*counts, "would delete" if report.dry_run else "deleted"):
         word = max(map(len, column.split()))

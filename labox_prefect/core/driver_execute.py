@@ -113,7 +113,7 @@ def execute_row(connection: Connection, statement: Executable, row: Mapping[str,
         else None
     )
     if prepared is None:
-        connection.execute(statement, dict(row))
+        connection.execute(statement, row)
         return
     values = prepared.values(row)
     if not connection.in_transaction():
