@@ -41,21 +41,53 @@ def check_tags(tags: Tags | None) -> dict[str, str]:
         )
     checked: dict[str, str] = {}
     for key, value in tags.items():
-        # The whole rule in one expression, as cheap as it can be for the tags that pass it
-        # (every save checks them): ASCII text needs no trial encoding.
-        if not (
-            isinstance(key, str)
-            and isinstance(value, str)
-            and 0 < len(key) <= MAX_KEY_LENGTH
-            and len(value) <= MAX_VALUE_LENGTH
-            and "\x00" not in key
-            and "\x00" not in value
-            and (key.isascii() or _encodes(key))
-            and (value.isascii() or _encodes(value))
-        ):
-            _refuse(key, value)
+        problem = _problem(key, value)
+        if problem is not None:
+            raise InvalidTagsError(problem)
         checked[key] = value
     return checked
+
+
+def _problem(key: object, value: object) -> str | None:
+    """What of the tag ``key: value`` breaks the rule, with the fix; None when it keeps it.
+
+    The rule of the module docstring, stated once: every check of a tag (save, query,
+    delete) comes here.
+    """
+    if not isinstance(key, str) or not isinstance(value, str):
+        return (
+            f"tag {key!r}: {value!r} is not str to str; convert it, e.g. "
+            f"{{{str(key)!r}: {str(value)!r}}}."
+        )
+    if not key:
+        return (
+            f"tag {key!r}: {reprlib.repr(value)}: the key is empty; name the tag, e.g. "
+            f"{{'label': {reprlib.repr(value)}}}."
+        )
+    return _text_problem(key, key, "key", MAX_KEY_LENGTH) or _text_problem(
+        key, value, "value", MAX_VALUE_LENGTH
+    )
+
+
+def _text_problem(key: str, text: str, part: str, max_length: int) -> str | None:
+    if len(text) > max_length:
+        return (
+            f"tag {reprlib.repr(key)}: the {part} has {len(text)} characters, more than "
+            f"{max_length}; shorten it (tags are labels: keep data in the object you save)."
+        )
+    if "\x00" in text:
+        return (
+            f"tag {reprlib.repr(key)}: the {part} holds a NUL character ('\\x00'), which "
+            f"PostgreSQL cannot store and SQLite cannot query; remove it or replace it (e.g. "
+            f"text.replace('\\x00', '')) before saving."
+        )
+    if not text.isascii() and not _encodes(text):
+        return (
+            f"tag {reprlib.repr(key)}: the {part} holds a lone surrogate, which has no UTF-8 "
+            f"encoding and no database can store; decode the text it came from with "
+            f"errors='replace'."
+        )
+    return None
 
 
 def _encodes(text: str) -> bool:
@@ -64,42 +96,6 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _refuse(key: object, value: object) -> None:
-    """Raise InvalidTagsError naming what of the tag ``key: value`` breaks the rule."""
-    if not isinstance(key, str) or not isinstance(value, str):
-        raise InvalidTagsError(
-            f"tag {key!r}: {value!r} is not str to str; convert it, e.g. "
-            f"{{{str(key)!r}: {str(value)!r}}}."
-        )
-    if not key:
-        raise InvalidTagsError(
-            f"tag {key!r}: {reprlib.repr(value)}: the key is empty; name the tag, e.g. "
-            f"{{'label': {reprlib.repr(value)}}}."
-        )
-    _check_text(key, key, "key", MAX_KEY_LENGTH)
-    _check_text(key, value, "value", MAX_VALUE_LENGTH)
-
-
-def _check_text(key: str, text: str, part: str, max_length: int) -> None:
-    name = reprlib.repr(key)
-    if len(text) > max_length:
-        raise InvalidTagsError(
-            f"tag {name}: the {part} has {len(text)} characters, more than {max_length}; "
-            f"shorten it (tags are labels: keep data in the object you save)."
-        )
-    if "\x00" in text:
-        raise InvalidTagsError(
-            f"tag {name}: the {part} holds a NUL character ('\\x00'), which PostgreSQL "
-            f"cannot store and SQLite cannot query; remove it or replace it (e.g. "
-            f"text.replace('\\x00', '')) before saving."
-        )
-    if not _encodes(text):
-        raise InvalidTagsError(
-            f"tag {name}: the {part} holds a lone surrogate, which has no UTF-8 encoding "
-            f"and no database can store; decode the text it came from with errors='replace'."
-        )
 
 
 __all__ = ["MAX_KEY_LENGTH", "MAX_VALUE_LENGTH", "InvalidTagsError", "Tags", "check_tags"]
