@@ -45,7 +45,7 @@ built once and reused, so SQLAlchemy's compiled cache answers it without walking
 tags are read as their JSON text and decoded with orjson; records are made without the
 ORM's per-row loading machinery (``detached``), and ``find_manifest_rows`` makes none
 (``find_results`` reads rows). Figures over 1M manifests: bench/query_scale.py,
-bench/query_ab.py and the README's Performance section.
+bench/query_ab.py and docs/performance.md.
 """
 
 from __future__ import annotations
