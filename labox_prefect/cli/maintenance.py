@@ -17,13 +17,8 @@ from typing import Annotated
 
 import typer
 
-from labox_prefect.cli.output import (
-    checked,
-    count_option,
-    parse_duration,
-    parse_since,
-    parse_tags,
-)
+from labox_prefect.cli.options import DEFAULT_GRACE_TEXT, DryRun, Grace, TagFilter
+from labox_prefect.cli.output import checked, count_option, parse_since
 
 db_app = typer.Typer(
     name="db", help="The Labox database schema.", no_args_is_help=True, rich_markup_mode=None
@@ -56,25 +51,9 @@ def verify(
     upkeep.verify(manifest_ids or [])
 
 
-DEFAULT_GRACE_TEXT = "60m"
-"""The default of ``--grace``: the core's DEFAULT_GRACE (tests/integration/cli checks it)."""
-
-GRACE_HELP = (
-    "Keep blobs and temporary files younger than this (30m, 1h, 2d): a save may be using "
-    "them. Default 1h; 0s only when nothing else is saving."
-)
-
-
 def gc(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
-    ] = False,
-    grace: Annotated[
-        str,
-        typer.Option(
-            "--grace", metavar="DURATION", callback=checked(parse_duration), help=GRACE_HELP
-        ),
-    ] = DEFAULT_GRACE_TEXT,
+    dry_run: DryRun = False,
+    grace: Grace = DEFAULT_GRACE_TEXT,
     claim: Annotated[
         bool,
         typer.Option(
@@ -122,25 +101,9 @@ def remove_results(
             help="Keep the newest N results of each task of each flow.",
         ),
     ] = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tag",
-            "-t",
-            metavar="KEY=VALUE",
-            callback=checked(parse_tags),
-            help="key=value the results must carry (repeatable).",
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List what would be deleted; delete nothing.")
-    ] = False,
-    grace: Annotated[
-        str,
-        typer.Option(
-            "--grace", metavar="DURATION", callback=checked(parse_duration), help=GRACE_HELP
-        ),
-    ] = DEFAULT_GRACE_TEXT,
+    tag: TagFilter = None,
+    dry_run: DryRun = False,
+    grace: Grace = DEFAULT_GRACE_TEXT,
 ) -> None:
     """Delete results by age, beyond the newest N per task, or by tag, and their unused blobs.
 

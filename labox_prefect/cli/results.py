@@ -15,12 +15,12 @@ from typing import Annotated
 import typer
 
 from labox_prefect.cli.help import PlainHelp
+from labox_prefect.cli.options import TagFilter
 from labox_prefect.cli.output import (
     checked,
     count_option,
     parse_deployment,
     parse_since,
-    parse_tags,
 )
 
 results_app = typer.Typer(
@@ -33,16 +33,7 @@ results_app = typer.Typer(
 
 @results_app.command("ls")
 def list_results(
-    tag: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tag",
-            "-t",
-            metavar="KEY=VALUE",
-            callback=checked(parse_tags),
-            help="A tag the result must carry (repeatable).",
-        ),
-    ] = None,
+    tag: TagFilter = None,
     flow: Annotated[str | None, typer.Option("--flow", metavar="NAME", help="Flow name.")] = None,
     task: Annotated[str | None, typer.Option("--task", metavar="NAME", help="Task name.")] = None,
     flow_run: Annotated[

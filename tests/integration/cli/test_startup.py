@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labox_prefect.cli.maintenance import DEFAULT_GRACE_TEXT
+from labox_prefect.cli.options import DEFAULT_GRACE_TEXT
 from labox_prefect.cli.output import parse_since
 from labox_prefect.core.lifecycle import DEFAULT_GRACE
 
