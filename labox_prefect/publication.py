@@ -1,7 +1,8 @@
 """Telling Prefect a result was saved, off the task's critical path.
 
 ``announce`` runs in the thread that saved the result and only queues what it was given (the
-value, its records, and the caller's context). One daemon thread per process works the
+value, its records, and the caller's scope: Prefect's settings, flow run and task run,
+labox_prefect.events.RunScope). One daemon thread per process works the
 queue in batches: woken by a result, it lingers ``LINGER_SECONDS`` so that the results of
 the next tasks join the batch (a flow of small tasks wakes it, and Prefect's events
 worker, once per batch rather than once per task: each wake-up takes the GIL from the tasks'
@@ -14,7 +15,7 @@ run's first result and then updated with all its rows at most every ``CATALOG_SE
 run (a call of Prefect's API every few seconds for a busy flow, instead of one per result:
 each call costs the API server's work as well, on the same machine for a local server, and
 a short flow's catalog is one call, made when the publisher is flushed at its end or at
-exit), under the context the latest row was queued from (so it reaches the API the task's
+exit), under the scope the latest row was queued from (so it reaches the API the task's
 settings name), through an API client of the publisher's own. The thread keeps the
 catalogs of the ``CATALOGS_KEPT`` runs that published last (at most ``ROWS_SHOWN`` rows
 each) and forgets older ones; a forgotten run that saves again starts a new version of its
@@ -42,10 +43,12 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from prefect.client.schemas.objects import TaskRun
+
 from labox_prefect.api_clients import own_sync_client
 from labox_prefect.artifacts import Catalog
 from labox_prefect.core import ContentRecord, ManifestRecord
-from labox_prefect.events import Outgoing, RunResources, Workers, result_saved, send_all
+from labox_prefect.events import Outgoing, RunResources, RunScope, Workers, result_saved, send_all
 from labox_prefect.summary import ResultSummary, summarize
 
 logger = logging.getLogger(__name__)
@@ -74,7 +77,7 @@ class _Saved:
     artifacts: bool
 
 
-_Item = tuple[contextvars.Context, _Saved]
+_Item = tuple[RunScope, _Saved]
 
 
 @dataclass
@@ -86,7 +89,7 @@ class _Run:
     """When its rows were last published (monotonic seconds), or its first row's time."""
     artifact_id: uuid.UUID | None = None
     context: contextvars.Context | None = None
-    """The latest row's context while rows wait (then dropped: it may hold the run's data)."""
+    """The latest row's scope (RunScope.context) while rows wait, then dropped."""
 
     @property
     def due_at(self) -> float | None:
@@ -163,9 +166,9 @@ class ArtifactPublisher:
         self._resources = RunResources()
 
     def put(self, saved: _Saved) -> None:
-        """Queue ``saved``, announced from the caller's context."""
+        """Queue ``saved``, announced in the caller's scope (RunScope)."""
         self._ensure_thread()
-        item = (contextvars.copy_context(), saved)
+        item = (RunScope.of_caller(), saved)
         with self._state:
             self._items.append(item)
             if self._idle:  # not while it lingers: one wake-up per batch
@@ -251,25 +254,25 @@ class ArtifactPublisher:
 def _tell_all(batch: list[_Item], catalogs: _Catalogs, resources: RunResources) -> None:
     """Tell every saved result of ``batch``; add those asking for artifacts to ``catalogs``.
 
-    Each event is built in its run's context; the batch's events are then sent together from
+    Each event is built in its run's scope; the batch's events are then sent together from
     this thread's own context (see labox_prefect.events).
     """
     workers = Workers()
     outgoing: list[Outgoing] = []
-    for context, saved in batch:
-        told = context.run(_tell, saved, resources, workers)
+    for scope, saved in batch:
+        told = scope.context.run(_tell, saved, scope.task_run, resources, workers)
         if told is None:
             continue
         summary, event = told
         if event is not None:
             outgoing.append(event)
         if saved.artifacts:
-            catalogs.add(context, summary)
+            catalogs.add(scope.context, summary)
     send_all(outgoing)
 
 
 def _tell(
-    saved: _Saved, resources: RunResources, workers: Workers
+    saved: _Saved, task_run: TaskRun | None, resources: RunResources, workers: Workers
 ) -> tuple[ResultSummary, Outgoing | None] | None:
     """Summarize ``saved`` and build its event; None (logged) when it cannot be summarized."""
     try:
@@ -284,7 +287,7 @@ def _tell(
     except Exception as error:
         logger.warning("labox: could not summarize result %s: %s", saved.manifest.id, error)
         return None
-    return summary, result_saved(summary, resources, workers)
+    return summary, result_saved(summary, task_run, resources, workers)
 
 
 def _by_api(runs: list[_Run]) -> list[tuple[contextvars.Context, list[_Run]]]:
@@ -305,7 +308,7 @@ def _api_url() -> str | None:
 
 def _publish_catalogs(runs: list[_Run]) -> None:
     try:
-        # A client of our own: the run's, in the copied context, is closed when the run ends
+        # A client of our own: the run's is closed when the run ends
         # (before a backlog is published).
         with own_sync_client() as client:
             for run in runs:

@@ -178,7 +178,10 @@ def test_the_event_built_without_prefects_validators_is_what_they_would_make(
                 TASK_RUN_ID: str(context.task_run.id),
                 FLOW_RUN_ID: str(context.task_run.flow_run_id),
             }
-        outgoing = events.result_saved(_summary(run_ids), events.RunResources(), events.Workers())
+        task_run = context.task_run if context is not None else None
+        outgoing = events.result_saved(
+            _summary(run_ids), task_run, events.RunResources(), events.Workers()
+        )
         assert outgoing is not None
         built.append(outgoing.event)
 
