@@ -121,9 +121,9 @@ class ArgumentTypeError(LaboxError, TypeError):
 
 
 class InvalidSettingError(LaboxError, ValueError):
-    """A ``LABOX_*`` environment variable holds a value its setting does not take; the
-    message names the variable, its value (never a URL's: it may hold a password) and the
-    values allowed."""
+    """A ``LABOX_*`` environment variable (or a LaboxResultStorage block's field) holds a
+    value its setting does not take; the message names the setting, its value (never a URL's:
+    it may hold a password) and the values allowed."""
 
 
 class RegistryModuleNotFoundError(LaboxError, ModuleNotFoundError):

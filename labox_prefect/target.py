@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError
 
 from labox_prefect.core import Storage
 from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
-from labox_prefect.errors import ResultTargetError
+from labox_prefect.errors import InvalidSettingError, ResultTargetError
 from labox_prefect.pointer import BLOCK_TYPE_SLUG
 from labox_prefect.settings import LaboxSettings, current_settings
 
@@ -78,6 +78,26 @@ def database_url_problem(url: str) -> str | None:
     return None
 
 
+STORAGE_SCHEMES = ("s3", "file", "memory")
+"""The URL schemes a storage URL may have (or none: a folder path)."""
+
+
+def storage_url_problem(url: str) -> str | None:
+    """What is wrong with a storage URL, as one sentence naming the fix; None if nothing.
+
+    A storage URL is a folder path, ``file:///folder``, ``s3://bucket/prefix`` or
+    ``memory://``. The message names the scheme only: the URL may hold a password.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in STORAGE_SCHEMES or len(scheme) <= 1:  # a one-letter "scheme" is a drive
+        return None
+    return (
+        f"The storage URL's scheme {scheme!r} is not one Labox stores to; use a folder path, "
+        f"file:///folder, s3://bucket/prefix or memory:// (LABOX_STORAGE_URL or the block's "
+        f"storage_url)."
+    )
+
+
 @dataclass(frozen=True)
 class Target:
     """Where results are saved: one database and one blob storage (and its credentials).
@@ -109,8 +129,14 @@ class Target:
         )
 
     def storage(self) -> Storage:
-        """The core storage the storage URL names: a folder, ``s3://bucket/prefix``, ``memory://``."""
+        """The core storage the storage URL names: a folder, ``s3://bucket/prefix``, ``memory://``.
+
+        Raises InvalidSettingError for a URL of another scheme (``storage_url_problem``).
+        """
         url = self.storage_url
+        problem = storage_url_problem(url)
+        if problem is not None:
+            raise InvalidSettingError(problem)
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme == "s3":
@@ -125,11 +151,6 @@ class Target:
             return MemoryStorage()
         if scheme == "file":
             return FileStorage(parts.path)
-        if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive
-            raise ValueError(
-                f"LABOX_STORAGE_URL {url!r}: unknown scheme {scheme!r}; use a folder path, "
-                f"file:///folder, s3://bucket/prefix or memory://."
-            )
         return FileStorage(url)
 
 
@@ -347,6 +368,7 @@ __all__ = [
     "resolve_target",
     "run_block",
     "saved_block_or_none",
+    "storage_url_problem",
     "target_for_label",
     "target_of_block",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 from labox_prefect.cli.export import ExportError, FileNameError, export
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
@@ -40,7 +40,7 @@ from labox_prefect.persistence import open_session, registry_for
 from labox_prefect.preview import cut
 from labox_prefect.results import ResultRef, find_results, get_result
 from labox_prefect.runtime import get_runtime
-from labox_prefect.target import Target
+from labox_prefect.target import Target, is_embedded_default
 
 MORE_MATCH = "More results match: raise --limit (0: all) or filter (--tag, --flow, --since)."
 """The line after a list that ``--limit`` cut (a note on stderr with ``--json``)."""
@@ -66,6 +66,7 @@ def list_results(
     moment = parse_since(since) if since is not None else None
     with reported_errors():
         target = selected_target()
+        nothing_saved = _nothing_saved_note(target)
         wanted = [tags]
         if deployment is not None:
             wanted = [{**tags, **extra} for extra in deployment_filters(deployment)]
@@ -96,6 +97,23 @@ def list_results(
         lines = result_lines(refs, sizes, console.width, wide=wide, more=more)
         for line in [*lines, MORE_MATCH] if more else lines:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if nothing_saved is not None:
+        print_error(f"[bold]Note:[/] {escape(nothing_saved)}")
+
+
+def _nothing_saved_note(target: Target) -> str | None:
+    """For the embedded default before its first save, a note saying where results would be:
+    a mistyped LABOX_HOME would otherwise look like a store with nothing matching."""
+    if not is_embedded_default(target):
+        return None
+    database = make_url(target.database_url).database
+    if database is None or Path(database).is_file():
+        return None
+    return (
+        f"Nothing is saved under LABOX_HOME yet (no database at {database}). Results saved "
+        f"elsewhere are read with LABOX_HOME or LABOX_DATABASE_URL set as the flows had them, "
+        f"or --block NAME."
+    )
 
 
 def deployment_filters(text: str) -> list[dict[str, str]]:

@@ -39,7 +39,7 @@ Grace = Annotated[
         metavar="DURATION",
         callback=checked(parse_duration),
         help="Keep blobs and temporary files younger than this (30m, 1h, 2d): a save may be "
-        "using them. Default 1h; 0s only when nothing else is saving.",
+        "using them. 0s only when nothing else is saving.",
     ),
 ]
 """``--grace DURATION``: what a deleting command keeps of the storage, by age."""

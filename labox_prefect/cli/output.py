@@ -106,15 +106,21 @@ def selected_target() -> Target:
 
     A missing block (or ``--block`` without a Prefect server to read it from: the ephemeral
     one is never started), a LABOX_* variable with a value its setting does not take, a
-    database URL without its async driver, or (but for ``db upgrade``) a SQLite database
-    file that does not exist, is a usage error (one line, exit code 2).
+    database URL without its async driver, a storage URL of an unknown scheme, or (but for
+    ``db upgrade``) a SQLite database file that does not exist, is a usage error (one line,
+    exit code 2).
     """
     if _invocation.target is None:
         from sqlalchemy.exc import ArgumentError
 
         from labox_prefect.errors import InvalidSettingError, ResultTargetError
         from labox_prefect.settings import current_settings
-        from labox_prefect.target import api_configured, database_url_problem, resolve_target
+        from labox_prefect.target import (
+            api_configured,
+            database_url_problem,
+            resolve_target,
+            storage_url_problem,
+        )
 
         try:
             settings = current_settings()
@@ -130,7 +136,9 @@ def selected_target() -> Target:
         _invocation.read_blocks = api_configured()
         try:
             target = resolve_target(name)
-            problem = database_url_problem(target.database_url)
+            problem = database_url_problem(target.database_url) or storage_url_problem(
+                target.storage_url
+            )
         except ResultTargetError as error:
             raise typer.BadParameter(str(error), param_hint="--block") from None
         except ArgumentError:  # the URL cannot even be parsed

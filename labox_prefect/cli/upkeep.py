@@ -217,7 +217,11 @@ def _print_verify(report: VerifyReport) -> None:
         console.print(f"[red]No record with id {manifest_id}.[/]")
     checked = len(report.checks)
     if report.ok:
-        console.print(f"[green]All {checked} contents verified.[/]")
+        console.print(
+            "[green]Verified 1 content: intact.[/]"
+            if checked == 1
+            else f"[green]Verified {checked} contents: all intact.[/]"
+        )
     else:
         missing = len(report.missing_manifests)
         console.print(

@@ -16,7 +16,13 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from labox_prefect import LaboxResultStorage, ResultTargetError, find_results, labox_task
+from labox_prefect import (
+    InvalidSettingError,
+    LaboxResultStorage,
+    ResultTargetError,
+    find_results,
+    labox_task,
+)
 from labox_prefect import target as target_module
 from labox_prefect.cli import app
 from labox_prefect.core.builtin import FileStorage, MemoryStorage, S3Storage
@@ -37,8 +43,11 @@ def test_storage_urls(tmp_path: Path) -> None:
     s3 = storage("s3://my-bucket/some/prefix")
     assert isinstance(s3, S3Storage)
     assert (s3.bucket, s3.prefix) == ("my-bucket", "some/prefix")
-    with pytest.raises(ValueError, match="unknown scheme 'gs'"):
+    with pytest.raises(InvalidSettingError, match="scheme 'gs' is not one Labox stores to"):
         storage("gs://bucket")
+    with pytest.raises(InvalidSettingError, match="s3://bucket/prefix") as refused:
+        storage("ftp://ana:s3cr3t@host/folder")
+    assert "s3cr3t" not in str(refused.value)  # the URL may hold a password: not repeated
 
 
 def test_targets_hide_secrets() -> None:

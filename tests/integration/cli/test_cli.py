@@ -324,6 +324,25 @@ def test_db_upgrade_creates_a_new_embedded_database(backend: Backend, tmp_path: 
 
 
 @sqlite_only
+def test_ls_before_the_first_save_says_where_results_would_be(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """A mistyped LABOX_HOME must not look like a store where nothing matches."""
+    database = tmp_path / "labox" / "labox.db"
+
+    empty = run("results", "ls")
+
+    assert empty.exit_code == 0, empty.output
+    assert "0 results" in empty.stdout
+    assert f"no database at {database}" in " ".join(empty.stderr.split())
+    assert not database.exists()  # a read creates nothing
+    save({"n": 1}, prefect_tags())
+    listed = run("results", "ls")
+    assert "1 result " in listed.stdout
+    assert "Note" not in listed.stderr
+
+
+@sqlite_only
 def test_verify_finds_corrupted_and_missing_blobs(backend: Backend) -> None:
     good = save(pd.DataFrame({"a": [1.0, 2.0]}), prefect_tags())
     corrupted = save(pd.DataFrame({"a": [3.0, 4.0]}), prefect_tags())
@@ -331,7 +350,7 @@ def test_verify_finds_corrupted_and_missing_blobs(backend: Backend) -> None:
 
     ok = run("verify", str(good.id))
     assert ok.exit_code == 0, ok.output
-    assert "All 1 contents verified" in ok.stdout
+    assert "Verified 1 content: intact." in ok.stdout
 
     blob_path(backend, corrupted).write_bytes(b"not parquet any more")
     blob_path(backend, missing).unlink()

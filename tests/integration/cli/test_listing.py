@@ -161,7 +161,7 @@ def test_verify_and_show_take_the_prefix_ls_prints(backend: Backend) -> None:
     shown = run("results", "show", saved.id.hex[:8], "--no-preview")
 
     assert verified.exit_code == 0, verified.output
-    assert "All 1 contents verified" in verified.stdout
+    assert "Verified 1 content: intact." in verified.stdout
     assert shown.exit_code == 0, shown.output
 
 

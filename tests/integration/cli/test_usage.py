@@ -61,6 +61,18 @@ def test_a_database_url_without_its_async_driver_names_the_fix(
 
 
 @sqlite_only
+def test_a_storage_url_of_an_unknown_scheme_is_a_usage_error(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABOX_STORAGE_URL", "ftp://ana:s3cr3t@host/results")
+
+    for command in (["results", "ls"], ["verify"], ["gc", "--dry-run"]):
+        result = run(*command)
+        assert_one_line_usage_error(result, "'ftp'", "LABOX_STORAGE_URL", "s3://bucket/prefix")
+        assert "s3cr3t" not in result.output
+
+
+@sqlite_only
 def test_a_missing_registry_module_names_the_fix(
     backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
