@@ -16,7 +16,7 @@ from typing import Any
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import func, make_url, select
+from sqlalchemy import func, select
 
 from labox_prefect.cli.export import ExportError, FileNameError, export
 from labox_prefect.cli.ids import SHORT_ID, resolve_id
@@ -24,6 +24,7 @@ from labox_prefect.cli.output import (
     class_missing_fix,
     console,
     human_size,
+    missing_database_file,
     parse_deployment,
     parse_since,
     parse_tags,
@@ -104,10 +105,8 @@ def list_results(
 def _nothing_saved_note(target: Target) -> str | None:
     """For the embedded default before its first save, a note saying where results would be:
     a mistyped LABOX_HOME would otherwise look like a store with nothing matching."""
-    if not is_embedded_default(target):
-        return None
-    database = make_url(target.database_url).database
-    if database is None or Path(database).is_file():
+    database = missing_database_file(target)
+    if database is None or not is_embedded_default(target):
         return None
     return (
         f"Nothing is saved under LABOX_HOME yet (no database at {database}). Results saved "

@@ -154,27 +154,32 @@ def selected_target() -> Target:
 
 def _require_database_file(target: Target) -> None:
     """Refuse a SQLite database file that does not exist (but the embedded default's, before
-    the first save: ``results ls`` lists nothing, the others say so).
+    the first save: ``results ls`` lists nothing and says where it looked, the others say so).
 
     Only ``db upgrade`` creates a database: every other command reads or deletes, and run
     on a mistyped path it would otherwise create folders and an empty database.
     """
-    from sqlalchemy import make_url
-
     from labox_prefect.target import is_embedded_default
 
-    if is_embedded_default(target):
-        return
-    parsed = make_url(target.database_url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    path = Path(parsed.database).expanduser()
-    if not path.is_file():
+    path = missing_database_file(target)
+    if path is not None and not is_embedded_default(target):
         usage_error(
             f"No Labox database at {path}: nothing was saved there yet, or "
             f"LABOX_DATABASE_URL / LABOX_HOME is mistyped. Read-only commands create nothing; "
             f"`labox-prefect db upgrade` creates an empty database."
         )
+
+
+def missing_database_file(target: Target) -> Path | None:
+    """The SQLite file ``target``'s database is, when that file does not exist; None for
+    an existing file, an in-memory database or another database."""
+    from sqlalchemy import make_url
+
+    parsed = make_url(target.database_url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database).expanduser()
+    return None if path.is_file() else path
 
 
 def missing_module_problem(modules: Iterable[str]) -> str | None:
@@ -430,6 +435,7 @@ __all__ = [
     "fail",
     "human_size",
     "masked",
+    "missing_database_file",
     "missing_module_problem",
     "parse_deployment",
     "parse_duration",
