@@ -168,8 +168,7 @@ def test_a_queued_result_holds_its_runs_scope_not_the_task_runs_whole_context(
     run and the task run (events.RunScope), not the task run's context, which reaches its
     engine, parameters and result store: held that long, they would all outlive Python's
     young collections and move to its oldest generation, whose collections are the costly
-    ones (a copy of the context moved 21,500 objects to it per flow of 200 small results,
-    this scope 18,000, Prefect's default persistence 13,800)."""
+    ones."""
     publisher = publication.ArtifactPublisher(linger=10 * _PATIENCE)
     monkeypatch.setattr(publication, "publisher", publisher)
 
